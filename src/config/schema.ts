@@ -1,0 +1,314 @@
+/**
+ * The configuration schema: every option has a doc string, a default, an environment
+ * variable and a command-line flag. Secrets are marked `sensitive` so `config --print`
+ * masks them. The README's configuration table is generated from this schema.
+ */
+import convict from 'convict';
+
+const port = (v: unknown): void => {
+  if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > 65535) {
+    throw new Error('must be a port number from 0 to 65535 (0 picks a free port, -1 is not allowed)');
+  }
+};
+const optionalPort = (v: unknown): void => {
+  if (v === -1) return;
+  port(v);
+};
+const positiveInt = (v: unknown): void => {
+  if (!Number.isInteger(v) || (v as number) <= 0) throw new Error('must be a positive whole number');
+};
+const northUrl = (v: unknown): void => {
+  if (v === '') return;
+  if (typeof v !== 'string' || !/^(mqtt|mqtts|ws|wss|tcp|ssl):\/\/[^\s]+$/.test(v)) {
+    throw new Error('must be empty (embedded broker) or a URL mqtt://, mqtts://, ws:// or wss://');
+  }
+};
+
+export const schema = {
+  north: {
+    url: {
+      doc: 'North broker URL (mqtt://, mqtts://, ws://, wss://). Empty: an embedded broker on loopback.',
+      format: northUrl,
+      default: '',
+      env: 'MQTT_PROXY_NORTH_URL',
+      arg: 'north-url',
+    },
+    ca: {
+      doc: 'PEM file of the CA that signs the north broker certificate (mqtts/wss).',
+      format: String,
+      default: '',
+      env: 'MQTT_PROXY_NORTH_CA',
+      arg: 'north-ca',
+    },
+    cert: {
+      doc: 'PEM client certificate presented to the north broker.',
+      format: String,
+      default: '',
+      env: 'MQTT_PROXY_NORTH_CERT',
+      arg: 'north-cert',
+    },
+    key: {
+      doc: 'PEM private key of the north client certificate.',
+      format: String,
+      default: '',
+      env: 'MQTT_PROXY_NORTH_KEY',
+      arg: 'north-key',
+      sensitive: true,
+    },
+    servername: {
+      doc: 'TLS server name (SNI) sent to the north broker; defaults to the URL host.',
+      format: String,
+      default: '',
+      env: 'MQTT_PROXY_NORTH_SERVERNAME',
+      arg: 'north-servername',
+    },
+    rejectUnauthorized: {
+      doc: 'Verify the north broker certificate.',
+      format: Boolean,
+      default: true,
+      env: 'MQTT_PROXY_NORTH_REJECT_UNAUTHORIZED',
+      arg: 'north-reject-unauthorized',
+    },
+    connectTimeoutMs: {
+      doc: 'How long to wait for the north broker to answer CONNECT before refusing the client.',
+      format: positiveInt,
+      default: 10000,
+      env: 'MQTT_PROXY_NORTH_CONNECT_TIMEOUT_MS',
+      arg: 'north-connect-timeout-ms',
+    },
+  },
+  listen: {
+    host: {
+      doc: 'Address the south listeners bind to.',
+      format: String,
+      default: '0.0.0.0',
+      env: 'MQTT_PROXY_HOST',
+      arg: 'host',
+    },
+    tcpPort: {
+      doc: 'Plain MQTT (TCP) port; -1 disables it.',
+      format: optionalPort,
+      default: 1883,
+      env: 'MQTT_PROXY_TCP_PORT',
+      arg: 'tcp-port',
+    },
+    wsPort: {
+      doc: 'MQTT over WebSocket port (path wsPath); -1 disables it.',
+      format: optionalPort,
+      default: 8080,
+      env: 'MQTT_PROXY_WS_PORT',
+      arg: 'ws-port',
+    },
+    wsPath: {
+      doc: 'HTTP path of the MQTT over WebSocket endpoint.',
+      format: String,
+      default: '/mqtt',
+      env: 'MQTT_PROXY_WS_PATH',
+      arg: 'ws-path',
+    },
+    tlsPort: {
+      doc: 'MQTT over TLS port, opened when tlsCert and tlsKey are set; -1 disables it.',
+      format: optionalPort,
+      default: 8883,
+      env: 'MQTT_PROXY_TLS_PORT',
+      arg: 'tls-port',
+    },
+    wssPort: {
+      doc: 'MQTT over secure WebSocket port, opened when tlsCert and tlsKey are set; -1 disables it.',
+      format: optionalPort,
+      default: 8443,
+      env: 'MQTT_PROXY_WSS_PORT',
+      arg: 'wss-port',
+    },
+    tlsCert: {
+      doc: 'PEM server certificate for the TLS and WSS listeners.',
+      format: String,
+      default: '',
+      env: 'MQTT_PROXY_TLS_CERT',
+      arg: 'tls-cert',
+    },
+    tlsKey: {
+      doc: 'PEM private key for the TLS and WSS listeners.',
+      format: String,
+      default: '',
+      env: 'MQTT_PROXY_TLS_KEY',
+      arg: 'tls-key',
+      sensitive: true,
+    },
+    tlsCa: {
+      doc: 'PEM CA used to verify client certificates; when set, clients may authenticate by certificate.',
+      format: String,
+      default: '',
+      env: 'MQTT_PROXY_TLS_CA',
+      arg: 'tls-ca',
+    },
+  },
+  limits: {
+    maxPacketBytes: {
+      doc: 'Largest MQTT packet accepted from either side (remaining length), in bytes.',
+      format: positiveInt,
+      default: 1048576 + 65536,
+      env: 'MQTT_PROXY_MAX_PACKET_BYTES',
+      arg: 'max-packet-bytes',
+    },
+    connectTimeoutMs: {
+      doc: 'A connection that sends no CONNECT within this time is closed.',
+      format: positiveInt,
+      default: 10000,
+      env: 'MQTT_PROXY_CONNECT_TIMEOUT_MS',
+      arg: 'connect-timeout-ms',
+    },
+    maxBufferedBytes: {
+      doc: 'Bytes queued toward a slow peer before the proxy stops reading from the other side.',
+      format: positiveInt,
+      default: 1048576,
+      env: 'MQTT_PROXY_MAX_BUFFERED_BYTES',
+      arg: 'max-buffered-bytes',
+    },
+  },
+  mapping: {
+    dir: {
+      doc: 'Folder holding dialects/ and routes/ mapping files.',
+      format: String,
+      default: 'mappings',
+      env: 'MQTT_PROXY_MAPPINGS_DIR',
+      arg: 'mappings',
+    },
+    route: {
+      doc: 'Route to run (a file name in mappings/routes without .yaml); "passthrough" translates nothing.',
+      format: String,
+      default: 'passthrough',
+      env: 'MQTT_PROXY_ROUTE',
+      arg: 'route',
+    },
+    credentials: {
+      doc: 'Credentials file (YAML or CSV) mapping south identities to north identities; overrides the route.',
+      format: String,
+      default: '',
+      env: 'MQTT_PROXY_CREDENTIALS',
+      arg: 'credentials',
+    },
+  },
+  store: {
+    kind: {
+      doc: 'Provisioning and credentials store: "file" or "redis".',
+      format: ['file', 'redis'],
+      default: 'file',
+      env: 'MQTT_PROXY_STORE',
+      arg: 'store',
+    },
+    file: {
+      doc: 'File of the file store.',
+      format: String,
+      default: 'data/store.json',
+      env: 'MQTT_PROXY_STORE_FILE',
+      arg: 'store-file',
+    },
+    redisUrl: {
+      doc: 'Redis URL of the redis store (redis://host:port/db).',
+      format: String,
+      default: 'redis://127.0.0.1:6379/0',
+      env: 'MQTT_PROXY_REDIS_URL',
+      arg: 'redis-url',
+      sensitive: true,
+    },
+  },
+  metrics: {
+    port: {
+      doc: 'Port of the HTTP server for /metrics, /healthz and /readyz; -1 disables it.',
+      format: optionalPort,
+      default: 9464,
+      env: 'MQTT_PROXY_METRICS_PORT',
+      arg: 'metrics-port',
+    },
+    host: {
+      doc: 'Address the metrics server binds to.',
+      format: String,
+      default: '0.0.0.0',
+      env: 'MQTT_PROXY_METRICS_HOST',
+      arg: 'metrics-host',
+    },
+  },
+  log: {
+    level: {
+      doc: 'Log level.',
+      format: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+      default: 'info',
+      env: 'MQTT_PROXY_LOG_LEVEL',
+      arg: 'log-level',
+    },
+    format: {
+      doc: 'Log format: "json", "pretty", or "auto" (pretty on a terminal).',
+      format: ['auto', 'json', 'pretty'],
+      default: 'auto',
+      env: 'MQTT_PROXY_LOG_FORMAT',
+      arg: 'log-format',
+    },
+  },
+  shutdown: {
+    graceMs: {
+      doc: 'On SIGTERM, how long in-flight QoS 1/2 messages may take to finish before the process exits.',
+      format: positiveInt,
+      default: 10000,
+      env: 'MQTT_PROXY_SHUTDOWN_GRACE_MS',
+      arg: 'shutdown-grace-ms',
+    },
+  },
+  embedded: {
+    port: {
+      doc: 'Loopback port of the embedded broker used when north.url is empty (0: a free port).',
+      format: port,
+      default: 0,
+      env: 'MQTT_PROXY_EMBEDDED_PORT',
+      arg: 'embedded-port',
+    },
+  },
+};
+
+export type ConfigSchema = typeof schema;
+
+export interface ProxyConfig {
+  north: {
+    url: string;
+    ca: string;
+    cert: string;
+    key: string;
+    servername: string;
+    rejectUnauthorized: boolean;
+    connectTimeoutMs: number;
+  };
+  listen: {
+    host: string;
+    tcpPort: number;
+    wsPort: number;
+    wsPath: string;
+    tlsPort: number;
+    wssPort: number;
+    tlsCert: string;
+    tlsKey: string;
+    tlsCa: string;
+  };
+  limits: { maxPacketBytes: number; connectTimeoutMs: number; maxBufferedBytes: number };
+  mapping: { dir: string; route: string; credentials: string };
+  store: { kind: 'file' | 'redis'; file: string; redisUrl: string };
+  metrics: { port: number; host: string };
+  log: { level: string; format: 'auto' | 'json' | 'pretty' };
+  shutdown: { graceMs: number };
+  embedded: { port: number };
+}
+
+export function createConfig(): convict.Config<ProxyConfig> {
+  // biome-ignore lint/suspicious/noExplicitAny: convict's schema typing cannot express custom format functions
+  return convict<ProxyConfig>(schema as any);
+}
+
+/** Defaults merged with overrides: for tests and embedding. */
+export function configWith(overrides: DeepPartial<ProxyConfig> = {}): ProxyConfig {
+  const c = createConfig();
+  // biome-ignore lint/suspicious/noExplicitAny: convict.load takes a partial tree
+  c.load(overrides as any);
+  c.validate({ allowed: 'strict' });
+  return c.getProperties();
+}
+
+export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
