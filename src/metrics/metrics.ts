@@ -1,0 +1,140 @@
+/**
+ * Every metric the proxy exports, in one registry with one prefix. Counters end in
+ * `_total`, durations in `_seconds`, sizes in `_bytes`. Labels are bounded: listener,
+ * dialect, route, rule, direction, packet type, reason. Never a device id, client id,
+ * topic or secret.
+ */
+import { readFileSync } from 'node:fs';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+export const PREFIX = 'mqtt_proxy_';
+
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: PREFIX });
+  const r = [registry];
+  const version = readVersion();
+  const buildInfo = new Gauge({
+    name: `${PREFIX}build_info`,
+    help: 'Build information; always 1.',
+    labelNames: ['version', 'node'] as const,
+    registers: r,
+  });
+  buildInfo.labels(version, process.version).set(1);
+  return {
+    registry,
+    buildInfo,
+    connectionsOpen: new Gauge({
+      name: `${PREFIX}connections_open`,
+      help: 'South connections open now.',
+      labelNames: ['listener', 'dialect'] as const,
+      registers: r,
+    }),
+    connectionsTotal: new Counter({
+      name: `${PREFIX}connections_total`,
+      help: 'South connections accepted.',
+      labelNames: ['listener', 'dialect'] as const,
+      registers: r,
+    }),
+    closesTotal: new Counter({
+      name: `${PREFIX}connection_closes_total`,
+      help: 'South connections closed, by reason.',
+      labelNames: ['reason'] as const,
+      registers: r,
+    }),
+    authFailuresTotal: new Counter({
+      name: `${PREFIX}auth_failures_total`,
+      help: 'South CONNECTs refused, by reason.',
+      labelNames: ['reason'] as const,
+      registers: r,
+    }),
+    packetsTotal: new Counter({
+      name: `${PREFIX}packets_total`,
+      help: 'MQTT packets by direction (south_in, south_out, north_in, north_out) and type.',
+      labelNames: ['direction', 'type'] as const,
+      registers: r,
+    }),
+    bytesTotal: new Counter({
+      name: `${PREFIX}bytes_total`,
+      help: 'MQTT bytes by direction and packet type.',
+      labelNames: ['direction', 'type'] as const,
+      registers: r,
+    }),
+    messagesTotal: new Counter({
+      name: `${PREFIX}messages_total`,
+      help: 'PUBLISH messages by route, direction, rule and outcome (translated, dropped, rejected).',
+      labelNames: ['route', 'direction', 'rule', 'outcome', 'reason'] as const,
+      registers: r,
+    }),
+    unmappedTotal: new Counter({
+      name: `${PREFIX}unmapped_topics_total`,
+      help: 'PUBLISH messages whose topic matched no rule (the topic is logged, sampled, never labelled).',
+      labelNames: ['route', 'direction'] as const,
+      registers: r,
+    }),
+    northConnectSeconds: new Histogram({
+      name: `${PREFIX}north_connect_duration_seconds`,
+      help: 'Time from opening a north connection to its CONNACK.',
+      labelNames: ['route'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: r,
+    }),
+    northConnectFailuresTotal: new Counter({
+      name: `${PREFIX}north_connect_failures_total`,
+      help: 'North connections that failed, by reason.',
+      labelNames: ['route', 'reason'] as const,
+      registers: r,
+    }),
+    inflight: new Gauge({
+      name: `${PREFIX}qos1_inflight_messages`,
+      help: 'QoS 1 and 2 messages relayed and not yet acknowledged, by direction (uplink, downlink).',
+      labelNames: ['direction'] as const,
+      registers: r,
+    }),
+    translateSeconds: new Histogram({
+      name: `${PREFIX}translate_duration_seconds`,
+      help: 'Time to translate one PUBLISH (sampled 1 in 16).',
+      labelNames: ['route', 'direction'] as const,
+      buckets: [0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.001, 0.01],
+      registers: r,
+    }),
+    ackSeconds: new Histogram({
+      name: `${PREFIX}qos1_ack_duration_seconds`,
+      help: 'End-to-end QoS 1/2 acknowledgement time: from the PUBLISH received to the acknowledgement relayed.',
+      labelNames: ['route', 'direction'] as const,
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+      registers: r,
+    }),
+    reloadsTotal: new Counter({
+      name: `${PREFIX}config_reloads_total`,
+      help: 'Configuration, mapping and credentials reloads, by kind and result (success, failure).',
+      labelNames: ['kind', 'result'] as const,
+      registers: r,
+    }),
+    jwtSigningsTotal: new Counter({
+      name: `${PREFIX}jwt_signings_total`,
+      help: 'JWTs signed for north CONNECTs, by algorithm and cache result (signed, cached).',
+      labelNames: ['alg', 'result'] as const,
+      registers: r,
+    }),
+    gatewayErrorsTotal: new Counter({
+      name: `${PREFIX}gateway_errors_total`,
+      help: 'Errors reported by a gateway platform, by error type.',
+      labelNames: ['type'] as const,
+      registers: r,
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+function readVersion(): string {
+  for (const p of ['../../package.json', '../package.json']) {
+    try {
+      return (JSON.parse(readFileSync(new URL(p, import.meta.url), 'utf8')) as { version: string }).version;
+    } catch {
+      // try the next layout (source tree or built dist/)
+    }
+  }
+  return 'unknown';
+}
