@@ -1,0 +1,143 @@
+/**
+ * Effective configuration for `config --print`: defaults < `--config FILE` < environment
+ * < flags (convict's order), with every secret masked. Secrets are the schema fields marked
+ * `sensitive: true`, plus the password part of any URL (`mqtt://user:pass@host`).
+ * These helpers do not depend on the process: argv, env and file reading are passed in.
+ */
+import { readFileSync } from 'node:fs';
+import convict from 'convict';
+import { parse as yamlParse, stringify as yamlStringify } from 'yaml';
+import { type ProxyConfig, schema } from './schema.js';
+
+export const MASK = '[redacted]';
+
+/** A schema leaf: what the table generator and the masker read. */
+export interface SchemaLeaf {
+  doc: string;
+  default: unknown;
+  env?: string;
+  arg?: string;
+  sensitive?: boolean;
+  format?: unknown;
+}
+
+/** Every leaf of a convict schema with its dotted path, in declaration order. */
+export function schemaLeaves(node: object = schema, prefix = ''): Array<{ path: string; leaf: SchemaLeaf }> {
+  const out: Array<{ path: string; leaf: SchemaLeaf }> = [];
+  for (const [k, v] of Object.entries(node)) {
+    const path = prefix ? `${prefix}.${k}` : k;
+    if (v !== null && typeof v === 'object' && 'doc' in v && 'default' in v) {
+      out.push({ path, leaf: v as SchemaLeaf });
+    } else if (v !== null && typeof v === 'object') {
+      out.push(...schemaLeaves(v, path));
+    }
+  }
+  return out;
+}
+
+/** Dotted paths of the fields marked `sensitive: true`. */
+export function sensitivePaths(node: object = schema): string[] {
+  return schemaLeaves(node)
+    .filter((e) => e.leaf.sensitive === true)
+    .map((e) => e.path);
+}
+
+/** Replace every `scheme://user:password@` in a text by `scheme://user:[redacted]@`. */
+export function maskUrlPassword(text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)([^/@:\s"']*):([^/@\s"']*)@/gi, (_m, scheme, user) => {
+    return `${scheme}${user}:${MASK}@`;
+  });
+}
+
+/**
+ * A deep copy of `config` with sensitive fields masked: a non-empty secret becomes
+ * `[redacted]`, an empty one stays empty (so an operator sees it is unset).
+ */
+export function maskConfig<T extends object>(config: T, node: object = schema): T {
+  const copy = structuredClone(config) as Record<string, unknown>;
+  for (const path of sensitivePaths(node)) {
+    const parts = path.split('.');
+    const last = parts.pop() as string;
+    let parent: Record<string, unknown> | undefined = copy;
+    for (const p of parts) {
+      const next: unknown = parent?.[p];
+      parent = next !== null && typeof next === 'object' ? (next as Record<string, unknown>) : undefined;
+    }
+    if (parent && last in parent) {
+      const v = parent[last];
+      parent[last] = v === '' || v === undefined || v === null ? v : MASK;
+    }
+  }
+  maskUrls(copy);
+  return copy as T;
+}
+
+function maskUrls(obj: Record<string, unknown>): void {
+  for (const [k, v] of Object.entries(obj)) {
+    if (typeof v === 'string') obj[k] = maskUrlPassword(v);
+    else if (v !== null && typeof v === 'object') maskUrls(v as Record<string, unknown>);
+  }
+}
+
+export interface ResolveOptions {
+  /** Command-line flags (schema `arg` names, e.g. `--tcp-port 1884`). */
+  args?: string[];
+  env?: Record<string, string | undefined>;
+  /** A YAML or JSON configuration file shaped like the schema. */
+  file?: string;
+}
+
+/** Thrown for a configuration that cannot be read or does not validate; the message is secret-free. */
+export class ConfigError extends Error {
+  readonly code = 'MDP_ERR_CONFIG';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** The effective configuration: defaults < file < env < flags, validated strictly. */
+export function resolveConfig(opts: ResolveOptions = {}): ProxyConfig {
+  const env = opts.env ?? {};
+  // biome-ignore lint/suspicious/noExplicitAny: convict's schema typing cannot express custom format functions
+  const c = convict<ProxyConfig>(schema as any, { args: opts.args ?? [], env: env as NodeJS.ProcessEnv });
+  if (opts.file) {
+    let text: string;
+    try {
+      text = readFileSync(opts.file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(
+        `cannot read configuration file ${opts.file}: ${(err as NodeJS.ErrnoException).code}`,
+      );
+    }
+    let parsed: unknown;
+    try {
+      parsed = yamlParse(text);
+    } catch (err) {
+      throw new ConfigError(
+        `configuration file ${opts.file} is not valid YAML/JSON: ${(err as Error).message}`,
+      );
+    }
+    if (parsed !== null && parsed !== undefined && (typeof parsed !== 'object' || Array.isArray(parsed))) {
+      throw new ConfigError(
+        `configuration file ${opts.file} must hold a mapping of sections (north, listen, ...)`,
+      );
+    }
+    // load() overlays the file, then applies env and flags again: flags and env still win.
+    // biome-ignore lint/suspicious/noExplicitAny: convict.load takes a partial tree
+    c.load((parsed ?? {}) as any);
+  }
+  try {
+    c.validate({ allowed: 'strict' });
+  } catch (err) {
+    // convict leaves sensitive values out of its messages; URLs may still carry a password.
+    throw new ConfigError(`invalid configuration:\n${maskUrlPassword((err as Error).message)}`);
+  }
+  return c.getProperties();
+}
+
+/** The masked configuration as YAML (default) or JSON. */
+export function formatConfig(config: ProxyConfig, format: 'yaml' | 'json' = 'yaml'): string {
+  const masked = maskConfig(config);
+  return format === 'json' ? `${JSON.stringify(masked, null, 2)}\n` : yamlStringify(masked);
+}

@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { parse as yamlParse } from 'yaml';
+import { main } from '../../src/cli/config.js';
+import { MASK, maskConfig, maskUrlPassword, resolveConfig, sensitivePaths } from '../../src/config/print.js';
+import { configWith, type ProxyConfig } from '../../src/config/schema.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'mdp-config-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function run(argv: string[], env: Record<string, string | undefined> = {}) {
+  let out = '';
+  let err = '';
+  return main(argv, { stdout: (t) => (out += t), stderr: (t) => (err += t), env }).then((code) => ({
+    code,
+    out,
+    err,
+  }));
+}
+
+test('every field marked sensitive in the schema is known to the masker', () => {
+  assert.deepEqual(sensitivePaths().sort(), ['listen.tlsKey', 'north.key', 'store.redisUrl']);
+});
+
+test('precedence: defaults < --config file < environment < flags', async () => {
+  const file = join(dir, 'precedence.yaml');
+  writeFileSync(
+    file,
+    'listen:\n  tcpPort: 1001\n  wsPort: 1002\n  wsPath: /from-file\nmetrics:\n  port: 1003\n',
+  );
+  const env = { MQTT_PROXY_WS_PORT: '2002', MQTT_PROXY_METRICS_PORT: '2003' };
+  const r = await run(['config', '--print', '--config', file, '--metrics-port', '3003'], env);
+  assert.equal(r.code, 0, r.err);
+  const printed = yamlParse(r.out) as ProxyConfig;
+  assert.equal(printed.listen.tcpPort, 1001, 'file beats default');
+  assert.equal(printed.listen.wsPath, '/from-file');
+  assert.equal(printed.listen.wsPort, 2002, 'env beats file');
+  assert.equal(printed.metrics.port, 3003, 'flag beats env and file');
+  assert.equal(printed.listen.tlsPort, 8883, 'default where nothing is set');
+});
+
+test('secrets are masked in the printed configuration, in YAML and JSON', async () => {
+  const file = join(dir, 'secrets.json');
+  writeFileSync(file, JSON.stringify({ listen: { tlsKey: '/run/secrets/tls-key-s3cr3t.pem' } }));
+  const env = {
+    MQTT_PROXY_REDIS_URL: 'redis://:redisPassw0rd@127.0.0.1:6379/0',
+    MQTT_PROXY_NORTH_URL: 'mqtts://device-1:northPassw0rd@broker.example:8883',
+  };
+  for (const format of ['yaml', 'json']) {
+    const r = await run(
+      ['--print', `--format=${format}`, '--config', file, '--north-key', 'k3y-file-s3cr3t'],
+      env,
+    );
+    assert.equal(r.code, 0, r.err);
+    for (const secret of ['redisPassw0rd', 'northPassw0rd', 'k3y-file-s3cr3t', 'tls-key-s3cr3t']) {
+      assert.ok(!r.out.includes(secret), `${secret} leaked in ${format}`);
+    }
+    const printed = (format === 'json' ? JSON.parse(r.out) : yamlParse(r.out)) as ProxyConfig;
+    assert.equal(printed.north.key, MASK);
+    assert.equal(printed.listen.tlsKey, MASK);
+    assert.equal(printed.store.redisUrl, MASK);
+    assert.equal(printed.north.url, `mqtts://device-1:${MASK}@broker.example:8883`);
+    assert.equal(printed.north.cert, '', 'an unset non-secret stays visible');
+  }
+});
+
+test('maskConfig leaves unset secrets empty and masks URL passwords anywhere', () => {
+  const c = configWith({ north: { url: 'mqtt://u:p%40ss@h:1883' } });
+  const m = maskConfig(c);
+  assert.equal(m.north.key, '');
+  assert.equal(m.north.url, `mqtt://u:${MASK}@h:1883`);
+  assert.equal(c.north.url, 'mqtt://u:p%40ss@h:1883', 'the input is not modified');
+  assert.equal(maskUrlPassword('value was "wss://a:b@c/mqtt"'), `value was "wss://a:${MASK}@c/mqtt"`);
+  assert.equal(maskUrlPassword('mqtt://host-only:1883'), 'mqtt://host-only:1883');
+});
+
+test('an invalid value is explained on stderr with exit code 2, and no secret is echoed', async () => {
+  const r = await run(['--print', '--tcp-port', '70000', '--north-url', 'mqtt://dev:leakyPassw0rd@h:1883']);
+  assert.equal(r.code, 2);
+  assert.equal(r.out, '');
+  assert.match(r.err, /listen\.tcpPort: must be a port number/);
+  assert.ok(!r.err.includes('leakyPassw0rd'));
+  const bad = await run(['--print', '--redis-url', 'redis://:p@h', '--store', 'sqlite']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /store\.kind/);
+});
+
+test('unknown keys, unreadable and malformed files are clear errors', async () => {
+  const unknown = join(dir, 'unknown.yaml');
+  writeFileSync(unknown, 'listen:\n  tcpPortt: 1\n');
+  const r1 = await run(['--print', '--config', unknown]);
+  assert.equal(r1.code, 2);
+  assert.match(r1.err, /tcpPortt/);
+
+  const r2 = await run(['--print', '--config', join(dir, 'missing.yaml')]);
+  assert.equal(r2.code, 2);
+  assert.match(r2.err, /cannot read configuration file .*missing\.yaml: ENOENT/);
+
+  const broken = join(dir, 'broken.yaml');
+  writeFileSync(broken, 'listen: [1, 2\n');
+  const r3 = await run(['--print', '--config', broken]);
+  assert.equal(r3.code, 2);
+  assert.match(r3.err, /not valid YAML/);
+
+  const scalar = join(dir, 'scalar.yaml');
+  writeFileSync(scalar, '42\n');
+  const r4 = await run(['--print', '--config', scalar]);
+  assert.equal(r4.code, 2);
+  assert.match(r4.err, /must hold a mapping/);
+});
+
+test('usage errors: no --print, bad --format, --config without a file; --help exits 0', async () => {
+  assert.equal((await run([])).code, 2);
+  assert.equal((await run(['--print', '--format', 'toml'])).code, 2);
+  assert.equal((await run(['--print', '--config'])).code, 2);
+  const help = await run(['--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.out, /config --print/);
+});
+
+test('resolveConfig equals configWith for the same overrides', () => {
+  const viaFlags = resolveConfig({ args: ['--tcp-port', '1884', '--route', 'akenza'], env: {} });
+  assert.deepEqual(viaFlags, configWith({ listen: { tcpPort: 1884 }, mapping: { route: 'akenza' } }));
+});
