@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+# mqtt-dialect-proxy: multi-stage build. Configure the container with MQTT_PROXY_* environment
+# variables alone (see README "Configuration"); mount mappings over /app/mappings to change them.
+
+# ---- build: compile TypeScript with the dev dependencies -------------------------------------
+FROM node:20-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+# ---- runtime: production dependencies, compiled output and mappings only ---------------------
+FROM node:20-slim AS runtime
+ENV NODE_ENV=production \
+    MQTT_PROXY_LOG_FORMAT=json \
+    MQTT_PROXY_MAPPINGS_DIR=/app/mappings \
+    MQTT_PROXY_STORE_FILE=/app/data/store.json \
+    MQTT_PROXY_METRICS_PORT=9464
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+    && npm cache clean --force \
+    && mkdir -p /app/data \
+    && chown node:node /app/data
+COPY --from=build /app/dist ./dist
+COPY mappings ./mappings
+# The image's unprivileged "node" user (uid 1000); nothing under /app but data/ is writable.
+USER node
+# MQTT (TCP), MQTT over WebSocket, MQTT over TLS, MQTT over secure WebSocket, metrics/health.
+EXPOSE 1883 8080 8883 8443 9464
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.MQTT_PROXY_METRICS_PORT||9464)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# SIGTERM: stop accepting, tell clients, finish in-flight QoS 1 within MQTT_PROXY_SHUTDOWN_GRACE_MS.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["node", "dist/cli/main.js"]
