@@ -49,7 +49,7 @@ export class FileStore implements CredentialStore {
   async create(namespace: string, id: string, record: StoreRecord): Promise<boolean> {
     checkRecord(record);
     return this.mutate((data) => {
-      const ns = (data[namespace] ??= {});
+      const ns = nsOf(data, namespace);
       if (Object.hasOwn(ns, id)) return false;
       ns[id] = { ...record };
       return true;
@@ -59,7 +59,7 @@ export class FileStore implements CredentialStore {
   async put(namespace: string, id: string, record: StoreRecord): Promise<void> {
     checkRecord(record);
     await this.mutate((data) => {
-      (data[namespace] ??= {})[id] = { ...record };
+      nsOf(data, namespace)[id] = { ...record };
       return true;
     });
   }
@@ -168,6 +168,15 @@ function parse(text: string, path: string): Data {
     throw new Error(`store file ${path}: "namespaces" must be an object`);
   }
   return namespaces;
+}
+
+function nsOf(data: Data, namespace: string): Record<string, StoreRecord> {
+  let ns = data[namespace];
+  if (!ns) {
+    ns = {};
+    data[namespace] = ns;
+  }
+  return ns;
 }
 
 function checkRecord(record: StoreRecord): void {
