@@ -42,13 +42,13 @@ export class FileStore implements CredentialStore {
   async get(namespace: string, id: string): Promise<StoreRecord | undefined> {
     this.checkOpen();
     await this.refresh();
-    const rec = this.data[namespace]?.[id];
+    const rec = own(own(this.data, namespace), id);
     return rec ? { ...rec } : undefined;
   }
 
   async create(namespace: string, id: string, record: StoreRecord): Promise<boolean> {
     checkRecord(record);
-    return this.mutate((data) => {
+    return this.mutate(namespace, id, (data) => {
       const ns = nsOf(data, namespace);
       if (Object.hasOwn(ns, id)) return false;
       ns[id] = { ...record };
@@ -58,15 +58,15 @@ export class FileStore implements CredentialStore {
 
   async put(namespace: string, id: string, record: StoreRecord): Promise<void> {
     checkRecord(record);
-    await this.mutate((data) => {
+    await this.mutate(namespace, id, (data) => {
       nsOf(data, namespace)[id] = { ...record };
       return true;
     });
   }
 
   async delete(namespace: string, id: string): Promise<boolean> {
-    return this.mutate((data) => {
-      const ns = data[namespace];
+    return this.mutate(namespace, id, (data) => {
+      const ns = own(data, namespace);
       if (!ns || !Object.hasOwn(ns, id)) return false;
       delete ns[id];
       if (Object.keys(ns).length === 0) delete data[namespace];
@@ -78,7 +78,7 @@ export class FileStore implements CredentialStore {
   async list(namespace: string): Promise<string[]> {
     this.checkOpen();
     await this.refresh();
-    return Object.keys(this.data[namespace] ?? {});
+    return Object.keys(own(this.data, namespace) ?? {});
   }
 
   async close(): Promise<void> {
@@ -91,8 +91,9 @@ export class FileStore implements CredentialStore {
   }
 
   /** Runs `change` on fresh data under the lock; writes the file only when it reports a change. */
-  private mutate(change: (data: Data) => boolean): Promise<boolean> {
+  private mutate(namespace: string, id: string, change: (data: Data) => boolean): Promise<boolean> {
     this.checkOpen();
+    checkKey(namespace, id);
     const run = async (): Promise<boolean> => {
       await mkdir(dirname(this.path), { recursive: true });
       const release = await acquireLock(`${this.path}.lock`, this.lockOpts);
@@ -170,8 +171,17 @@ function parse(text: string, path: string): Data {
   return namespaces;
 }
 
+/** A property only when it is the object's own (ids such as "constructor" are plain ids). */
+function own<T>(obj: Record<string, T> | undefined, key: string): T | undefined {
+  return obj && Object.hasOwn(obj, key) ? obj[key] : undefined;
+}
+
+function checkKey(namespace: string, id: string): void {
+  if (namespace === '__proto__' || id === '__proto__') throw new Error('store ids may not be "__proto__"');
+}
+
 function nsOf(data: Data, namespace: string): Record<string, StoreRecord> {
-  let ns = data[namespace];
+  let ns = own(data, namespace);
   if (!ns) {
     ns = {};
     data[namespace] = ns;

@@ -37,6 +37,16 @@ describe('FileStore', () => {
     await store.close();
   });
 
+  it('treats ids such as "constructor" as plain ids and refuses "__proto__"', async () => {
+    const store = new FileStore({ path: join(tempDir(), 'store.json') });
+    assert.equal(await store.get('ns', 'constructor'), undefined);
+    assert.equal(await store.get('toString', 'x'), undefined);
+    assert.equal(await store.create('ns', 'constructor', { v: '1' }), true);
+    assert.deepEqual(await store.get('ns', 'constructor'), { v: '1' });
+    await assert.rejects(store.put('ns', '__proto__', { v: '1' }), /may not be "__proto__"/);
+    await store.close();
+  });
+
   it('survives a restart: a new instance reads what the old one wrote', async () => {
     const path = join(tempDir(), 'store.json');
     const a = new FileStore({ path });
