@@ -2,22 +2,39 @@
  * The proxy as a library: listeners + sessions + north connections + metrics server.
  * `startProxy` is what the CLI, the tests and the benchmarks call.
  */
-import type { RouteHandler } from './core/contract.js';
 import type { ProxyConfig } from './config/schema.js';
-import type { Logger } from './log/logger.js';
-import type { Metrics } from './metrics/metrics.js';
+import type { RouteHandler } from './core/contract.js';
+import { type EmbeddedBroker, startEmbeddedBroker } from './embedded/broker.js';
+import { type Listeners, startListeners, type UpgradeHook } from './listeners/listeners.js';
+import { type Logger, silentLogger } from './log/logger.js';
+import { createMetrics, type Metrics } from './metrics/metrics.js';
+import { type MetricsServer, startMetricsServer } from './metrics/server.js';
+import { type LoadedRoute, loadRoute } from './routes/index.js';
+import type { SessionContext, SessionLike } from './session/context.js';
+import { PacketMeter } from './session/meter.js';
+import { Session } from './session/session.js';
 import type { CredentialStore } from './store/types.js';
+import { type CompiledTransport, compileTransport } from './upstream/transport.js';
 
 export interface ProxyOptions {
   logger?: Logger;
   /** Use this route instead of loading `config.mapping.route` from the mappings folder. */
   route?: RouteHandler;
   store?: CredentialStore;
+  /** Extra WebSocket upgrade handler (a native WebSocket face). */
+  upgradeHook?: UpgradeHook;
 }
 
 export interface ProxyHandle {
   /** Bound ports (listeners configured with port 0 get a free one). */
-  readonly ports: { tcp?: number; ws?: number; tls?: number; wss?: number; metrics?: number; embedded?: number };
+  readonly ports: {
+    tcp?: number;
+    ws?: number;
+    tls?: number;
+    wss?: number;
+    metrics?: number;
+    embedded?: number;
+  };
   readonly metrics: Metrics;
   /** The north URL in use (the embedded broker's when none is configured). */
   readonly northUrl: string;
@@ -29,4 +46,156 @@ export interface ProxyHandle {
   close(graceMs?: number): Promise<void>;
 }
 
-export declare function startProxy(config: ProxyConfig, opts?: ProxyOptions): Promise<ProxyHandle>;
+const SWEEP_MS = 250;
+
+export async function startProxy(config: ProxyConfig, opts: ProxyOptions = {}): Promise<ProxyHandle> {
+  const log = opts.logger ?? silentLogger;
+  const metrics = createMetrics();
+  const cleanups: Array<() => Promise<void> | void> = [];
+  const cleanup = async () => {
+    for (const c of cleanups.reverse()) await c();
+  };
+  try {
+    let embedded: EmbeddedBroker | undefined;
+    let northUrl = config.north.url;
+    if (!northUrl) {
+      embedded = await startEmbeddedBroker(config.embedded.port);
+      cleanups.push(() => embedded?.close());
+      northUrl = embedded.url;
+      log.info({ url: northUrl }, 'no north URL configured: using the embedded broker (MQTT 3.1.1 only)');
+    }
+    const north = config.north;
+    const tlsOpts = {
+      ca: north.ca,
+      cert: north.cert,
+      key: north.key,
+      servername: north.servername,
+      rejectUnauthorized: north.rejectUnauthorized,
+    };
+    const defaultTransport = compileTransport(northUrl, tlsOpts);
+    const transports = new Map<string, CompiledTransport>();
+    const transport = (url?: string): CompiledTransport => {
+      if (!url) return defaultTransport;
+      let t = transports.get(url);
+      if (!t) {
+        t = compileTransport(url, tlsOpts);
+        transports.set(url, t);
+      }
+      return t;
+    };
+
+    let loaded: LoadedRoute | undefined;
+    if (!opts.route) {
+      loaded = await loadRoute({
+        dir: config.mapping.dir,
+        route: config.mapping.route,
+        credentials: config.mapping.credentials || undefined,
+        store: opts.store,
+        log,
+        metrics,
+      });
+      cleanups.push(() => loaded?.close());
+    }
+    const fixedRoute = opts.route;
+    const sessions = new Set<SessionLike>();
+    const ctx: SessionContext = {
+      route: () => fixedRoute ?? loaded!.handler,
+      transport,
+      limits: {
+        maxPacketBytes: config.limits.maxPacketBytes,
+        connectTimeoutMs: config.limits.connectTimeoutMs,
+        northConnectTimeoutMs: north.connectTimeoutMs,
+      },
+      metrics,
+      meter: new PacketMeter(metrics),
+      log,
+      sessions,
+    };
+
+    const sweeper = setInterval(() => {
+      const now = Date.now();
+      for (const s of sessions) s.tick(now);
+    }, SWEEP_MS);
+    sweeper.unref();
+    cleanups.push(() => clearInterval(sweeper));
+
+    const listeners: Listeners = await startListeners(
+      config.listen,
+      (stream, info) => {
+        new Session(stream, info, ctx);
+      },
+      opts.upgradeHook,
+    );
+    let listening = true;
+    cleanups.push(() => {
+      listening = false;
+      return listeners.close();
+    });
+
+    let metricsServer: MetricsServer | undefined;
+    if (config.metrics.port >= 0) {
+      metricsServer = await startMetricsServer({
+        host: config.metrics.host,
+        port: config.metrics.port,
+        registry: metrics.registry,
+        readiness: () => {
+          const checks = { listeners: listening, mappings: true, north: northReachable };
+          return { ready: checks.listeners && checks.mappings && checks.north, checks };
+        },
+      });
+      cleanups.push(() => metricsServer?.close());
+    }
+    // North reachability for /readyz: a TCP/TLS/WS open, checked in the background.
+    let northReachable = false;
+    const probe = async () => {
+      try {
+        const s = await defaultTransport.open(2000);
+        s.destroy();
+        northReachable = true;
+      } catch {
+        northReachable = false;
+      }
+    };
+    void probe();
+    const prober = setInterval(probe, 10000);
+    prober.unref();
+    cleanups.push(() => clearInterval(prober));
+
+    log.info(
+      { ports: listeners.ports, route: ctx.route().name, metrics: metricsServer?.port },
+      'proxy listening',
+    );
+    let closing: Promise<void> | undefined;
+    return {
+      ports: { ...listeners.ports, metrics: metricsServer?.port, embedded: embedded?.port },
+      metrics,
+      northUrl,
+      connectionCount: () => sessions.size,
+      async reload() {
+        if (!loaded) return true;
+        const res = await loaded.reload();
+        metrics.reloadsTotal.labels('mappings', res.ok ? 'success' : 'failure').inc();
+        if (!res.ok)
+          for (const e of res.errors)
+            log.error({ error: e }, 'reload refused: mapping invalid, old version kept');
+        else log.info('mappings reloaded');
+        return res.ok;
+      },
+      close(graceMs = config.shutdown.graceMs) {
+        if (!closing) {
+          closing = (async () => {
+            listening = false;
+            const stopAccepting = listeners.close();
+            await Promise.all([...sessions].map((s) => s.drain(graceMs)));
+            await stopAccepting;
+            await cleanup();
+          })();
+        }
+        return closing;
+      },
+    };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}

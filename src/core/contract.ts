@@ -7,13 +7,7 @@
  * Built once per route from configuration; `openSession` is called once per south CONNECT
  * and returns a SessionMapper that lives as long as that connection.
  */
-import type {
-  IConnectPacket,
-  IPublishPacket,
-  ISubscribePacket,
-  IUnsubscribePacket,
-  QoS,
-} from 'mqtt-packet';
+import type { IConnectPacket, IPublishPacket, ISubscribePacket, IUnsubscribePacket, QoS } from 'mqtt-packet';
 
 /** What the core tells a route about a new south client. */
 export interface SouthHello {

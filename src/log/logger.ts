@@ -3,7 +3,7 @@
  * Every field that can carry a secret is redacted by path; code never interpolates
  * credentials or topics that may hold secrets into messages.
  */
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 
 export type { Logger } from 'pino';
 
@@ -38,7 +38,8 @@ export interface LogOptions {
 
 export function createLogger(opts: LogOptions = {}): Logger {
   const level = opts.level ?? 'info';
-  const pretty = opts.format === 'pretty' || (opts.format !== 'json' && !opts.destination && process.stdout.isTTY);
+  const pretty =
+    opts.format === 'pretty' || (opts.format !== 'json' && !opts.destination && process.stdout.isTTY);
   const base = {
     level,
     base: { service: 'mqtt-dialect-proxy' },

@@ -1,0 +1,132 @@
+#!/usr/bin/env node
+/**
+ * mqtt-dialect-proxy [run] [--config FILE] [flags...]   run the proxy
+ * mqtt-dialect-proxy check [DIR]                        validate mapping files
+ * mqtt-dialect-proxy translate ...                      dry-run a translation
+ * mqtt-dialect-proxy config --print ...                 print the effective configuration
+ *
+ * Exit codes: 0 ok, 1 check found errors, 2 invalid configuration or mapping.
+ */
+import { ConfigError, resolveConfig, schemaLeaves } from '../config/print.js';
+import { createLogger } from '../log/logger.js';
+import { startProxy } from '../proxy.js';
+import { MappingError } from '../routes/index.js';
+import { createStore } from '../store/index.js';
+
+const USAGE = `usage: mqtt-dialect-proxy [run] [--config FILE] [options]
+       mqtt-dialect-proxy check [DIR]
+       mqtt-dialect-proxy translate --south D --north D [--var K=V ...] --topic T --payload P [--json] [--downlink]
+       mqtt-dialect-proxy config --print [--config FILE] [options]
+
+Options are listed in README.md (Configuration); every one also has an MQTT_PROXY_* variable.
+`;
+
+async function run(argv: string[]): Promise<number> {
+  let file: string | undefined;
+  const args: string[] = [];
+  const known = new Set(
+    schemaLeaves()
+      .map((l) => l.leaf.arg)
+      .filter(Boolean),
+  );
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--help' || a === '-h') {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    if (a === '--config' || a === '-c') {
+      file = argv[++i];
+      continue;
+    }
+    if (a.startsWith('--config=')) {
+      file = a.slice('--config='.length);
+      continue;
+    }
+    const name = a.startsWith('--') ? a.slice(2).split('=')[0]! : '';
+    if (!name || !known.has(name)) {
+      process.stderr.write(`mqtt-dialect-proxy: unknown option "${a}"\n${USAGE}`);
+      return 2;
+    }
+    args.push(a);
+  }
+  let config: ReturnType<typeof resolveConfig>;
+  try {
+    config = resolveConfig({ args, env: process.env, file });
+  } catch (err) {
+    process.stderr.write(`mqtt-dialect-proxy: ${(err as Error).message}\n`);
+    return err instanceof ConfigError ? 2 : 1;
+  }
+  const log = createLogger({ level: config.log.level, format: config.log.format });
+  const store = createStore(config.store);
+  let proxy: Awaited<ReturnType<typeof startProxy>>;
+  try {
+    proxy = await startProxy(config, { logger: log, store });
+  } catch (err) {
+    await store.close();
+    if (err instanceof MappingError) {
+      process.stderr.write(`mqtt-dialect-proxy: refusing to start, ${err.message}\n`);
+      return 2;
+    }
+    const e = err as NodeJS.ErrnoException;
+    process.stderr.write(`mqtt-dialect-proxy: cannot start: ${e.code ? `${e.code} ` : ''}${e.message}\n`);
+    return 1;
+  }
+  process.stdout.isTTY &&
+    process.stdout.write(
+      `mqtt-dialect-proxy listening: tcp ${proxy.ports.tcp ?? '-'}, ws ${proxy.ports.ws ?? '-'}${config.listen.wsPath}, metrics ${proxy.ports.metrics ?? '-'}; north ${config.north.url || 'embedded broker'}\n`,
+    );
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'shutting down');
+      proxy
+        .close(config.shutdown.graceMs)
+        .then(() => store.close())
+        .then(
+          () => resolve(0),
+          (err: Error) => {
+            log.error({ err: err.message }, 'error while shutting down');
+            resolve(1);
+          },
+        );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => {
+      log.info('SIGHUP: reloading mappings and credentials');
+      void proxy.reload();
+    });
+  });
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'check':
+      return (await import('./check.js')).main(rest);
+    case 'translate':
+      return (await import('./translate.js')).main(rest);
+    case 'config':
+      return (await import('./config.js')).main(rest);
+    case 'run':
+      return run(rest);
+    case 'help':
+      process.stdout.write(USAGE);
+      return 0;
+    default:
+      return run(argv);
+  }
+}
+
+process.on('uncaughtException', (err) => {
+  // A bug must not take every connection down silently: log it and keep serving.
+  process.stderr.write(`mqtt-dialect-proxy: internal error: ${err.stack ?? err.message}\n`);
+});
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    process.stderr.write(`mqtt-dialect-proxy: ${err.message}\n`);
+    process.exit(1);
+  },
+);

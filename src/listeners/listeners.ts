@@ -1,0 +1,153 @@
+/**
+ * South listeners: TCP, TLS, WebSocket and secure WebSocket. Each one turns a connection into
+ * one byte stream and hands it to the same `onStream`; nothing here knows MQTT.
+ */
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import { createWebSocketStream, WebSocketServer } from 'ws';
+import type { ProxyConfig } from '../config/schema.js';
+import { pem } from '../upstream/transport.js';
+
+export interface StreamInfo {
+  listener: 'tcp' | 'tls' | 'ws' | 'wss';
+  remoteAddress?: string;
+  peerCommonName?: string;
+}
+
+export type OnStream = (stream: Duplex, info: StreamInfo) => void;
+
+/** Extra HTTP upgrade handlers (e.g. a native WebSocket face) tried before MQTT over WebSocket. */
+export type UpgradeHook = (req: IncomingMessage, socket: Duplex, head: Buffer, secure: boolean) => boolean;
+
+export interface Listeners {
+  ports: { tcp?: number; ws?: number; tls?: number; wss?: number };
+  /** Stop accepting new connections (open ones are left to their sessions). */
+  close(): Promise<void>;
+}
+
+const SUBPROTOCOLS = new Set(['mqtt', 'mqttv3.1']);
+
+export async function startListeners(
+  cfg: ProxyConfig['listen'],
+  onStream: OnStream,
+  upgradeHook?: UpgradeHook,
+): Promise<Listeners> {
+  const servers: Array<net.Server | http.Server> = [];
+  const ports: Listeners['ports'] = {};
+  const tlsOpts = cfg.tlsCert && cfg.tlsKey ? serverTls(cfg) : undefined;
+  try {
+    if (cfg.tcpPort >= 0) {
+      const server = net.createServer((s) => {
+        s.setNoDelay(true);
+        onStream(s, { listener: 'tcp', remoteAddress: s.remoteAddress });
+      });
+      ports.tcp = await listen(server, cfg.host, cfg.tcpPort);
+      servers.push(server);
+    }
+    if (tlsOpts && cfg.tlsPort >= 0) {
+      const server = tls.createServer(tlsOpts, (s) => {
+        s.setNoDelay(true);
+        onStream(s, { listener: 'tls', remoteAddress: s.remoteAddress, peerCommonName: peerCn(s) });
+      });
+      server.on('tlsClientError', () => {
+        /* handshake failures only affect that connection */
+      });
+      ports.tls = await listen(server, cfg.host, cfg.tlsPort);
+      servers.push(server);
+    }
+    if (cfg.wsPort >= 0) {
+      const server = http.createServer(notFound);
+      attachWs(server, cfg.wsPath, 'ws', onStream, upgradeHook);
+      ports.ws = await listen(server, cfg.host, cfg.wsPort);
+      servers.push(server);
+    }
+    if (tlsOpts && cfg.wssPort >= 0) {
+      const server = https.createServer(tlsOpts, notFound);
+      attachWs(server, cfg.wsPath, 'wss', onStream, upgradeHook);
+      ports.wss = await listen(server, cfg.host, cfg.wssPort);
+      servers.push(server);
+    }
+  } catch (err) {
+    await Promise.all(servers.map((s) => closeServer(s)));
+    throw err;
+  }
+  return {
+    ports,
+    close: () => Promise.all(servers.map((s) => closeServer(s))).then(() => undefined),
+  };
+}
+
+function serverTls(cfg: ProxyConfig['listen']): tls.TlsOptions {
+  const ca = pem(cfg.tlsCa);
+  return {
+    cert: pem(cfg.tlsCert),
+    key: pem(cfg.tlsKey),
+    ca,
+    // Certificates are optional: a client without one authenticates by other means.
+    requestCert: Boolean(ca),
+    rejectUnauthorized: false,
+  };
+}
+
+function peerCn(s: tls.TLSSocket): string | undefined {
+  if (!s.authorized) return undefined;
+  const cn = s.getPeerCertificate()?.subject?.CN;
+  return Array.isArray(cn) ? cn[0] : cn || undefined;
+}
+
+function attachWs(
+  server: http.Server,
+  path: string,
+  listener: 'ws' | 'wss',
+  onStream: OnStream,
+  upgradeHook?: UpgradeHook,
+): void {
+  const wss = new WebSocketServer({
+    noServer: true,
+    handleProtocols: (protocols) => {
+      for (const p of protocols) if (SUBPROTOCOLS.has(p)) return p;
+      return false;
+    },
+  });
+  server.on('upgrade', (req, socket, head) => {
+    socket.on('error', () => socket.destroy());
+    const url = req.url ?? '/';
+    const pathname = url.split('?')[0];
+    if (pathname === path) {
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        const stream = createWebSocketStream(ws);
+        const tlsSock = req.socket as tls.TLSSocket;
+        onStream(stream, {
+          listener,
+          remoteAddress: req.socket.remoteAddress,
+          peerCommonName: listener === 'wss' ? peerCn(tlsSock) : undefined,
+        });
+      });
+      return;
+    }
+    if (upgradeHook?.(req, socket, head, listener === 'wss')) return;
+    socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+  });
+}
+
+function notFound(_req: http.IncomingMessage, res: http.ServerResponse): void {
+  res.writeHead(426, { 'content-type': 'text/plain' });
+  res.end('MQTT over WebSocket: upgrade required\n');
+}
+
+function listen(server: net.Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as net.AddressInfo).port);
+    });
+  });
+}
+
+function closeServer(server: net.Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}

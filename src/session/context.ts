@@ -1,0 +1,29 @@
+/**
+ * What every session of one proxy shares: configuration, the current route (swapped on
+ * reload), north transports, metrics and the logger. Built once by `startProxy`.
+ */
+import type { RouteHandler } from '../core/contract.js';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { CompiledTransport } from '../upstream/transport.js';
+import type { PacketMeter } from './meter.js';
+
+export interface SessionContext {
+  /** The route in force now: a reload swaps it for sessions opened afterwards. */
+  route(): RouteHandler;
+  /** North transport for a URL; the default (configured or embedded) when undefined. */
+  transport(url?: string): CompiledTransport;
+  readonly limits: { maxPacketBytes: number; connectTimeoutMs: number; northConnectTimeoutMs: number };
+  readonly metrics: Metrics;
+  readonly meter: PacketMeter;
+  readonly log: Logger;
+  /** Open sessions, for the keepalive sweeper and shutdown. */
+  readonly sessions: Set<SessionLike>;
+}
+
+export interface SessionLike {
+  tick(now: number): void;
+  /** Stop reading, finish in-flight messages, tell the client, close. Resolves when closed. */
+  drain(graceMs: number): Promise<void>;
+  close(reason: string): void;
+}

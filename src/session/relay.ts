@@ -1,0 +1,232 @@
+/**
+ * End-to-end QoS for one direction of one session, written once and used both ways:
+ * messages arrive from a source side (the sender) and are relayed, possibly fanned out,
+ * to a destination side (the receiver). The source is acknowledged only once every
+ * destination copy has been acknowledged; packet identifiers are remapped per side.
+ *
+ *   QoS 1: src PUBLISH(x) → dst PUBLISH(y1..yn) → dst PUBACK(all) → src PUBACK(x)
+ *   QoS 2: src PUBLISH(x) → dst PUBLISH(y..) → dst PUBREC(all) → src PUBREC(x)
+ *          → src PUBREL(x) → dst PUBREL(y..) → dst PUBCOMP(all) → src PUBCOMP(x)
+ *
+ * A message that produces no QoS>0 copy is acknowledged at once (it was consumed).
+ */
+import type { IPublishPacket, Packet, QoS } from 'mqtt-packet';
+import type { PublishOut } from '../core/contract.js';
+
+export interface RelayPeer {
+  send(packet: Packet): boolean;
+}
+
+export interface IdSpace {
+  alloc(): number;
+  free(id: number): void;
+}
+
+export interface RelayHooks {
+  onStart(): void;
+  /** A message fully acknowledged to its source; `t0` is its arrival time (ms). */
+  onSettled(t0: number): void;
+}
+
+interface Group {
+  srcId: number;
+  srcQos: QoS;
+  waiting: number;
+  phase: 'ack' | 'rel' | 'comp';
+  reasonCode: number;
+  /** Destination ids that answered PUBREC and now need PUBREL. */
+  relIds: number[];
+  t0: number;
+  /** No source to acknowledge (a message the proxy made itself). */
+  local: boolean;
+}
+
+export class Relay {
+  private readonly bySrc = new Map<number, Group>();
+  private readonly byDst = new Map<number, Group>();
+
+  constructor(
+    private readonly src: RelayPeer,
+    private readonly dst: RelayPeer,
+    private readonly ids: IdSpace,
+    private readonly hooks: RelayHooks,
+  ) {}
+
+  /** Messages not yet acknowledged to their source. */
+  get size(): number {
+    return this.bySrc.size;
+  }
+
+  /** Destination copies not yet acknowledged (includes locally made messages). */
+  get pendingDestination(): number {
+    return this.byDst.size;
+  }
+
+  /**
+   * Relays one source message as `outs`. `src` null: the proxy itself made these messages,
+   * nothing to acknowledge upstream. Each out's QoS must already be capped by the caller.
+   */
+  forward(src: { messageId?: number; qos: QoS } | null, outs: PublishOut[]): void {
+    const srcId = src?.messageId ?? 0;
+    const srcQos = src ? src.qos : 0;
+    if (srcQos > 0) {
+      const existing = this.bySrc.get(srcId);
+      if (existing) {
+        // A resend (DUP) of a message still in flight: never forward it twice.
+        if (existing.phase === 'rel') this.src.send({ cmd: 'pubrec', messageId: srcId });
+        return;
+      }
+    }
+    let group: Group | undefined;
+    for (let i = 0; i < outs.length; i++) {
+      const out = outs[i]!;
+      const packet: IPublishPacket = {
+        cmd: 'publish',
+        topic: out.topic,
+        payload: out.payload,
+        qos: out.qos,
+        retain: out.retain,
+        dup: false,
+      };
+      if (out.properties) packet.properties = out.properties;
+      if (out.qos > 0) {
+        if (!group) group = this.newGroup(srcId, srcQos, src === null);
+        const id = this.ids.alloc();
+        packet.messageId = id;
+        this.byDst.set(id, group);
+        group.waiting++;
+      }
+      this.dst.send(packet);
+    }
+    if (srcQos === 0) return;
+    if (!group) {
+      this.ackSource(srcId, srcQos, 0);
+      if (srcQos === 2) {
+        this.bySrc.set(srcId, { ...this.newGroup(srcId, srcQos, false), phase: 'rel' });
+        this.hooks.onStart();
+      }
+      return;
+    }
+    this.bySrc.set(srcId, group);
+    this.hooks.onStart();
+  }
+
+  /** PUBACK, PUBREC or PUBCOMP from the destination. False when the id is unknown. */
+  onDestinationAck(packet: {
+    cmd: 'puback' | 'pubrec' | 'pubcomp';
+    messageId?: number;
+    reasonCode?: number;
+  }): boolean {
+    const id = packet.messageId ?? 0;
+    const g = this.byDst.get(id);
+    if (!g) return false;
+    const rc = packet.reasonCode ?? 0;
+    if (rc > g.reasonCode) g.reasonCode = rc;
+    if (packet.cmd === 'pubrec') {
+      if (rc < 0x80) {
+        // Keep the id: it is released with PUBREL later.
+        g.relIds.push(id);
+        this.byDst.delete(id);
+      } else {
+        this.release(id);
+      }
+    } else {
+      this.release(id);
+    }
+    if (--g.waiting > 0) return true;
+    if (g.local) return true;
+    if (g.phase === 'comp') {
+      this.src.send({ cmd: 'pubcomp', messageId: g.srcId });
+      this.settle(g);
+      return true;
+    }
+    if (g.srcQos === 1) {
+      this.src.send({ cmd: 'puback', messageId: g.srcId, reasonCode: g.reasonCode });
+      this.settle(g);
+    } else {
+      this.src.send({ cmd: 'pubrec', messageId: g.srcId, reasonCode: g.reasonCode });
+      g.phase = 'rel';
+    }
+    return true;
+  }
+
+  /** PUBREL from the source (QoS 2, second half). */
+  onSourcePubrel(messageId: number): void {
+    const g = this.bySrc.get(messageId);
+    if (!g) {
+      // Unknown id: complete it anyway so the sender can move on (v5: 0x92 not found).
+      this.src.send({ cmd: 'pubcomp', messageId, reasonCode: 0x92 });
+      return;
+    }
+    // A repeated PUBREL while the copies are being released: their PUBCOMPs will answer it.
+    if (g.phase !== 'rel') return;
+    if (g.relIds.length === 0) {
+      this.src.send({ cmd: 'pubcomp', messageId });
+      this.settle(g);
+      return;
+    }
+    g.phase = 'comp';
+    g.waiting = g.relIds.length;
+    for (const id of g.relIds) {
+      this.byDst.set(id, g);
+      this.dst.send({ cmd: 'pubrel', messageId: id });
+    }
+    g.relIds = [];
+  }
+
+  /** Forgets everything (the session is closing). */
+  clear(): void {
+    for (const id of this.byDst.keys()) this.ids.free(id);
+    for (let i = 0; i < this.bySrc.size; i++) this.hooks.onSettled(-1);
+    this.byDst.clear();
+    this.bySrc.clear();
+  }
+
+  private newGroup(srcId: number, srcQos: QoS, local: boolean): Group {
+    return { srcId, srcQos, waiting: 0, phase: 'ack', reasonCode: 0, relIds: [], t0: Date.now(), local };
+  }
+
+  private release(id: number): void {
+    this.byDst.delete(id);
+    this.ids.free(id);
+  }
+
+  private ackSource(srcId: number, qos: QoS, reasonCode: number): void {
+    this.src.send(
+      qos === 1
+        ? { cmd: 'puback', messageId: srcId, reasonCode }
+        : { cmd: 'pubrec', messageId: srcId, reasonCode },
+    );
+  }
+
+  private settle(g: Group): void {
+    this.bySrc.delete(g.srcId);
+    this.hooks.onSettled(g.t0);
+  }
+}
+
+/** Packet identifiers 1..65535 for one side, skipping those in use. */
+export class IdAllocator implements IdSpace {
+  private next = 1;
+  private readonly used = new Set<number>();
+
+  alloc(): number {
+    for (let i = 0; i < 65535; i++) {
+      const id = this.next;
+      this.next = id === 65535 ? 1 : id + 1;
+      if (!this.used.has(id)) {
+        this.used.add(id);
+        return id;
+      }
+    }
+    throw new Error('MDP_ERR_NO_PACKET_ID: 65535 messages in flight on one connection');
+  }
+
+  free(id: number): void {
+    this.used.delete(id);
+  }
+
+  get inUse(): number {
+    return this.used.size;
+  }
+}

@@ -1,0 +1,530 @@
+/**
+ * One south client: its CONNECT, its north connection, and the two relays between them.
+ * Packets are handled one handler per type; every close goes through `close()`.
+ *
+ *   south bytes → PacketChannel → onSouthPacket → mapper.uplink → Relay(up) → NorthClient
+ *   north bytes → NorthClient → onNorthPublish → mapper.downlink → Relay(down) → PacketChannel
+ */
+import type { Duplex } from 'node:stream';
+import type {
+  IConnackPacket,
+  IConnectPacket,
+  IDisconnectPacket,
+  IPublishPacket,
+  ISubscribePacket,
+  IUnsubscribePacket,
+  Packet,
+  QoS,
+} from 'mqtt-packet';
+import { PacketChannel } from '../codec/channel.js';
+import type { Outcome, PublishOut, Quirks, SessionMapper } from '../core/contract.js';
+import type { Logger } from '../log/logger.js';
+import { NorthClient, type NorthConnectError } from '../upstream/north.js';
+import { resolveAlias } from './aliases.js';
+import { connackFor, northRefusalCode, REFUSED_SERVER_UNAVAILABLE, type ReasonPair } from './codes.js';
+import type { SessionContext, SessionLike } from './context.js';
+import { IdAllocator, Relay } from './relay.js';
+
+type State = 'new' | 'connecting' | 'online' | 'closed';
+
+export interface SouthInfo {
+  listener: string;
+  remoteAddress?: string;
+  peerCommonName?: string;
+}
+
+export class Session implements SessionLike {
+  private state: State = 'new';
+  private readonly south: PacketChannel;
+  private north?: NorthClient;
+  private mapper?: SessionMapper;
+  private quirks!: Quirks;
+  private passThrough = true;
+  private version: 3 | 4 | 5 = 4;
+  private keepaliveMs = 0;
+  private readonly createdAt = Date.now();
+  private readonly southIds = new IdAllocator();
+  private up?: Relay;
+  private down?: Relay;
+  /** South packets that arrived while CONNECT or an async uplink was being handled. */
+  private queue: Packet[] = [];
+  private busy = false;
+  private readonly southAliases = new Map<number, string>();
+  private readonly northAliases = new Map<number, string>();
+  private log: Logger;
+  private dialect = 'unknown';
+  private routeName = '';
+  private draining?: () => void;
+
+  constructor(
+    stream: Duplex,
+    private readonly info: SouthInfo,
+    private readonly ctx: SessionContext,
+  ) {
+    this.log = ctx.log.child({ conn: info.remoteAddress, listener: info.listener });
+    this.south = new PacketChannel(
+      stream,
+      {
+        onPacket: (p, bytes) => this.onSouthPacket(p, bytes),
+        onClose: (reason, err) => this.close(reason, err),
+        onDrain: () => this.north?.resume(),
+      },
+      {
+        maxPacketBytes: ctx.limits.maxPacketBytes,
+        protocolVersion: 0,
+        onWritten: (cmd, bytes) => ctx.meter.count('south_out', cmd, bytes),
+      },
+    );
+    ctx.sessions.add(this);
+  }
+
+  // ---------------------------------------------------------------- south side
+
+  private onSouthPacket(p: Packet, bytes: number): void {
+    this.ctx.meter.count('south_in', p.cmd, bytes);
+    if (this.state === 'online' && !this.busy) {
+      this.dispatchSouth(p);
+      return;
+    }
+    if (this.state === 'new') {
+      if (p.cmd !== 'connect') {
+        this.close('packet_before_connect');
+        return;
+      }
+      void this.onConnect(p);
+      return;
+    }
+    if (p.cmd === 'connect') {
+      this.close('second_connect');
+      return;
+    }
+    if (this.state !== 'closed') this.queue.push(p);
+  }
+
+  private dispatchSouth(p: Packet): void {
+    switch (p.cmd) {
+      case 'publish':
+        this.onSouthPublish(p);
+        return;
+      case 'puback':
+      case 'pubrec':
+      case 'pubcomp':
+        if (this.quirks.clientAcksDisconnect) {
+          this.close('client_ack_not_allowed');
+          return;
+        }
+        this.down?.onDestinationAck(p);
+        return;
+      case 'pubrel':
+        if (this.quirks.clientAcksDisconnect) {
+          this.close('client_ack_not_allowed');
+          return;
+        }
+        this.up?.onSourcePubrel(p.messageId ?? 0);
+        return;
+      case 'subscribe':
+        this.onSouthSubscribe(p);
+        return;
+      case 'unsubscribe':
+        this.onSouthUnsubscribe(p);
+        return;
+      case 'pingreq':
+        this.south.write({ cmd: 'pingresp' });
+        return;
+      case 'disconnect':
+        this.onSouthDisconnect(p);
+        return;
+      case 'connect':
+        this.close('second_connect');
+        return;
+      default:
+        this.close(`unexpected_${p.cmd}`);
+    }
+  }
+
+  private async onConnect(connect: IConnectPacket): Promise<void> {
+    this.state = 'connecting';
+    this.south.pause();
+    this.version = connect.protocolVersion ?? 4;
+    this.south.setProtocolVersion(this.version);
+    this.keepaliveMs = (connect.keepalive ?? 0) * 1500;
+    const route = this.ctx.route();
+    this.routeName = route.name;
+    let decision: Awaited<ReturnType<typeof route.openSession>>;
+    try {
+      decision = await route.openSession({
+        connect,
+        listener: this.info.listener,
+        peerCommonName: this.info.peerCommonName,
+        remoteAddress: this.info.remoteAddress,
+      });
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'route failed to open the session');
+      this.refuse(REFUSED_SERVER_UNAVAILABLE, 'route_error');
+      return;
+    }
+    if (this.closed) {
+      if (decision.accept) decision.mapper.close();
+      return;
+    }
+    if (!decision.accept) {
+      this.ctx.metrics.authFailuresTotal.labels(decision.reason).inc();
+      this.log.info({ reason: decision.reason }, 'connection refused');
+      this.refuse({ returnCode: decision.returnCode, reasonCode: decision.reasonCode }, decision.reason);
+      return;
+    }
+    this.mapper = decision.mapper;
+    this.quirks = decision.quirks;
+    this.passThrough = route.passThrough;
+    this.dialect = decision.dialect;
+    this.log = this.log.child({ dialect: decision.dialect });
+    const plan = decision.north;
+    let connack: IConnackPacket | undefined;
+    if (plan.mode === 'direct') {
+      const northConnect = this.northConnect(plan.connect);
+      const t0 = process.hrtime.bigint();
+      try {
+        const res = await NorthClient.connect(
+          this.ctx.transport(plan.url),
+          northConnect,
+          {
+            timeoutMs: this.ctx.limits.northConnectTimeoutMs,
+            maxPacketBytes: this.ctx.limits.maxPacketBytes,
+          },
+          {
+            onPublish: (pk) => this.onNorthPublish(pk),
+            onAck: (pk) => this.up?.onDestinationAck(pk),
+            onPubrel: (id) => this.down?.onSourcePubrel(id),
+            onDisconnect: (pk) => this.onNorthDisconnect(pk),
+            onClose: (reason) => this.close(`north_${reason}`),
+            onDrain: () => this.south.resume(),
+            onPacketMeter: (dir, cmd, bytes) => this.ctx.meter.count(dir, cmd, bytes),
+          },
+        );
+        this.ctx.metrics.northConnectSeconds
+          .labels(this.routeName)
+          .observe(Number(process.hrtime.bigint() - t0) / 1e9);
+        this.north = res.client;
+        connack = res.connack;
+      } catch (err) {
+        const e = err as NorthConnectError;
+        this.ctx.metrics.northConnectFailuresTotal.labels(this.routeName, e.reason ?? 'error').inc();
+        this.log.warn({ reason: e.reason, err: e.message }, 'north connection failed');
+        this.refuse(northRefusalCode(e.connack), `north_${e.reason ?? 'error'}`, e.connack);
+        return;
+      }
+      if (this.closed) {
+        this.north.destroy();
+        return;
+      }
+    } else if (plan.mode === 'gateway') {
+      this.log.error('gateway routes are not available in this build');
+      this.refuse(REFUSED_SERVER_UNAVAILABLE, 'gateway_unavailable');
+      return;
+    }
+    this.goOnline(connack);
+  }
+
+  /** The CONNECT sent north, with the south dialect's quirks applied. */
+  private northConnect(c: IConnectPacket): IConnectPacket {
+    const q = this.quirks;
+    if (q.cleanSession === 'pass' && q.will === 'pass' && q.northKeepaliveMax === 0) return c;
+    const out: IConnectPacket = { ...c };
+    if (q.cleanSession === 'force_false') out.clean = false;
+    if (q.will === 'ignore') delete out.will;
+    if (q.northKeepaliveMax > 0 && (!out.keepalive || out.keepalive > q.northKeepaliveMax)) {
+      out.keepalive = q.northKeepaliveMax;
+    }
+    return out;
+  }
+
+  private goOnline(northConnack?: IConnackPacket): void {
+    const metrics = this.ctx.metrics;
+    const sessionPresent =
+      this.quirks.sessionPresent === 'always'
+        ? true
+        : this.quirks.sessionPresent === 'never'
+          ? false
+          : Boolean(northConnack?.sessionPresent);
+    const connack: IConnackPacket = { cmd: 'connack', sessionPresent, returnCode: 0, reasonCode: 0 };
+    if (this.version === 5 && northConnack?.properties) connack.properties = northConnack.properties;
+    this.south.write(connack);
+    const north = this.north;
+    const ackHooks = (direction: 'uplink' | 'downlink') => {
+      const gauge = metrics.inflight.labels(direction);
+      const hist = metrics.ackSeconds.labels(this.routeName, direction);
+      return {
+        onStart: () => gauge.inc(),
+        onSettled: (t0: number) => {
+          gauge.dec();
+          if (t0 >= 0) hist.observe((Date.now() - t0) / 1000);
+          this.checkDrained();
+        },
+      };
+    };
+    const southPeer = { send: (p: Packet) => this.south.write(p) };
+    if (north) {
+      const northPeer = { send: (p: Packet) => north.send(p) };
+      this.up = new Relay(southPeer, northPeer, north.ids, ackHooks('uplink'));
+      this.down = new Relay(northPeer, southPeer, this.southIds, ackHooks('downlink'));
+    } else {
+      const nowhere = { send: () => false };
+      this.up = new Relay(southPeer, nowhere, new IdAllocator(), ackHooks('uplink'));
+      this.down = new Relay(nowhere, southPeer, this.southIds, ackHooks('downlink'));
+    }
+    this.state = 'online';
+    metrics.connectionsOpen.labels(this.info.listener, this.dialect).inc();
+    metrics.connectionsTotal.labels(this.info.listener, this.dialect).inc();
+    const mapper = this.mapper!;
+    const auto = mapper.autoSubscribe();
+    if (auto.length && north) {
+      north.subscribe(auto).catch(() => this.log.warn('automatic north subscription failed'));
+    }
+    const online = mapper.onOnline?.();
+    if (online)
+      this.runAsync(
+        Promise.resolve(online).then((outs) => ({ south: outs })),
+        null,
+      );
+    this.flushQueue();
+  }
+
+  private refuse(code: ReasonPair, reason: string, northConnack?: IConnackPacket): void {
+    this.south.write(connackFor(this.version, code, northConnack));
+    this.close(reason);
+  }
+
+  private onSouthPublish(p: IPublishPacket): void {
+    const q = this.quirks;
+    if (p.qos === 0 && p.dup && q.dupWithQos0Disconnect) {
+      this.close('dup_with_qos0');
+      return;
+    }
+    if (q.maxPayloadBytes > 0 && p.payload.length > q.maxPayloadBytes) {
+      this.close('payload_too_large');
+      return;
+    }
+    if (q.qos2 !== 'pass' && p.qos === 2) p.qos = q.qos2 === 'as_qos0' ? 0 : 1;
+    if (q.retain === 'ignore') p.retain = false;
+    if (!this.passThrough && this.version === 5 && p.properties?.topicAlias !== undefined) {
+      if (!resolveAlias(p, this.southAliases)) {
+        this.close('bad_topic_alias');
+        return;
+      }
+    }
+    const outcome = this.mapper!.uplink(p);
+    if (outcome instanceof Promise) {
+      this.runAsync(outcome, p);
+      return;
+    }
+    this.applyUplink(p, outcome);
+  }
+
+  /** Runs an async uplink outcome while holding back later south packets, preserving order. */
+  private runAsync(outcome: Promise<Outcome>, p: IPublishPacket | null): void {
+    this.busy = true;
+    this.south.pause();
+    outcome
+      .then(
+        (o) => {
+          if (this.state === 'closed') return;
+          if (p) this.applyUplink(p, o);
+          else if (o.south) this.sendLocalSouth(o.south);
+        },
+        (err: Error) => {
+          this.log.error({ err: err.message }, 'uplink mapping failed');
+          this.close('mapping_error');
+        },
+      )
+      .finally(() => {
+        this.busy = false;
+        this.flushQueue();
+      });
+  }
+
+  private flushQueue(): void {
+    while (this.queue.length && !this.busy && this.state === 'online') {
+      this.dispatchSouth(this.queue.shift()!);
+    }
+    if (!this.busy && this.state === 'online' && !this.draining && !this.north?.blocked) this.south.resume();
+  }
+
+  private applyUplink(p: IPublishPacket, o: Outcome): void {
+    if (o.verdict === 'disconnect') {
+      this.countMessage('uplink', o, 'rejected');
+      this.close(o.reason ?? 'rejected');
+      return;
+    }
+    const north = o.verdict === 'drop' ? undefined : o.north;
+    if (o.verdict === 'drop') this.countMessage('uplink', o, 'dropped');
+    else if (!this.passThrough) this.countMessage('uplink', o, 'translated');
+    if (north) capQos(north, p.qos);
+    this.up!.forward(p, north ?? []);
+    if (o.south) this.sendLocalSouth(o.south);
+    if (this.north?.blocked) this.south.pause();
+  }
+
+  private sendLocalSouth(outs: PublishOut[]): void {
+    capQos(outs, Math.min(1, this.quirks.maxDownlinkQos) as QoS);
+    this.down!.forward(null, outs);
+  }
+
+  private onSouthSubscribe(p: ISubscribePacket): void {
+    const plan = this.mapper!.subscribe(p);
+    if (plan.disconnect) {
+      this.close(plan.disconnect);
+      return;
+    }
+    const reply = (northCodes: number[]) => {
+      const granted = plan.granted.map((g) => {
+        if ('code' in g) return g.code;
+        let code = -1;
+        for (const i of g.from) {
+          const c = northCodes[i] ?? 0x80;
+          if (c >= 0x80) return c;
+          code = code < 0 ? c : Math.min(code, c);
+        }
+        return code < 0 ? 0x80 : code;
+      });
+      if (this.version < 5)
+        for (let i = 0; i < granted.length; i++) if (granted[i]! >= 0x80) granted[i] = 0x80;
+      this.south.write({ cmd: 'suback', messageId: p.messageId, granted });
+    };
+    if (plan.north.length === 0 || !this.north) {
+      reply([]);
+      return;
+    }
+    this.north.subscribe(plan.north, plan.properties).then(reply, () => {
+      /* north closed: the session closes with it */
+    });
+  }
+
+  private onSouthUnsubscribe(p: IUnsubscribePacket): void {
+    const plan = this.mapper!.unsubscribe(p);
+    const reply = (codes: number[]) => {
+      const packet: Packet = { cmd: 'unsuback', messageId: p.messageId, granted: [] };
+      if (this.version === 5) packet.granted = p.unsubscriptions.map((_, i) => codes[i] ?? 0);
+      this.south.write(packet);
+    };
+    if (plan.ackOnly || plan.north.length === 0 || !this.north) {
+      reply([]);
+      return;
+    }
+    const passCodes = plan.north.length === p.unsubscriptions.length;
+    this.north.unsubscribe(plan.north, p.properties).then(
+      (codes) => reply(passCodes ? codes : []),
+      () => {},
+    );
+  }
+
+  private onSouthDisconnect(p: IDisconnectPacket): void {
+    // Forward the DISCONNECT so the broker knows it was a normal close (no will message).
+    const north = this.north;
+    this.north = undefined;
+    north?.end(this.quirks.will === 'pass' || this.version === 5 ? p : { cmd: 'disconnect' });
+    this.close('client_disconnect');
+  }
+
+  // ---------------------------------------------------------------- north side
+
+  private onNorthPublish(p: IPublishPacket): void {
+    if (this.state !== 'online') return;
+    if (!this.passThrough && p.properties?.topicAlias !== undefined) {
+      if (!resolveAlias(p, this.northAliases)) {
+        this.close('north_bad_topic_alias');
+        return;
+      }
+    }
+    const o = this.mapper!.downlink(p);
+    if (o.verdict === 'disconnect') {
+      this.countMessage('downlink', o, 'rejected');
+      this.close(o.reason ?? 'downlink_rejected');
+      return;
+    }
+    const outs = o.verdict === 'drop' ? [] : (o.south ?? []);
+    if (o.verdict === 'drop') this.countMessage('downlink', o, 'dropped');
+    else if (!this.passThrough) this.countMessage('downlink', o, 'translated');
+    capQos(outs, Math.min(p.qos, this.quirks.maxDownlinkQos) as QoS);
+    this.down!.forward(p, outs);
+    if (o.north?.length) this.up!.forward(null, o.north);
+    if (this.south.blocked) this.north?.pause();
+  }
+
+  private onNorthDisconnect(p: IDisconnectPacket): void {
+    if (this.version === 5) this.south.write(p);
+    this.close('north_disconnect');
+  }
+
+  private countMessage(direction: 'uplink' | 'downlink', o: Outcome, outcome: string): void {
+    this.ctx.metrics.messagesTotal
+      .labels(this.routeName, direction, o.rule ?? '', outcome, o.reason ?? '')
+      .inc();
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** A getter, so checks after an await are not narrowed away by the compiler. */
+  private get closed(): boolean {
+    return this.state === 'closed';
+  }
+
+  tick(now: number): void {
+    if (this.state === 'new' && now - this.createdAt > this.ctx.limits.connectTimeoutMs) {
+      this.close('connect_timeout');
+      return;
+    }
+    if (this.state !== 'online') return;
+    if (this.keepaliveMs > 0 && now - this.south.lastReadAt > this.keepaliveMs) {
+      this.close('keepalive_timeout');
+      return;
+    }
+    if (this.north && !this.north.tick(now)) this.close('north_keepalive_timeout');
+  }
+
+  drain(graceMs: number): Promise<void> {
+    if (this.state === 'closed') return Promise.resolve();
+    this.south.pause();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => finish('shutdown_grace_expired'), graceMs);
+      const finish = (reason: string) => {
+        clearTimeout(timer);
+        this.draining = undefined;
+        if (this.state !== 'closed' && this.version === 5) {
+          this.south.write({ cmd: 'disconnect', reasonCode: 0x8b });
+        }
+        this.close(reason);
+        resolve();
+      };
+      this.draining = () => finish('shutdown');
+      this.checkDrained();
+    });
+  }
+
+  private checkDrained(): void {
+    if (this.draining && (this.up?.size ?? 0) === 0 && (this.down?.size ?? 0) === 0) this.draining();
+  }
+
+  close(reason: string, err?: Error): void {
+    if (this.state === 'closed') return;
+    const wasOnline = this.state === 'online';
+    this.state = 'closed';
+    this.queue = [];
+    this.ctx.sessions.delete(this);
+    const m = this.ctx.metrics;
+    m.closesTotal.labels(reason).inc();
+    if (wasOnline) m.connectionsOpen.labels(this.info.listener, this.dialect).dec();
+    const level =
+      reason === 'client_disconnect' || reason === 'peer_closed' || reason === 'shutdown' ? 'debug' : 'info';
+    this.log[level]({ reason, err: err?.message }, 'connection closed');
+    this.up?.clear();
+    this.down?.clear();
+    this.mapper?.close();
+    // No DISCONNECT north unless the client sent one: the broker then publishes the will.
+    this.north?.destroy();
+    this.south.end();
+  }
+}
+
+function capQos(outs: PublishOut[], max: QoS): void {
+  for (const o of outs) if (o.qos > max) o.qos = max;
+}

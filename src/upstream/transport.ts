@@ -1,0 +1,102 @@
+/**
+ * Opens a byte stream to a north broker URL: mqtt:// (TCP), mqtts:// (TLS), ws:// and wss://
+ * (WebSocket, subprotocol "mqtt"). The rest of the proxy only ever sees a Duplex.
+ */
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import { createWebSocketStream, WebSocket } from 'ws';
+
+export interface NorthTls {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  servername?: string;
+  rejectUnauthorized?: boolean;
+}
+
+export interface ParsedNorthUrl {
+  protocol: 'mqtt' | 'mqtts' | 'ws' | 'wss';
+  host: string;
+  port: number;
+  href: string;
+}
+
+const DEFAULT_PORTS = { mqtt: 1883, mqtts: 8883, ws: 80, wss: 443 } as const;
+
+export function parseNorthUrl(url: string): ParsedNorthUrl {
+  const u = new URL(url);
+  const raw = u.protocol.replace(/:$/, '');
+  const protocol = raw === 'tcp' ? 'mqtt' : raw === 'ssl' || raw === 'tls' ? 'mqtts' : raw;
+  if (protocol !== 'mqtt' && protocol !== 'mqtts' && protocol !== 'ws' && protocol !== 'wss') {
+    throw new Error(`MDP_ERR_NORTH_URL: unsupported north URL scheme "${raw}"`);
+  }
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  const port = u.port ? Number(u.port) : DEFAULT_PORTS[protocol];
+  return { protocol, host, port, href: url };
+}
+
+/** Reads PEM material given either inline or as a file path. */
+export function pem(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  return value.includes('-----BEGIN') ? value : readFileSync(value, 'utf8');
+}
+
+export interface CompiledTransport {
+  open(timeoutMs: number): Promise<Duplex>;
+  readonly url: ParsedNorthUrl;
+}
+
+/** Built once from configuration: certificates are read at load, not per connection. */
+export function compileTransport(url: string, t: NorthTls = {}): CompiledTransport {
+  const parsed = parseNorthUrl(url);
+  const tlsOpts: tls.ConnectionOptions = {
+    ca: pem(t.ca),
+    cert: pem(t.cert),
+    key: pem(t.key),
+    servername: t.servername || (net.isIP(parsed.host) ? undefined : parsed.host),
+    rejectUnauthorized: t.rejectUnauthorized ?? true,
+  };
+  return {
+    url: parsed,
+    open(timeoutMs) {
+      return new Promise<Duplex>((resolve, reject) => {
+        let done = false;
+        const finish = (err: Error | null, stream?: Duplex) => {
+          if (done) return;
+          done = true;
+          clearTimeout(timer);
+          if (err) reject(err);
+          else resolve(stream!);
+        };
+        const timer = setTimeout(() => {
+          finish(new Error('north connection timed out'));
+          cleanup();
+        }, timeoutMs);
+        let cleanup = () => {};
+        if (parsed.protocol === 'mqtt' || parsed.protocol === 'mqtts') {
+          const sock =
+            parsed.protocol === 'mqtt'
+              ? net.connect({ host: parsed.host, port: parsed.port })
+              : tls.connect({ host: parsed.host, port: parsed.port, ...tlsOpts });
+          cleanup = () => sock.destroy();
+          sock.setNoDelay(true);
+          sock.once(parsed.protocol === 'mqtt' ? 'connect' : 'secureConnect', () => {
+            sock.removeAllListeners('error');
+            finish(null, sock);
+          });
+          sock.once('error', (err) => finish(err));
+        } else {
+          const ws = new WebSocket(parsed.href, ['mqtt'], parsed.protocol === 'wss' ? tlsOpts : {});
+          cleanup = () => ws.terminate();
+          ws.once('open', () => {
+            ws.removeAllListeners('error');
+            finish(null, createWebSocketStream(ws));
+          });
+          ws.once('error', (err) => finish(err));
+        }
+      });
+    },
+  };
+}
