@@ -1,0 +1,115 @@
+/**
+ * The Redis store: records shared by every replica of the proxy. Each record is one JSON
+ * string under `{prefix}{namespace}:{id}` (both parts URI-encoded, so ':' in an id cannot
+ * collide). `create` is `SET … NX`: atomic across processes and hosts.
+ * Failures are reported with fixed messages: the Redis URL (it may hold a password) and the
+ * record contents never appear in them.
+ */
+import { Redis } from 'ioredis';
+import type { CredentialStore, StoreRecord } from './types.js';
+
+export interface RedisStoreOptions {
+  /** redis://[user:password@]host:port/db */
+  url: string;
+  /** Key prefix (default "mqtt-proxy:"). */
+  prefix?: string;
+  /** A command that gets no answer within this time fails (default 2000 ms). */
+  commandTimeoutMs?: number;
+  /** Connection problems (reconnects are automatic); the error is already free of secrets. */
+  onError?: (err: Error) => void;
+}
+
+export class RedisStore implements CredentialStore {
+  private readonly client: Redis;
+  private readonly prefix: string;
+
+  constructor(opts: RedisStoreOptions) {
+    this.prefix = opts.prefix ?? 'mqtt-proxy:';
+    let parsed: URL;
+    try {
+      parsed = new URL(opts.url);
+    } catch {
+      throw new Error('store.redisUrl is not a valid URL (expected redis://host:port/db)');
+    }
+    if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
+      throw new Error('store.redisUrl must start with redis:// or rediss://');
+    }
+    this.client = new Redis(opts.url, {
+      lazyConnect: false,
+      maxRetriesPerRequest: 1,
+      commandTimeout: opts.commandTimeoutMs ?? 2000,
+      connectTimeout: opts.commandTimeoutMs ?? 2000,
+      retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 6), 5000),
+    });
+    const target = `${parsed.hostname}:${parsed.port || '6379'}`;
+    this.client.on('error', (err: Error & { code?: string }) => {
+      opts.onError?.(new Error(`redis store ${target}: ${err.code ?? 'connection error'}`));
+    });
+  }
+
+  private key(namespace: string, id: string): string {
+    return `${this.prefix}${encodeURIComponent(namespace)}:${encodeURIComponent(id)}`;
+  }
+
+  async get(namespace: string, id: string): Promise<StoreRecord | undefined> {
+    const text = await this.run('get', () => this.client.get(this.key(namespace, id)));
+    if (text === null) return undefined;
+    try {
+      const value = JSON.parse(text) as unknown;
+      if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value as StoreRecord;
+    } catch {
+      // fall through
+    }
+    throw new Error('redis store: a stored record is not a JSON object');
+  }
+
+  async create(namespace: string, id: string, record: StoreRecord): Promise<boolean> {
+    const body = encode(record);
+    const res = await this.run('create', () => this.client.set(this.key(namespace, id), body, 'NX'));
+    return res === 'OK';
+  }
+
+  async put(namespace: string, id: string, record: StoreRecord): Promise<void> {
+    const body = encode(record);
+    await this.run('put', () => this.client.set(this.key(namespace, id), body));
+  }
+
+  async delete(namespace: string, id: string): Promise<boolean> {
+    const n = await this.run('delete', () => this.client.del(this.key(namespace, id)));
+    return n > 0;
+  }
+
+  /** True once the connection answers PING (readiness checks). */
+  async ping(): Promise<boolean> {
+    try {
+      return (await this.client.ping()) === 'PONG';
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.client.quit();
+    } catch {
+      this.client.disconnect();
+    }
+  }
+
+  private async run<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      const what = code ?? ((err as Error).message.includes('timed out') ? 'timeout' : 'unavailable');
+      throw new Error(`redis store ${op} failed: ${what}`);
+    }
+  }
+}
+
+function encode(record: StoreRecord): string {
+  for (const [k, v] of Object.entries(record)) {
+    if (typeof v !== 'string') throw new Error(`store record field "${k}" must be a string`);
+  }
+  return JSON.stringify(record);
+}
