@@ -312,6 +312,12 @@ export class Session implements SessionLike {
         return;
       }
     }
+    if (this.passThrough) {
+      // Fast path: nothing to translate, the parsed packet is its own output.
+      this.up!.forward(p, [p as PublishOut]);
+      if (this.north?.blocked) this.south.pause();
+      return;
+    }
     const outcome = this.mapper!.uplink(p);
     if (outcome instanceof Promise) {
       this.runAsync(outcome, p);
@@ -434,6 +440,12 @@ export class Session implements SessionLike {
         this.close('north_bad_topic_alias');
         return;
       }
+    }
+    if (this.passThrough) {
+      if (p.qos > this.quirks.maxDownlinkQos) p.qos = this.quirks.maxDownlinkQos;
+      this.down!.forward(p, [p as PublishOut]);
+      if (this.south.blocked) this.north?.pause();
+      return;
     }
     const o = this.mapper!.downlink(p);
     if (o.verdict === 'disconnect') {
