@@ -14,6 +14,7 @@ import type { SessionContext, SessionLike } from './session/context.js';
 import { PacketMeter } from './session/meter.js';
 import { Session } from './session/session.js';
 import type { CredentialStore } from './store/types.js';
+import { GatewayHub } from './upstream/gateway.js';
 import { type CompiledTransport, compileTransport } from './upstream/transport.js';
 
 export interface ProxyOptions {
@@ -98,7 +99,16 @@ export async function startProxy(config: ProxyConfig, opts: ProxyOptions = {}): 
     }
     const fixedRoute = opts.route;
     const sessions = new Set<SessionLike>();
+    const gateways = new GatewayHub({
+      transport,
+      timeoutMs: north.connectTimeoutMs,
+      maxPacketBytes: config.limits.maxPacketBytes,
+      log: log.child({ part: 'gateway' }),
+      onError: (type) => metrics.gatewayErrorsTotal.labels(type).inc(),
+    });
+    cleanups.push(() => gateways.close());
     const ctx: SessionContext = {
+      gateways,
       route: () => fixedRoute ?? loaded!.handler,
       transport,
       limits: {

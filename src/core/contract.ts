@@ -125,6 +125,8 @@ export type NorthPlan =
       subscriptions: Array<{ topic: string; qos: QoS }>;
       /** Gateway-wide subscriptions (the errors topic). */
       gatewaySubscriptions: Array<{ topic: string; qos: QoS }>;
+      /** Reconnect with a fresh `connect()` (e.g. a new JWT) after this many ms; 0: never. */
+      renewAfterMs?: number;
     }
   | { mode: 'local' };
 

@@ -5,6 +5,7 @@
 import type { RouteHandler } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
+import type { GatewayHub } from '../upstream/gateway.js';
 import type { CompiledTransport } from '../upstream/transport.js';
 import type { PacketMeter } from './meter.js';
 
@@ -17,6 +18,8 @@ export interface SessionContext {
   readonly metrics: Metrics;
   readonly meter: PacketMeter;
   readonly log: Logger;
+  /** Shared north connections of gateway routes. */
+  readonly gateways?: GatewayHub;
   /** Open sessions, for the keepalive sweeper and shutdown. */
   readonly sessions: Set<SessionLike>;
 }

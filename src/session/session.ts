@@ -20,6 +20,7 @@ import { PacketChannel } from '../codec/channel.js';
 import type { Outcome, PublishOut, Quirks, SessionMapper } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
 import { NorthClient, type NorthConnectError } from '../upstream/north.js';
+import type { NorthPort } from '../upstream/port.js';
 import { resolveAlias } from './aliases.js';
 import { connackFor, northRefusalCode, REFUSED_SERVER_UNAVAILABLE, type ReasonPair } from './codes.js';
 import type { SessionContext, SessionLike } from './context.js';
@@ -36,7 +37,9 @@ export interface SouthInfo {
 export class Session implements SessionLike {
   private state: State = 'new';
   private readonly south: PacketChannel;
-  private north?: NorthClient;
+  private north?: NorthPort;
+  /** Highest QoS sent north (a gateway platform refuses QoS 2). */
+  private northMaxQos: QoS = 2;
   private mapper?: SessionMapper;
   private quirks!: Quirks;
   private passThrough = true;
@@ -218,9 +221,28 @@ export class Session implements SessionLike {
         return;
       }
     } else if (plan.mode === 'gateway') {
-      this.log.error('gateway routes are not available in this build');
-      this.refuse(REFUSED_SERVER_UNAVAILABLE, 'gateway_unavailable');
-      return;
+      if (!this.ctx.gateways) {
+        this.refuse(REFUSED_SERVER_UNAVAILABLE, 'gateway_unavailable');
+        return;
+      }
+      try {
+        this.north = await this.ctx.gateways.attach(plan, {
+          onPublish: (pk) => this.onNorthPublish(pk),
+          onAck: (pk) => this.up?.onDestinationAck(pk),
+          onGatewayError: (e) => this.onGatewayError(e),
+          onDrain: () => this.flushQueue(),
+        });
+      } catch (err) {
+        this.ctx.metrics.northConnectFailuresTotal.labels(this.routeName, 'attach_failed').inc();
+        this.log.warn({ err: (err as Error).message }, 'gateway attach failed');
+        this.refuse(REFUSED_SERVER_UNAVAILABLE, 'gateway_attach_failed');
+        return;
+      }
+      this.northMaxQos = 1;
+      if (this.closed) {
+        this.north.destroy();
+        return;
+      }
     }
     this.goOnline(connack);
   }
@@ -364,7 +386,7 @@ export class Session implements SessionLike {
     const north = o.verdict === 'drop' ? undefined : o.north;
     if (o.verdict === 'drop') this.countMessage('uplink', o, 'dropped');
     else if (!this.passThrough) this.countMessage('uplink', o, 'translated');
-    if (north) capQos(north, p.qos);
+    if (north) capQos(north, Math.min(p.qos, this.northMaxQos) as QoS);
     this.up!.forward(p, north ?? []);
     if (o.south) this.sendLocalSouth(o.south);
     if (this.north?.blocked) this.south.pause();
@@ -460,6 +482,16 @@ export class Session implements SessionLike {
     this.down!.forward(p, outs);
     if (o.north?.length) this.up!.forward(null, o.north);
     if (this.south.blocked) this.north?.pause();
+  }
+
+  private onGatewayError(e: { type: string; description?: string }): void {
+    const o = this.mapper?.onGatewayError?.(e);
+    if (!o) return;
+    if (o.verdict === 'disconnect') {
+      this.close(o.reason ?? 'gateway_error');
+      return;
+    }
+    if (o.south?.length) this.sendLocalSouth(o.south);
   }
 
   private onNorthDisconnect(p: IDisconnectPacket): void {

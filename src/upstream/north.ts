@@ -42,7 +42,6 @@ export class NorthConnectError extends Error {
 type Waiter = (packet: Packet) => void;
 
 export class NorthClient {
-  readonly ids = new IdAllocator();
   private readonly waiters = new Map<number, Waiter>();
   private lastWriteAt = Date.now();
   private pingOutstanding = 0;
@@ -53,6 +52,8 @@ export class NorthClient {
     private readonly handlers: NorthHandlers,
     readonly keepalive: number,
     readonly protocolVersion: 3 | 4 | 5,
+    /** Packet identifiers; shared across reconnects when a gateway link owns them. */
+    readonly ids: IdAllocator,
   ) {}
 
   /** Opens the stream, sends CONNECT and resolves with the CONNACK; rejects with NorthConnectError. */
@@ -61,6 +62,7 @@ export class NorthClient {
     connect: IConnectPacket,
     opts: { timeoutMs: number; maxPacketBytes: number },
     handlers: NorthHandlers,
+    ids: IdAllocator = new IdAllocator(),
   ): Promise<{ client: NorthClient; connack: IConnackPacket }> {
     const deadline = Date.now() + opts.timeoutMs;
     let stream: Awaited<ReturnType<CompiledTransport['open']>>;
@@ -108,7 +110,7 @@ export class NorthClient {
               }
               settled = true;
               clearTimeout(timer);
-              client = new NorthClient(channel, handlers, connect.keepalive ?? 0, version);
+              client = new NorthClient(channel, handlers, connect.keepalive ?? 0, version, ids);
               resolve({ client, connack: packet });
               return;
             }

@@ -1,0 +1,384 @@
+/**
+ * Gateway multiplexing: every south device of one gateway identity shares one north
+ * connection. A device is attached (QoS 1 attach, its traffic flows after the PUBACK) when it
+ * connects and detached when it leaves; downlinks are routed to the device whose filters
+ * match; errors on the gateway's errors topic go to the device they name.
+ *
+ * The link reconnects with exponential backoff (1 s doubling to 32 s, with jitter) and renews
+ * its credentials (a fresh CONNECT, e.g. a new JWT) before they expire. Devices stay
+ * connected through both: their uplinks wait, unacknowledged ones are resent, every device is
+ * attached again and every subscription made again.
+ */
+import type { IPublishPacket, ISubscription, Packet, QoS } from 'mqtt-packet';
+import type { NorthPlan, PublishOut } from '../core/contract.js';
+import type { Logger } from '../log/logger.js';
+import { IdAllocator, type IdSpace } from '../session/relay.js';
+import { NorthClient } from './north.js';
+import type { NorthPort } from './port.js';
+import type { CompiledTransport } from './transport.js';
+
+export type GatewayPlan = Extract<NorthPlan, { mode: 'gateway' }>;
+
+export interface MemberEvents {
+  onPublish(packet: IPublishPacket): void;
+  onAck(packet: Packet & { cmd: 'puback' | 'pubrec' | 'pubcomp' }): void;
+  onGatewayError(error: { type: string; description?: string }): void;
+  onDrain(): void;
+}
+
+export interface GatewayEnv {
+  transport(url?: string): CompiledTransport;
+  timeoutMs: number;
+  maxPacketBytes: number;
+  log: Logger;
+  onError?(type: string): void;
+}
+
+const BACKOFF_MIN_MS = 1000;
+const BACKOFF_MAX_MS = 32000;
+
+export class GatewayHub {
+  private readonly links = new Map<string, GatewayLink>();
+  constructor(private readonly env: GatewayEnv) {}
+
+  /** Attaches a device; resolves with its port once the platform acknowledged the attach. */
+  async attach(plan: GatewayPlan, events: MemberEvents): Promise<GatewayMember> {
+    let link = this.links.get(plan.key);
+    if (!link) {
+      link = new GatewayLink(plan, this.env, () => this.links.delete(plan.key));
+      this.links.set(plan.key, link);
+    }
+    return link.attach(plan, events);
+  }
+
+  close(): void {
+    for (const l of this.links.values()) l.shutdown();
+    this.links.clear();
+  }
+}
+
+interface Pending {
+  packet: IPublishPacket;
+  member: GatewayMember;
+}
+
+class GatewayLink {
+  private client?: NorthClient;
+  private connecting?: Promise<NorthClient>;
+  private readonly members = new Map<string, GatewayMember>();
+  /** North packet id → the member whose uplink it is, and the packet for a resend. */
+  readonly pending = new Map<number, Pending>();
+  private readonly waiters = new Map<number, (rc: number) => void>();
+  private renewTimer?: NodeJS.Timeout;
+  private attempt = 0;
+  private closed = false;
+  private readonly gatewaySubs: ISubscription[];
+  /** One identifier space for every connection of this link, so resent uplinks keep their ids. */
+  readonly ids = new IdAllocator();
+
+  constructor(
+    private plan: GatewayPlan,
+    private readonly env: GatewayEnv,
+    private readonly onEmpty: () => void,
+  ) {
+    this.gatewaySubs = plan.gatewaySubscriptions.map((s) => ({ topic: s.topic, qos: s.qos }));
+  }
+
+  async attach(plan: GatewayPlan, events: MemberEvents): Promise<GatewayMember> {
+    this.plan = plan;
+    const client = await this.ensure();
+    const member = new GatewayMember(this, plan, events);
+    this.members.get(plan.deviceId)?.evict();
+    this.members.set(plan.deviceId, member);
+    try {
+      const rc = await this.controlPublish(client, plan.attach);
+      if (rc >= 0x80) throw new Error(`attach refused (code ${rc})`);
+      if (plan.subscriptions.length) await client.subscribe(plan.subscriptions.map((s) => ({ ...s })));
+    } catch (err) {
+      this.members.delete(plan.deviceId);
+      this.maybeEmpty();
+      throw err;
+    }
+    return member;
+  }
+
+  get client$(): NorthClient | undefined {
+    return this.client;
+  }
+
+  /** QoS 1 control message (attach/detach); resolves with the PUBACK reason code. */
+  controlPublish(client: NorthClient, out: PublishOut): Promise<number> {
+    const id = this.ids.alloc();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(id);
+        this.ids.free(id);
+        reject(new Error('no PUBACK for the gateway control message'));
+      }, this.env.timeoutMs);
+      this.waiters.set(id, (rc) => {
+        clearTimeout(timer);
+        this.ids.free(id);
+        resolve(rc);
+      });
+      client.send({
+        cmd: 'publish',
+        topic: out.topic,
+        payload: out.payload,
+        qos: 1,
+        retain: false,
+        dup: false,
+        messageId: id,
+      });
+    });
+  }
+
+  detach(member: GatewayMember): void {
+    if (this.members.get(member.deviceId) !== member) return;
+    this.members.delete(member.deviceId);
+    for (const [id, p] of this.pending) {
+      if (p.member === member) {
+        this.pending.delete(id);
+        this.ids.free(id);
+      }
+    }
+    const client = this.client;
+    if (client) this.controlPublish(client, member.plan.detach).catch(() => {});
+    this.maybeEmpty();
+  }
+
+  private maybeEmpty(): void {
+    if (this.members.size > 0 || this.closed) return;
+    // Keep the connection a moment: devices often reconnect right away.
+    setTimeout(() => {
+      if (this.members.size === 0 && !this.closed) this.shutdown();
+    }, 5000).unref();
+  }
+
+  shutdown(): void {
+    this.closed = true;
+    clearTimeout(this.renewTimer);
+    this.client?.end({ cmd: 'disconnect' });
+    this.client = undefined;
+    this.onEmpty();
+  }
+
+  private ensure(): Promise<NorthClient> {
+    if (this.client) return Promise.resolve(this.client);
+    if (!this.connecting) {
+      this.connecting = this.connect().finally(() => {
+        this.connecting = undefined;
+      });
+    }
+    return this.connecting;
+  }
+
+  private async connect(): Promise<NorthClient> {
+    const { client } = await NorthClient.connect(
+      this.env.transport(this.plan.url),
+      this.plan.connect(),
+      { timeoutMs: this.env.timeoutMs, maxPacketBytes: this.env.maxPacketBytes },
+      {
+        onPublish: (p) => this.route(p),
+        onAck: (p) => this.onAck(p),
+        onPubrel: (id) => client.send({ cmd: 'pubcomp', messageId: id }),
+        onDisconnect: () => this.lost('north_disconnect'),
+        onClose: (reason) => this.lost(reason),
+        onDrain: () => {
+          for (const m of this.members.values()) m.events.onDrain();
+        },
+      },
+      this.ids,
+    );
+    this.client = client;
+    this.attempt = 0;
+    if (this.gatewaySubs.length) await client.subscribe(this.gatewaySubs);
+    if (this.plan.renewAfterMs && this.plan.renewAfterMs > 0) {
+      clearTimeout(this.renewTimer);
+      this.renewTimer = setTimeout(() => this.renew(), this.plan.renewAfterMs);
+      this.renewTimer.unref();
+    }
+    return client;
+  }
+
+  /** Credentials about to expire: reconnect with fresh ones, keeping every device. */
+  private renew(): void {
+    if (this.closed || !this.client) return;
+    this.env.log.info('gateway credentials renewal: reconnecting');
+    const old = this.client;
+    this.client = undefined;
+    old.end({ cmd: 'disconnect' });
+    void this.restore();
+  }
+
+  private lost(reason: string): void {
+    if (this.closed) return;
+    this.client = undefined;
+    this.env.log.warn({ reason }, 'gateway north connection lost; reconnecting');
+    void this.restore();
+  }
+
+  /** Reconnects with backoff, re-attaches every device, re-subscribes, resends unacknowledged uplinks. */
+  private async restore(): Promise<void> {
+    while (!this.closed) {
+      try {
+        const client = await this.ensure();
+        for (const m of this.members.values()) {
+          await this.controlPublish(client, m.plan.attach);
+          const subs = [...m.plan.subscriptions, ...m.extraSubscriptions];
+          if (subs.length) await client.subscribe(subs.map((s) => ({ ...s })));
+        }
+        for (const p of this.pending.values()) client.send({ ...p.packet, dup: true });
+        for (const m of this.members.values()) m.events.onDrain();
+        return;
+      } catch (err) {
+        this.client?.destroy();
+        this.client = undefined;
+        const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.attempt++);
+        const jittered = delay / 2 + Math.random() * (delay / 2);
+        this.env.log.warn(
+          { err: (err as Error).message, retryInMs: Math.round(jittered) },
+          'gateway reconnect failed',
+        );
+        await new Promise((r) => setTimeout(r, jittered).unref());
+      }
+    }
+  }
+
+  private onAck(p: Packet & { cmd: 'puback' | 'pubrec' | 'pubcomp' }): void {
+    const id = p.messageId ?? 0;
+    const w = this.waiters.get(id);
+    if (w) {
+      this.waiters.delete(id);
+      w(p.reasonCode ?? 0);
+      return;
+    }
+    const pending = this.pending.get(id);
+    if (!pending) return;
+    this.pending.delete(id);
+    pending.member.events.onAck(p);
+  }
+
+  private route(p: IPublishPacket): void {
+    if (this.gatewaySubs.some((s) => topicMatches(s.topic, p.topic))) {
+      this.routeError(p);
+    } else {
+      for (const m of this.members.values()) {
+        if (m.matches(p.topic)) {
+          m.events.onPublish(p);
+          return;
+        }
+      }
+    }
+    // Not for any attached device (or an error report): consumed here.
+    if (p.qos === 1) this.client?.send({ cmd: 'puback', messageId: p.messageId });
+  }
+
+  private routeError(p: IPublishPacket): void {
+    let body: { error_type?: string; device_id?: string; description?: string };
+    try {
+      body = JSON.parse(p.payload.toString());
+    } catch {
+      this.env.log.warn('unparseable gateway error report');
+      return;
+    }
+    const type = typeof body.error_type === 'string' ? body.error_type : 'UNKNOWN';
+    this.env.onError?.(type);
+    const member = body.device_id ? this.members.get(body.device_id) : undefined;
+    this.env.log.warn(
+      { errorType: type, attached: Boolean(member) },
+      'gateway error reported by the platform',
+    );
+    member?.events.onGatewayError({ type, description: body.description });
+  }
+}
+
+/** One device's view of the shared connection. */
+export class GatewayMember implements NorthPort {
+  readonly extraSubscriptions: Array<{ topic: string; qos: QoS }> = [];
+  readonly ids: IdSpace;
+  private evicted = false;
+
+  constructor(
+    private readonly link: GatewayLink,
+    readonly plan: GatewayPlan,
+    readonly events: MemberEvents,
+  ) {
+    this.ids = link.ids;
+  }
+
+  get deviceId(): string {
+    return this.plan.deviceId;
+  }
+
+  get blocked(): boolean {
+    const c = this.link.client$;
+    return !c || c.blocked;
+  }
+
+  matches(topic: string): boolean {
+    for (const s of this.plan.subscriptions) if (topicMatches(s.topic, topic)) return true;
+    for (const s of this.extraSubscriptions) if (topicMatches(s.topic, topic)) return true;
+    return false;
+  }
+
+  send(packet: Packet): boolean {
+    const c = this.link.client$;
+    if (!c || this.evicted) return false;
+    if (packet.cmd === 'publish') {
+      // QoS 2 is never sent north: the platform closes the connection on it.
+      if (packet.qos === 2) packet.qos = 1;
+      if (packet.qos === 1 && packet.messageId)
+        this.link.pending.set(packet.messageId, { packet, member: this });
+    }
+    return c.send(packet);
+  }
+
+  async subscribe(subs: ISubscription[]): Promise<number[]> {
+    const c = this.link.client$;
+    if (!c) return subs.map(() => 0x80);
+    for (const s of subs) this.extraSubscriptions.push({ topic: s.topic, qos: Math.min(s.qos, 1) as QoS });
+    return c.subscribe(subs.map((s) => ({ topic: s.topic, qos: Math.min(s.qos, 1) as QoS })));
+  }
+
+  async unsubscribe(topics: string[]): Promise<number[]> {
+    const c = this.link.client$;
+    if (!c) return topics.map(() => 0x11);
+    return c.unsubscribe(topics);
+  }
+
+  pause(): void {
+    /* a shared connection is never paused for one device */
+  }
+
+  resume(): void {}
+
+  tick(): boolean {
+    return true;
+  }
+
+  end(): void {
+    this.link.detach(this);
+  }
+
+  destroy(): void {
+    this.link.detach(this);
+  }
+
+  /** Another session attached the same device: this one stops receiving. */
+  evict(): void {
+    this.evicted = true;
+  }
+}
+
+export function topicMatches(filter: string, topic: string): boolean {
+  if (filter === topic) return true;
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    const part = f[i];
+    if (part === '#') return true;
+    if (i >= t.length) return false;
+    if (part !== '+' && part !== t[i]) return false;
+  }
+  return f.length === t.length;
+}

@@ -1,0 +1,29 @@
+/**
+ * What a session needs from its north side, whether it owns the connection (NorthClient,
+ * one per device) or shares one with other devices of the same gateway (GatewayMember).
+ */
+import type {
+  IDisconnectPacket,
+  ISubscribePacket,
+  ISubscription,
+  IUnsubscribePacket,
+  Packet,
+} from 'mqtt-packet';
+import type { IdSpace } from '../session/relay.js';
+
+export interface NorthPort {
+  readonly ids: IdSpace;
+  /** The north side is not keeping up: stop reading from the south. */
+  readonly blocked: boolean;
+  send(packet: Packet): boolean;
+  subscribe(subscriptions: ISubscription[], properties?: ISubscribePacket['properties']): Promise<number[]>;
+  unsubscribe(topics: string[], properties?: IUnsubscribePacket['properties']): Promise<number[]>;
+  pause(): void;
+  resume(): void;
+  /** Keepalive; false when the north side went silent. */
+  tick(now: number): boolean;
+  /** Normal end (the client said DISCONNECT). */
+  end(disconnect?: IDisconnectPacket): void;
+  /** Abrupt end (the client vanished: a will, if any, is published). */
+  destroy(): void;
+}
