@@ -33,6 +33,8 @@ export interface MosquittoOptions {
   allowAnonymous?: boolean;
   /** Store sessions/retained messages in the temp dir (survive restart()). Default false. */
   persistence?: boolean;
+  /** Listen on this port instead of a free one (no retry if it is taken). */
+  port?: number;
 }
 
 export interface MosquittoBroker {
@@ -152,8 +154,8 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
   };
 
   let lastError: unknown;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    port = await freePort();
+  for (let attempt = 0; attempt < (opts.port ? 1 : 3); attempt++) {
+    port = opts.port ?? (await freePort());
     conf = writeConfig(dir, port, opts);
     try {
       await launch();
