@@ -1,11 +1,19 @@
 /**
  * The impure shell around the mapping engine: loads a route (its dialect files, its
  * identity source) from disk, watches them for changes and swaps validated versions in.
+ * An invalid change keeps the old version and logs every error.
  */
-import type { RouteHandler } from '../core/contract.js';
+import { type FSWatcher, watch } from 'node:fs';
+import { dirname, isAbsolute, join } from 'node:path';
+import type { ConnectDecision, RouteHandler, SouthHello } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
+import { createDialectRoute, type MintJwt } from '../mapping/engine.js';
+import { CredentialsIndex } from '../mapping/identity.js';
+import { loadMappings } from '../mapping/load.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { CredentialStore } from '../store/types.js';
+import { readCredentials } from './credentials.js';
+import { FOLDERS, readMappingFiles } from './files.js';
 import { passThroughRoute } from './passthrough.js';
 
 export { passThroughRoute } from './passthrough.js';
@@ -19,10 +27,14 @@ export interface LoadedRoute {
 export interface LoadRouteOptions {
   dir: string;
   route: string;
-  credentials?: string;
-  store?: CredentialStore;
+  credentials?: string | undefined;
+  store?: CredentialStore | undefined;
   log: Logger;
-  metrics?: Metrics;
+  metrics?: Metrics | undefined;
+  /** Mints north JWTs (akenza device credentials, ClearBlade gateways). */
+  mintJwt?: MintJwt;
+  /** Watch the files and reload on change (default true). */
+  watch?: boolean;
 }
 
 /** Thrown when a mapping is invalid; each line of `errors` reads "file:line:col: message (hint)". */
@@ -36,9 +48,111 @@ export class MappingError extends Error {
   }
 }
 
+/** Builds the route's handler from disk: all errors together, or a handler. */
+export async function buildRoute(
+  opts: LoadRouteOptions,
+): Promise<{ handler?: RouteHandler; errors: string[]; watched: string[] }> {
+  const { files, errors } = await readMappingFiles(opts.dir);
+  const m = loadMappings(files);
+  errors.push(...m.errors);
+  const spec = m.routes.get(opts.route);
+  if (!spec) {
+    if (errors.length === 0) {
+      const known = [...m.routes.keys()].join(', ') || 'none';
+      errors.push(
+        `${join(opts.dir, 'routes')}:1:1: no route named '${opts.route}' (routes: ${known}, or passthrough)`,
+      );
+    }
+    return { errors, watched: [] };
+  }
+  const credFile = opts.credentials || spec.identity.file;
+  const path = credFile ? (isAbsolute(credFile) ? credFile : join(opts.dir, credFile)) : undefined;
+  let index = new CredentialsIndex([]);
+  if (path) {
+    const c = await readCredentials(path);
+    errors.push(...c.errors);
+    index = new CredentialsIndex(c.records, spec.identity.key);
+  } else if (!opts.store) {
+    errors.push(
+      `${spec.file}:1:1: route '${spec.name}' has no identity source (add identity: { file: ... } or pass --credentials)`,
+    );
+  }
+  if (errors.length > 0) return { errors, watched: [] };
+  const handler = createDialectRoute({
+    name: spec.name,
+    plan: spec.plan,
+    identity: index,
+    routeVars: spec.vars,
+    ...(spec.url ? { url: spec.url } : {}),
+    connection: spec.connection,
+    ...(opts.mintJwt ? { mintJwt: opts.mintJwt } : {}),
+  });
+  return { handler, errors, watched: path ? [path] : [] };
+}
+
 export async function loadRoute(opts: LoadRouteOptions): Promise<LoadedRoute> {
   if (opts.route === 'passthrough') {
     return { handler: passThroughRoute(), reload: async () => ({ ok: true, errors: [] }), close() {} };
   }
-  throw new MappingError([`${opts.dir}: route '${opts.route}' is not available yet`]);
+  const first = await buildRoute(opts);
+  if (!first.handler) throw new MappingError(first.errors);
+  let current: RouteHandler = first.handler;
+  const log = opts.log;
+  // A stable handler delegating to the current version: swapped atomically for new sessions.
+  const handler: RouteHandler = {
+    name: current.name,
+    passThrough: false,
+    openSession: (hello: SouthHello): Promise<ConnectDecision> => current.openSession(hello),
+  };
+  let watchers: FSWatcher[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<{ ok: boolean; errors: string[] }> | undefined;
+
+  const reload = async (): Promise<{ ok: boolean; errors: string[] }> => {
+    const next = await buildRoute(opts);
+    if (!next.handler) {
+      for (const e of next.errors)
+        log.error({ mappingError: e }, 'mapping reload rejected; keeping the previous version');
+      opts.metrics?.reloadsTotal.inc({ kind: 'mapping', result: 'failure' });
+      return { ok: false, errors: next.errors };
+    }
+    current = next.handler;
+    opts.metrics?.reloadsTotal.inc({ kind: 'mapping', result: 'success' });
+    log.info({ route: opts.route }, 'mapping reloaded');
+    rewatch(next.watched);
+    return { ok: true, errors: [] };
+  };
+  const schedule = () => {
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = undefined;
+      running = (running ?? Promise.resolve({ ok: true, errors: [] })).then(reload, reload);
+    }, 150);
+    timer.unref();
+  };
+  const rewatch = (extra: string[]) => {
+    if (opts.watch === false) return;
+    for (const w of watchers) w.close();
+    watchers = [];
+    const dirs = new Set([...FOLDERS.map((f) => join(opts.dir, f)), ...extra.map((p) => dirname(p))]);
+    for (const d of dirs) {
+      try {
+        const w = watch(d, { persistent: false }, schedule);
+        w.on('error', () => undefined);
+        watchers.push(w);
+      } catch {
+        // folder absent: nothing to watch there
+      }
+    }
+  };
+  rewatch(first.watched);
+  return {
+    handler,
+    reload,
+    close() {
+      if (timer) clearTimeout(timer);
+      for (const w of watchers) w.close();
+      watchers = [];
+    },
+  };
 }

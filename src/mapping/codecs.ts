@@ -1,0 +1,257 @@
+/**
+ * Payload codecs: the built-in shapes a dialect declares, with parameters, compiled once
+ * into plain objects. Sample codecs turn bytes into canonical samples and back; the raw
+ * codec carries an opaque body untouched.
+ */
+import { type Canonical, type Sample, sampleBytes, sampleValue } from './model.js';
+import type { Vars } from './template.js';
+
+export const CODECS = [
+  'value',
+  'object',
+  'key_value_list',
+  'value_list',
+  'batch',
+  'envelope',
+  'raw',
+] as const;
+export type CodecName = (typeof CODECS)[number];
+
+export interface CodecSpec {
+  codec?: CodecName;
+  key?: string;
+  value?: string;
+  time?: string;
+  values?: string;
+  unit?: 'us' | 'ms' | 's';
+  fields?: Record<string, string>;
+  add?: Record<string, unknown>;
+  content_type?: string;
+  /** Add the current time to samples that carry none (lists and objects with a time field). */
+  stamp?: boolean;
+}
+
+export interface Codec {
+  readonly name: CodecName;
+  /** Carries samples (else an opaque body). */
+  readonly samples: boolean;
+  /** One publish may carry several keys (else one key, taken from the topic). */
+  readonly multiKey: boolean;
+  /** Content type to announce (MQTT 5), when declared. */
+  readonly contentType: string | undefined;
+  /** Fills `out`; returns an error reason, or undefined on success. */
+  decode(payload: Buffer, key: string | undefined, out: Canonical): string | undefined;
+  /** Encodes samples (all for one key when !multiKey) or the message body. */
+  encode(msg: Canonical, samples: readonly Sample[], vars: Readonly<Vars>, nowUs: number): Buffer;
+}
+
+const UNIT: Record<string, number> = { us: 1, ms: 1000, s: 1_000_000 };
+
+function parseJson(payload: Buffer): unknown {
+  try {
+    return JSON.parse(payload.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function tsIn(v: unknown, factor: number): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) ? Math.round(v * factor) : undefined;
+}
+
+function tsOut(ts: number, factor: number): number {
+  return factor === 1 ? ts : Math.round(ts / factor);
+}
+
+/** A string with `{var}` references, compiled to parts. */
+export function compileText(text: string): (vars: Readonly<Vars>) => string {
+  const parts = text.split(/(\{[A-Za-z_][A-Za-z0-9_]*\})/).filter((p) => p.length > 0);
+  if (parts.length === 1 && !parts[0]?.startsWith('{')) return () => text;
+  const plan = parts.map((p) => (p.startsWith('{') && p.endsWith('}') ? { v: p.slice(1, -1) } : { s: p }));
+  return (vars) => {
+    let out = '';
+    for (const p of plan) out += 's' in p ? p.s : (vars[p.v] ?? '');
+    return out;
+  };
+}
+
+/** Variables referenced by `{var}` in a text. */
+export function textVars(text: string): string[] {
+  return [...text.matchAll(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g)].map((m) => m[1] as string);
+}
+
+export function makeCodec(spec: CodecSpec, defaultName: CodecName): Codec {
+  const name = spec.codec ?? defaultName;
+  const factor = UNIT[spec.unit ?? 'ms'] ?? 1000;
+  const ct = spec.content_type;
+  const keyF = spec.key ?? 'key';
+  const valueF = spec.value ?? 'value';
+  const timeF = spec.time;
+  const stamp = spec.stamp === true;
+  switch (name) {
+    case 'raw':
+      return {
+        name,
+        samples: false,
+        multiKey: true,
+        contentType: ct,
+        decode(payload, _key, out) {
+          out.body = payload;
+          return undefined;
+        },
+        encode: (msg) => msg.body ?? Buffer.alloc(0),
+      };
+    case 'value':
+      return {
+        name,
+        samples: true,
+        multiKey: false,
+        contentType: ct,
+        decode(payload, key, out) {
+          if (key === undefined) return 'no_key';
+          out.samples = [{ key, raw: payload }];
+          return undefined;
+        },
+        encode: (_msg, samples) => sampleBytes(samples[samples.length - 1] as Sample),
+      };
+    case 'object':
+      return {
+        name,
+        samples: true,
+        multiKey: true,
+        contentType: ct,
+        decode(payload, _key, out) {
+          const o = parseJson(payload);
+          if (!isObject(o)) return 'bad_payload';
+          const ts = timeF ? tsIn(o[timeF], factor) : undefined;
+          const samples: Sample[] = [];
+          for (const k of Object.keys(o)) {
+            if (k === timeF) continue;
+            samples.push(ts === undefined ? { key: k, value: o[k] } : { key: k, value: o[k], ts });
+          }
+          if (samples.length === 0) return 'empty_payload';
+          out.samples = samples;
+          return undefined;
+        },
+        encode(_msg, samples) {
+          const o: Record<string, unknown> = {};
+          for (const s of samples) o[s.key] = sampleValue(s);
+          const first = samples[0];
+          if (timeF && first?.ts !== undefined) o[timeF] = tsOut(first.ts, factor);
+          return Buffer.from(JSON.stringify(o));
+        },
+      };
+    case 'key_value_list':
+    case 'value_list': {
+      const withKey = name === 'key_value_list';
+      return {
+        name,
+        samples: true,
+        multiKey: withKey,
+        contentType: ct,
+        decode(payload, key, out) {
+          const list = parseJson(payload);
+          const items = Array.isArray(list) ? list : isObject(list) ? [list] : undefined;
+          if (!items || items.length === 0) return 'bad_payload';
+          const samples: Sample[] = [];
+          for (const it of items) {
+            if (!isObject(it) || !(valueF in it)) return 'bad_payload';
+            const k = withKey ? it[keyF] : key;
+            if (typeof k !== 'string' || k.length === 0) return 'bad_payload';
+            const ts = timeF ? tsIn(it[timeF], factor) : undefined;
+            samples.push(
+              ts === undefined ? { key: k, value: it[valueF] } : { key: k, value: it[valueF], ts },
+            );
+          }
+          out.samples = samples;
+          return undefined;
+        },
+        encode(_msg, samples, _vars, nowUs) {
+          const list = samples.map((s) => {
+            const o: Record<string, unknown> = withKey ? { [keyF]: s.key } : {};
+            o[valueF] = sampleValue(s);
+            const ts = s.ts ?? (stamp ? nowUs : undefined);
+            if (timeF && ts !== undefined) o[timeF] = tsOut(ts, factor);
+            return o;
+          });
+          return Buffer.from(JSON.stringify(list));
+        },
+      };
+    }
+    case 'batch': {
+      const valuesF = spec.values ?? 'values';
+      const tF = timeF ?? 'timestamp';
+      return {
+        name,
+        samples: true,
+        multiKey: true,
+        contentType: ct,
+        decode(payload, _key, out) {
+          const list = parseJson(payload);
+          if (!Array.isArray(list) || list.length === 0) return 'bad_payload';
+          const samples: Sample[] = [];
+          for (const it of list) {
+            if (!isObject(it) || !isObject(it[valuesF])) return 'bad_payload';
+            const ts = tsIn(it[tF], factor);
+            const vals = it[valuesF] as Record<string, unknown>;
+            for (const k of Object.keys(vals))
+              samples.push(ts === undefined ? { key: k, value: vals[k] } : { key: k, value: vals[k], ts });
+          }
+          if (samples.length === 0) return 'empty_payload';
+          out.samples = samples;
+          return undefined;
+        },
+        encode(_msg, samples, _vars, nowUs) {
+          const groups: Array<Record<string, unknown>> = [];
+          let cur: Record<string, unknown> | undefined;
+          let curTs: number | undefined;
+          for (const s of samples) {
+            const ts = s.ts ?? nowUs;
+            if (!cur || ts !== curTs) {
+              cur = {};
+              curTs = ts;
+              groups.push({ [tF]: tsOut(ts, factor), [valuesF]: cur });
+            }
+            cur[s.key] = sampleValue(s);
+          }
+          return Buffer.from(JSON.stringify(groups));
+        },
+      };
+    }
+    case 'envelope': {
+      const fields = spec.fields ?? {};
+      const add: Array<[string, unknown | ((v: Readonly<Vars>) => string)]> = Object.entries(
+        spec.add ?? {},
+      ).map(([k, v]) => [k, typeof v === 'string' ? compileText(v) : v]);
+      const tF = timeF ?? 'time';
+      return {
+        name,
+        samples: true,
+        multiKey: false,
+        contentType: ct,
+        decode(payload, key, out) {
+          const o = parseJson(payload);
+          if (!isObject(o) || key === undefined) return 'bad_payload';
+          const field = fields[key] ?? key;
+          if (!(field in o)) return 'bad_payload';
+          const ts = tsIn(o[tF], factor);
+          out.samples = [ts === undefined ? { key, value: o[field] } : { key, value: o[field], ts }];
+          return undefined;
+        },
+        encode(_msg, samples, vars, nowUs) {
+          const s = samples[samples.length - 1] as Sample;
+          const o: Record<string, unknown> = {};
+          for (const [k, v] of add)
+            o[k] = typeof v === 'function' ? (v as (x: Readonly<Vars>) => string)(vars) : v;
+          o[tF] = tsOut(s.ts ?? nowUs, factor);
+          o[fields[s.key] ?? s.key] = sampleValue(s);
+          return Buffer.from(JSON.stringify(o));
+        },
+      };
+    }
+  }
+}

@@ -1,0 +1,221 @@
+/**
+ * A translating RouteHandler: recognises the south identity per the south dialect's auth
+ * schemes, resolves it through an identity source, builds the north CONNECT (or gateway
+ * plan) from the north dialect, and binds a DialectSession to the identity variables.
+ */
+import type { IConnectPacket, QoS } from 'mqtt-packet';
+import type {
+  ConnectDecision,
+  NorthPlan,
+  PublishOut,
+  Quirks,
+  RouteHandler,
+  SouthHello,
+} from '../core/contract.js';
+import { compileText } from './codecs.js';
+import type { CompiledDialect, JwtSpec, NorthScheme, SouthScheme } from './dialect.js';
+import type { Plan } from './plan.js';
+import { DialectSession, usable } from './session.js';
+import { safeLevel, type Template, type Vars } from './template.js';
+
+/** Resolves a recognised south identity into the session's variables (south and north). */
+export interface IdentitySource {
+  resolve(
+    extracted: Readonly<Vars>,
+    scheme: SouthScheme,
+  ): Promise<{ vars: Vars } | { error: 'unknown_device' | 'bad_credentials' }>;
+}
+
+/** Mints a JWT for a north CONNECT (injected: the engine itself stays pure). */
+export type MintJwt = (req: {
+  id: string;
+  privateKey: string;
+  alg: string;
+  claims: Record<string, unknown>;
+  ttlSec: number;
+}) => Promise<string>;
+
+export interface EngineOptions {
+  name: string;
+  plan: Plan;
+  identity: IdentitySource;
+  /** Constant variables of the route (e.g. project, region). */
+  routeVars?: Readonly<Vars>;
+  url?: string;
+  connection?: 'direct' | 'gateway';
+  mintJwt?: MintJwt;
+  /** Microseconds since the epoch (injected for golden tests). */
+  nowUs?: () => number;
+}
+
+type Reject = Extract<ConnectDecision, { accept: false }>;
+const reject = (returnCode: number, reasonCode: number, reason: string): Reject => ({
+  accept: false,
+  returnCode,
+  reasonCode,
+  reason,
+});
+
+function fieldText(v: string | Buffer | undefined): string {
+  return v === undefined ? '' : typeof v === 'string' ? v : v.toString('utf8');
+}
+
+/** Matches a whole CONNECT field against alternatives; a lone capture takes any non-empty value. */
+function matchField(tpls: readonly Template[] | undefined, value: string, out: Vars): boolean {
+  if (!tpls) return true;
+  for (const t of tpls) {
+    if (t.captures.length === 1 && t.source === `{${t.captures[0]}}`) {
+      if (value.length === 0 || value.includes('\0')) continue;
+      out[t.captures[0] as string] = value;
+      return true;
+    }
+    const caps: Vars = {};
+    if (t.match(value.split('/'), caps)) {
+      Object.assign(out, caps);
+      return true;
+    }
+  }
+  return false;
+}
+
+/** The first south scheme a CONNECT satisfies, with the variables it provides. */
+export function recognise(
+  south: CompiledDialect,
+  hello: SouthHello,
+): { scheme: SouthScheme; vars: Vars } | undefined {
+  const c = hello.connect;
+  for (const s of south.southAuth) {
+    const vars: Vars = {};
+    if (s.commonName) {
+      if (hello.peerCommonName === undefined || !matchField([s.commonName], hello.peerCommonName, vars))
+        continue;
+    }
+    if (!matchField(s.clientId, c.clientId ?? '', vars)) continue;
+    if (!matchField(s.username, c.username ?? '', vars)) continue;
+    if (!matchField(s.password, fieldText(c.password), vars)) continue;
+    if (s.credential !== undefined && !vars[s.credential]) continue;
+    return { scheme: s, vars };
+  }
+  return undefined;
+}
+
+function pickNorth(north: CompiledDialect, vars: Readonly<Vars>): NorthScheme | undefined {
+  return north.northAuth.find((s) => s.vars.every((v) => vars[v] !== undefined));
+}
+
+function isJwt(p: NorthScheme['password']): p is JwtSpec {
+  return typeof p === 'object' && p !== null;
+}
+
+export function createDialectRoute(opts: EngineOptions): RouteHandler {
+  const { plan } = opts;
+  const south = plan.south;
+  const north = plan.north;
+  const quirks: Quirks = Object.freeze({ ...south.quirks, northKeepaliveMax: north.keepaliveMax });
+  const nowUs = opts.nowUs ?? (() => Date.now() * 1000);
+  const gateway = opts.connection === 'gateway' && north.gateway !== undefined;
+  // Identity variables that build topics on either side must be single safe levels.
+  const topicVars = new Set([...south.rules, ...north.rules].flatMap((r) => r.identityCaps));
+
+  const buildConnect = async (
+    scheme: NorthScheme,
+    vars: Vars,
+    c: IConnectPacket,
+    id: string,
+  ): Promise<IConnectPacket> => {
+    const v: Vars = { ...vars, clientId: c.clientId ?? '' };
+    const version = north.versions.includes(c.protocolVersion ?? 4)
+      ? (c.protocolVersion ?? 4)
+      : (north.versions[north.versions.length - 1] ?? 4);
+    const out: IConnectPacket = {
+      cmd: 'connect',
+      protocolId: version === 3 ? 'MQIsdp' : 'MQTT',
+      protocolVersion: version as 3 | 4 | 5,
+      clientId: scheme.clientId ? scheme.clientId(v) : (c.clientId ?? ''),
+      clean: c.clean ?? true,
+      keepalive: c.keepalive ?? 60,
+    };
+    if (scheme.username) out.username = scheme.username(v);
+    const p = scheme.password;
+    if (isJwt(p)) {
+      if (!opts.mintJwt) throw new Error('jwt_unavailable');
+      const claims: Record<string, unknown> = {};
+      for (const [k, x] of Object.entries(p.claims))
+        claims[k] = typeof x === 'string' ? compileText(x)(v) : x;
+      out.password = Buffer.from(
+        await opts.mintJwt({ id, privateKey: v[p.key] ?? '', alg: p.alg, claims, ttlSec: p.ttl }),
+      );
+    } else if (p) out.password = Buffer.from(p(v));
+    if (version === 5 && c.properties) out.properties = c.properties;
+    return out;
+  };
+
+  return {
+    name: opts.name,
+    passThrough: false,
+    async openSession(hello: SouthHello): Promise<ConnectDecision> {
+      const c = hello.connect;
+      const found = recognise(south, hello);
+      if (!found) {
+        const anonymous = !c.username && !c.password && hello.peerCommonName === undefined;
+        return anonymous ? reject(5, 0x87, 'not_authorized') : reject(4, 0x86, 'bad_credentials');
+      }
+      const resolved = await opts.identity.resolve(found.vars, found.scheme);
+      if ('error' in resolved)
+        return resolved.error === 'unknown_device'
+          ? reject(5, 0x87, 'unknown_device')
+          : reject(4, 0x86, 'bad_credentials');
+      const vars: Vars = { ...opts.routeVars, ...resolved.vars };
+      for (const v of topicVars)
+        if (vars[v] !== undefined && !safeLevel(vars[v] as string)) return reject(5, 0x87, 'bad_identity');
+      const scheme = pickNorth(north, vars);
+      if (!scheme) return reject(5, 0x87, 'no_north_credentials');
+      let connect: IConnectPacket;
+      try {
+        connect = await buildConnect(scheme, vars, c, vars.deviceId ?? c.clientId ?? '');
+      } catch {
+        return reject(3, 0x88, 'north_credentials_unavailable');
+      }
+      const mapper = new DialectSession({
+        plan,
+        vars,
+        southScheme: found.scheme.scheme,
+        northScheme: scheme.scheme,
+        southVersion: c.protocolVersion ?? 4,
+        northVersion: connect.protocolVersion ?? 4,
+        nowUs,
+      });
+      let northPlan: NorthPlan = { mode: 'direct', connect, ...(opts.url ? { url: opts.url } : {}) };
+      if (gateway && north.gateway) {
+        const rules = usable(north.upRules, scheme.scheme, vars);
+        const control = (kind: 'attach' | 'detach'): PublishOut | undefined => {
+          const r = rules.find((x) => x.up === kind);
+          const topic = r?.tpl.build(vars);
+          if (!r || topic === undefined) return undefined;
+          const payload = vars.deviceJwt ? JSON.stringify({ authorization: vars.deviceJwt }) : '{}';
+          return { topic, payload: Buffer.from(payload), qos: (r.qos ?? 1) as QoS, retain: false };
+        };
+        const attach = control('attach');
+        const detach = control('detach');
+        const key = north.gateway.key(vars);
+        if (!attach || !detach || !key) return reject(5, 0x87, 'no_gateway_identity');
+        const errors = north.gateway.errors?.build(vars);
+        const subs = mapper.autoSubscribe();
+        const gwVars = vars;
+        northPlan = {
+          mode: 'gateway',
+          key,
+          connect: () => connect,
+          deviceId: vars.deviceId ?? '',
+          attach,
+          detach,
+          subscriptions: [...subs],
+          gatewaySubscriptions: errors ? [{ topic: errors, qos: 0 }] : [],
+          ...(opts.url ? { url: opts.url } : {}),
+        };
+        void gwVars;
+      }
+      return { accept: true, north: northPlan, mapper, quirks, dialect: south.name };
+    },
+  };
+}

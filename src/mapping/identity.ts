@@ -1,0 +1,84 @@
+/**
+ * The credentials identity source: records pairing a south identity with north identity
+ * and secrets, indexed by the variables a device can be looked up with. Pure: the records
+ * are given (routes/credentials.ts reads them from a YAML or CSV file).
+ */
+import { timingSafeEqual } from 'node:crypto';
+import type { SouthScheme } from './dialect.js';
+import type { IdentitySource } from './engine.js';
+import type { Vars } from './template.js';
+
+export interface CredentialRecord {
+  south: Vars;
+  north: Vars;
+}
+
+function same(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+export class CredentialsIndex implements IdentitySource {
+  private readonly index = new Map<string, Map<string, CredentialRecord>>();
+
+  constructor(
+    readonly records: readonly CredentialRecord[],
+    private readonly keys?: readonly string[],
+  ) {
+    for (const r of records) {
+      for (const [k, v] of Object.entries(r.south)) {
+        if (keys && !keys.includes(k)) continue;
+        let m = this.index.get(k);
+        if (!m) {
+          m = new Map();
+          this.index.set(k, m);
+        }
+        if (!m.has(v)) m.set(v, r);
+      }
+    }
+  }
+
+  get size(): number {
+    return this.records.length;
+  }
+
+  async resolve(
+    extracted: Readonly<Vars>,
+    scheme: SouthScheme,
+  ): Promise<{ vars: Vars } | { error: 'unknown_device' | 'bad_credentials' }> {
+    return this.resolveSync(extracted, scheme);
+  }
+
+  resolveSync(
+    extracted: Readonly<Vars>,
+    scheme: Pick<SouthScheme, 'credential'>,
+  ): { vars: Vars } | { error: 'unknown_device' | 'bad_credentials' } {
+    const order = this.keys ?? [...(scheme.credential ? [scheme.credential] : []), ...Object.keys(extracted)];
+    let record: CredentialRecord | undefined;
+    for (const k of order) {
+      const v = extracted[k];
+      if (v === undefined) continue;
+      record = this.index.get(k)?.get(v);
+      if (record) break;
+    }
+    if (!record)
+      return {
+        error:
+          scheme.credential && extracted[scheme.credential] && !extracted.deviceId
+            ? 'bad_credentials'
+            : 'unknown_device',
+      };
+    const cred = scheme.credential;
+    if (cred !== undefined) {
+      const want = record.south[cred];
+      const got = extracted[cred];
+      if (want === undefined || got === undefined || !same(want, got)) return { error: 'bad_credentials' };
+    }
+    for (const [k, v] of Object.entries(extracted)) {
+      const want = record.south[k];
+      if (want !== undefined && !same(want, v)) return { error: 'bad_credentials' };
+    }
+    return { vars: { ...record.south, ...extracted, ...record.north } };
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * Loads a whole mappings folder from texts (the caller reads the files): dialects, routes
+ * and pair files, validated together so that every error of every file is reported at once.
+ */
+import { compileDialect } from './compile.js';
+import type { CompiledDialect } from './dialect.js';
+import { type PairSettings, Plan } from './plan.js';
+import { validate } from './schema.js';
+import { parseSource, Reporter, type Source } from './source.js';
+
+export interface MappingFile {
+  /** Path shown in messages, e.g. mappings/dialects/connector.yaml. */
+  path: string;
+  /** 'dialects' | 'routes' | 'pairs' (the sub-folder). */
+  folder: string;
+  text: string;
+}
+
+export interface RouteSpec {
+  name: string;
+  file: string;
+  south: string;
+  north: string;
+  url?: string;
+  connection: 'direct' | 'gateway';
+  settings: PairSettings;
+  vars: Record<string, string>;
+  identity: { file?: string; key?: string[]; store?: string };
+  plan: Plan;
+}
+
+export interface LoadedMappings {
+  dialects: Map<string, CompiledDialect>;
+  routes: Map<string, RouteSpec>;
+  errors: string[];
+}
+
+interface RawRoute {
+  route: string;
+  south: string;
+  north: string;
+  url?: string;
+  connection?: 'direct' | 'gateway';
+  prefer?: PairSettings['prefer'];
+  kinds?: PairSettings['kinds'];
+  vars?: Record<string, string>;
+  identity?: { file?: string; key?: string | string[]; store?: string };
+}
+
+interface RawPair extends PairSettings {
+  south: string;
+  north: string;
+}
+
+export function loadMappings(files: readonly MappingFile[]): LoadedMappings {
+  const report = new Reporter();
+  const dialects = new Map<string, CompiledDialect>();
+  const dialectFile = new Map<string, Source>();
+  const broken = new Set<string>();
+  const routes = new Map<string, RouteSpec>();
+  const pairs = new Map<string, { src: Source; pair: RawPair }>();
+  const routeSrcs: Source[] = [];
+  for (const f of files) {
+    const src = parseSource(f.path, f.text, report);
+    if (src.value === undefined) {
+      if (f.folder === 'dialects') broken.add(baseName(f.path));
+      continue;
+    }
+    if (f.folder === 'dialects') {
+      const d = compileDialect(src, report);
+      const named = (src.value as { dialect?: unknown }).dialect;
+      const name = typeof named === 'string' ? named : baseName(f.path);
+      if (dialectFile.has(name))
+        report.error(src, ['dialect'], `dialect '${name}' is also defined in ${dialectFile.get(name)?.file}`);
+      dialectFile.set(name, src);
+      if (d) dialects.set(name, d);
+      else broken.add(name);
+    } else if (f.folder === 'pairs') {
+      if (validate('pair', src, report)) {
+        const pair = src.value as RawPair;
+        pairs.set(`${pair.south}>${pair.north}`, { src, pair });
+      }
+    } else if (f.folder === 'routes') {
+      if (validate('route', src, report)) routeSrcs.push(src);
+    }
+  }
+  const known = (name: string) => dialects.has(name) || broken.has(name);
+  for (const { src, pair } of pairs.values()) {
+    for (const side of ['south', 'north'] as const) {
+      if (!known(pair[side]))
+        report.error(
+          src,
+          [side],
+          `unknown dialect '${pair[side]}'`,
+          `dialects: ${[...dialectFile.keys()].join(', ')}`,
+        );
+    }
+  }
+  for (const src of routeSrcs) {
+    const r = src.value as RawRoute;
+    let ok = true;
+    for (const side of ['south', 'north'] as const) {
+      if (!known(r[side])) {
+        report.error(
+          src,
+          [side],
+          `unknown dialect '${r[side]}'`,
+          `dialects: ${[...dialectFile.keys()].join(', ')}`,
+        );
+        ok = false;
+      }
+    }
+    const south = dialects.get(r.south);
+    const north = dialects.get(r.north);
+    if (r.connection === 'gateway' && north && !north.gateway) {
+      report.error(src, ['connection'], `dialect '${r.north}' declares no gateway`, `use connection: direct`);
+      ok = false;
+    }
+    if (routes.has(r.route)) report.error(src, ['route'], `route '${r.route}' is defined twice`);
+    if (!ok || !south || !north) continue;
+    const pair = pairs.get(`${r.south}>${r.north}`)?.pair;
+    const settings: PairSettings = {
+      prefer: { ...pair?.prefer, ...r.prefer },
+      kinds: { up: { ...pair?.kinds?.up, ...r.kinds?.up }, down: { ...pair?.kinds?.down, ...r.kinds?.down } },
+    };
+    const key = r.identity?.key;
+    routes.set(r.route, {
+      name: r.route,
+      file: src.file,
+      south: r.south,
+      north: r.north,
+      ...(r.url ? { url: r.url } : {}),
+      connection: r.connection ?? 'direct',
+      settings,
+      vars: r.vars ?? {},
+      identity: {
+        ...(r.identity?.file ? { file: r.identity.file } : {}),
+        ...(key ? { key: Array.isArray(key) ? key : [key] } : {}),
+        ...(r.identity?.store ? { store: r.identity.store } : {}),
+      },
+      plan: new Plan(south, north, settings),
+    });
+  }
+  return { dialects, routes, errors: report.errors };
+}
+
+/** A plan for any two loaded dialects (the `translate` command needs no route file). */
+export function planFor(
+  m: LoadedMappings,
+  south: string,
+  north: string,
+  settings: PairSettings = {},
+): Plan | undefined {
+  const s = m.dialects.get(south);
+  const n = m.dialects.get(north);
+  return s && n ? new Plan(s, n, settings) : undefined;
+}
+
+function baseName(p: string): string {
+  const b = p.split('/').pop() ?? p;
+  return b.replace(/\.ya?ml$/, '');
+}

@@ -1,0 +1,146 @@
+/**
+ * A route's translation plan: the two compiled dialects, the pair's preferences and kind
+ * substitutions, and the encoder that turns one canonical message into publishes.
+ */
+import type { QoS } from 'mqtt-packet';
+import type { PublishOut } from '../core/contract.js';
+import type { CompiledDialect, Rule } from './dialect.js';
+import type { Canonical, Kind, Sample } from './model.js';
+import type { Vars } from './template.js';
+
+/** Kinds tried, in order, when the other side has no rule for a kind. */
+const FALLBACK: Partial<Record<Kind, Kind[]>> = {
+  event: ['action', 'state'],
+  action: ['event', 'command'],
+  command: ['action', 'config'],
+  config: ['command'],
+  state: ['event'],
+};
+
+export interface PairSettings {
+  prefer?: { samples?: 'one_per_key' | 'one_list' };
+  kinds?: { up?: Partial<Record<Kind, Kind>>; down?: Partial<Record<Kind, Kind>> };
+}
+
+export class Plan {
+  constructor(
+    readonly south: CompiledDialect,
+    readonly north: CompiledDialect,
+    readonly settings: PairSettings,
+  ) {}
+
+  /** Orders rules so that the preferred sample shape comes first. */
+  preferUp(rules: Rule[]): Rule[] {
+    const p = this.settings.prefer?.samples;
+    if (!p) return rules;
+    const want = p === 'one_per_key';
+    return [...rules].sort((a, b) =>
+      a.up === 'samples' && b.up === 'samples' ? Number(b.keyCap === want) - Number(a.keyCap === want) : 0,
+    );
+  }
+
+  /** The kind a message becomes on the other side, given the kinds it can carry. */
+  mapKind(dir: 'up' | 'down', kind: Kind, available: ReadonlyMap<Kind, unknown>): Kind | undefined {
+    const forced = this.settings.kinds?.[dir]?.[kind];
+    if (forced) return available.has(forced) ? forced : undefined;
+    if (available.has(kind)) return kind;
+    for (const k of FALLBACK[kind] ?? []) if (available.has(k)) return k;
+    return undefined;
+  }
+
+  /** North kinds whose downlinks become `southKind` on the south side. */
+  sourcesOf(southKind: Kind, northKinds: ReadonlyMap<Kind, unknown>): Kind[] {
+    const southKinds = new Map<Kind, true>([[southKind, true]]);
+    const out: Kind[] = [];
+    for (const nk of northKinds.keys()) {
+      const forced = this.settings.kinds?.down?.[nk];
+      if (forced ? forced === southKind : nk === southKind) out.push(nk);
+    }
+    if (out.length > 0) return out;
+    for (const nk of northKinds.keys()) if (this.mapKind('down', nk, southKinds) === southKind) out.push(nk);
+    return out;
+  }
+}
+
+export type Encoded =
+  | { ok: true; list: PublishOut[]; echo: boolean; reason?: string }
+  | { ok: false; reason: string };
+
+/** Encodes one canonical message with the first usable target rule. */
+export function encodeAll(
+  msg: Canonical,
+  targets: readonly Rule[],
+  vars: Readonly<Vars>,
+  nowUs: number,
+  peerVersion: number,
+  original: Buffer,
+): Encoded {
+  let rule: Rule | undefined;
+  if (msg.kind === 'samples') rule = targets[0];
+  else {
+    const named = msg.name !== undefined;
+    rule = targets.find((r) => r.nameCap === named) ?? targets.find((r) => !r.nameCap);
+  }
+  if (!rule) return { ok: false, reason: 'no_name' };
+  const list: PublishOut[] = [];
+  const qos = (rule.qos ?? msg.qos) as QoS;
+  const dropped = peerVersion < 5 && (msg.contentType !== undefined || msg.userProperties !== undefined);
+  if (msg.kind !== 'samples') {
+    const tv: Vars = rule.nameCap && msg.name !== undefined ? { ...vars, name: msg.name } : (vars as Vars);
+    const topic = rule.tpl.build(tv);
+    if (topic === undefined) return { ok: false, reason: 'unsafe_capture' };
+    const payload = rule.codec.samples ? Buffer.alloc(0) : rule.codec.encode(msg, [], vars, nowUs);
+    list.push(
+      withProps({ topic, payload, qos, retain: msg.retain }, msg, rule, peerVersion, msg.contentType),
+    );
+    return finish(list, rule, dropped);
+  }
+  const samples = msg.samples ?? [];
+  if (samples.length === 0) return { ok: false, reason: 'empty_payload' };
+  if (rule.keyCap || !rule.codec.multiKey) {
+    const groups = new Map<string, Sample[]>();
+    for (const s of samples) {
+      if (!rule.keyCap && s.key !== rule.fixedKey) continue;
+      const g = groups.get(s.key);
+      if (g) g.push(s);
+      else groups.set(s.key, [s]);
+    }
+    if (groups.size === 0) return { ok: false, reason: 'no_key' };
+    for (const [key, g] of groups) {
+      const topic = rule.tpl.build(rule.keyCap ? { ...vars, key } : vars);
+      if (topic === undefined) return { ok: false, reason: 'unsafe_capture' };
+      const single =
+        g.length === 1 && samples.length === 1 && rule.codec.name === 'value' && g[0]?.raw === original;
+      const payload = single ? original : rule.codec.encode(msg, g, vars, nowUs);
+      list.push(withProps({ topic, payload, qos, retain: msg.retain }, msg, rule, peerVersion, undefined));
+    }
+    return finish(list, rule, dropped);
+  }
+  const topic = rule.tpl.build(vars);
+  if (topic === undefined) return { ok: false, reason: 'unsafe_capture' };
+  const payload = rule.codec.encode(msg, samples, vars, nowUs);
+  list.push(withProps({ topic, payload, qos, retain: msg.retain }, msg, rule, peerVersion, undefined));
+  return finish(list, rule, dropped);
+}
+
+function finish(list: PublishOut[], rule: Rule, dropped: boolean): Encoded {
+  return dropped
+    ? { ok: true, list, echo: rule.echo, reason: 'properties_dropped' }
+    : { ok: true, list, echo: rule.echo };
+}
+
+function withProps(
+  o: PublishOut,
+  msg: Canonical,
+  rule: Rule,
+  peerVersion: number,
+  keptType: string | undefined,
+): PublishOut {
+  if (peerVersion < 5) return o;
+  const ct = keptType ?? rule.codec.contentType;
+  if (ct === undefined && msg.userProperties === undefined) return o;
+  o.properties = {};
+  if (ct !== undefined) o.properties.contentType = ct;
+  if (msg.userProperties) o.properties.userProperties = msg.userProperties;
+  return o;
+}

@@ -1,0 +1,288 @@
+/**
+ * The per-connection translator. Everything it runs was compiled at load (templates,
+ * codecs, rule lists per kind); per message it splits the topic once, finds the first
+ * matching rule, decodes into the canonical model and encodes on the other side.
+ */
+import type { IPublishPacket, ISubscribePacket, IUnsubscribePacket, QoS } from 'mqtt-packet';
+import type { Outcome, PublishOut, SessionMapper, SubscribePlan, UnsubscribePlan } from '../core/contract.js';
+import type { CompiledDialect, Rule } from './dialect.js';
+import type { Canonical, Kind } from './model.js';
+import { encodeAll, type Plan } from './plan.js';
+import { filterMatches, safeLevel, splitTopic, type Vars } from './template.js';
+
+const ECHO_RING = 16;
+
+export interface SessionParams {
+  plan: Plan;
+  vars: Readonly<Vars>;
+  southScheme: string | undefined;
+  northScheme: string | undefined;
+  /** MQTT version of each side: MQTT 5 properties are kept only toward a v5 peer. */
+  southVersion: number;
+  northVersion: number;
+  nowUs: () => number;
+}
+
+/** Rules usable by this session: scheme matches and every identity capture has a value. */
+export function usable(rules: readonly Rule[], scheme: string | undefined, vars: Readonly<Vars>): Rule[] {
+  return rules.filter(
+    (r) =>
+      (r.scheme === undefined || r.scheme === scheme) && r.identityCaps.every((c) => vars[c] !== undefined),
+  );
+}
+
+function byKind(rules: readonly Rule[], dir: 'up' | 'down'): Map<Kind, Rule[]> {
+  const m = new Map<Kind, Rule[]>();
+  for (const r of rules) {
+    const k = r[dir];
+    if (!k) continue;
+    const l = m.get(k);
+    if (l) l.push(r);
+    else m.set(k, [r]);
+  }
+  return m;
+}
+
+interface SouthSub {
+  levels: string[];
+  north: string[];
+}
+
+export class DialectSession implements SessionMapper {
+  private readonly south: CompiledDialect;
+  private readonly north: CompiledDialect;
+  private readonly southUp: Rule[];
+  private readonly northDown: Rule[];
+  private readonly northUpByKind: Map<Kind, Rule[]>;
+  private readonly southDownByKind: Map<Kind, Rule[]>;
+  private readonly northDownByKind: Map<Kind, Rule[]>;
+  private readonly echo: Array<{ topic: string; payload: Buffer }> = [];
+  private readonly southSubs = new Map<string, SouthSub>();
+  private readonly northRefs = new Map<string, number>();
+  private readonly auto: Array<{ topic: string; qos: QoS }>;
+  private closed = false;
+
+  constructor(private readonly p: SessionParams) {
+    this.south = p.plan.south;
+    this.north = p.plan.north;
+    this.southUp = usable(this.south.upRules, p.southScheme, p.vars);
+    this.northDown = usable(this.north.downRules, p.northScheme, p.vars);
+    this.northUpByKind = byKind(p.plan.preferUp(usable(this.north.upRules, p.northScheme, p.vars)), 'up');
+    this.southDownByKind = byKind(usable(this.south.downRules, p.southScheme, p.vars), 'down');
+    this.northDownByKind = byKind(this.northDown, 'down');
+    this.auto = [];
+    if (this.south.subs.automatic) {
+      for (const k of this.southDownByKind.keys()) {
+        for (const f of this.northFiltersFor(k, {})) {
+          if (!this.northRefs.has(f)) {
+            this.northRefs.set(f, 1);
+            this.auto.push({ topic: f, qos: Math.min(1, this.south.quirks.maxDownlinkQos) as QoS });
+          }
+        }
+      }
+    }
+  }
+
+  uplink(packet: IPublishPacket): Outcome {
+    const { levels } = splitTopic(packet.topic);
+    const caps: Vars = {};
+    const rule = this.findRule(this.southUp, levels, caps);
+    if (!rule) return this.unknown();
+    if (!this.ownIdentity(rule, caps))
+      return { verdict: 'drop', reason: 'foreign_identity', rule: rule.name };
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    const msg: Canonical = { kind: rule.up as Kind, qos: packet.qos, retain: packet.retain };
+    const err = rule.codec.decode(payload, caps.key ?? rule.fixedKey, msg);
+    if (err) return { verdict: 'drop', reason: err, rule: rule.name };
+    if (caps.name !== undefined) msg.name = caps.name;
+    const props = packet.properties;
+    if (props?.contentType) msg.contentType = props.contentType;
+    if (props?.userProperties) msg.userProperties = props.userProperties;
+    const kind = this.p.plan.mapKind('up', msg.kind, this.northUpByKind);
+    const targets = kind ? this.northUpByKind.get(kind) : undefined;
+    if (!kind || !targets) return { verdict: 'drop', reason: 'no_north_rule', rule: rule.name };
+    msg.kind = kind;
+    const out = encodeAll(msg, targets, this.p.vars, this.p.nowUs(), this.p.northVersion, payload);
+    if (!out.ok) return { verdict: 'drop', reason: out.reason, rule: rule.name };
+    for (const o of out.list) if (out.echo) this.remember(o);
+    return out.reason
+      ? { north: out.list, verdict: 'continue', rule: rule.name, reason: out.reason }
+      : { north: out.list, verdict: 'continue', rule: rule.name };
+  }
+
+  downlink(packet: IPublishPacket): Outcome {
+    const { levels } = splitTopic(packet.topic);
+    const caps: Vars = {};
+    const rule = this.findRule(this.northDown, levels, caps);
+    if (!rule) return { verdict: 'drop', reason: 'unmapped' };
+    if (!this.ownIdentity(rule, caps))
+      return { verdict: 'drop', reason: 'foreign_identity', rule: rule.name };
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    if (rule.echo && this.isEcho(packet.topic, payload))
+      return { verdict: 'drop', reason: 'echo', rule: rule.name };
+    const msg: Canonical = { kind: rule.down as Kind, qos: packet.qos, retain: packet.retain };
+    const err = rule.codec.decode(payload, caps.key ?? rule.fixedKey, msg);
+    if (err) return { verdict: 'drop', reason: err, rule: rule.name };
+    if (caps.name !== undefined) msg.name = caps.name;
+    if (packet.properties?.contentType) msg.contentType = packet.properties.contentType;
+    const kind = this.p.plan.mapKind('down', msg.kind, this.southDownByKind);
+    const targets = kind ? this.southDownByKind.get(kind) : undefined;
+    if (!kind || !targets) return { verdict: 'drop', reason: 'no_south_rule', rule: rule.name };
+    msg.kind = kind;
+    const out = encodeAll(msg, targets, this.p.vars, this.p.nowUs(), this.p.southVersion, payload);
+    if (!out.ok) return { verdict: 'drop', reason: out.reason, rule: rule.name };
+    if (!this.south.subs.automatic) {
+      const list = out.list.filter((o) => this.subscribed(o.topic));
+      if (list.length === 0) return { verdict: 'drop', reason: 'not_subscribed', rule: rule.name };
+      return { south: list, verdict: 'continue', rule: rule.name };
+    }
+    return { south: out.list, verdict: 'continue', rule: rule.name };
+  }
+
+  subscribe(packet: ISubscribePacket): SubscribePlan {
+    const plan: SubscribePlan = { north: [], granted: [] };
+    const index = new Map<string, number>();
+    const fixed = this.south.subs.grantedQos;
+    for (const s of packet.subscriptions) {
+      const filter = splitTopic(s.topic).levels.join('/');
+      const caps: Vars = {};
+      const allowed = this.matchAllowed(filter.split('/'), caps);
+      if (!allowed) {
+        const o = this.south.subs.otherwise;
+        if (o === 'disconnect') return { north: [], granted: [], disconnect: 'bad_subscription' };
+        plan.granted.push({
+          code: o === 'silent' ? Math.min(s.qos, this.south.quirks.maxDownlinkQos) : 0x80,
+        });
+        continue;
+      }
+      const north = this.south.subs.automatic ? [] : allowed.flatMap((k) => this.northFiltersFor(k, caps));
+      const prev = this.southSubs.get(filter);
+      if (prev) for (const f of prev.north) this.unref(f);
+      this.southSubs.set(filter, { levels: filter.split('/'), north });
+      const from: number[] = [];
+      for (const f of north) {
+        this.northRefs.set(f, (this.northRefs.get(f) ?? 0) + 1);
+        let i = index.get(f);
+        if (i === undefined) {
+          i = plan.north.length;
+          index.set(f, i);
+          plan.north.push({ topic: f, qos: Math.min(s.qos, this.south.quirks.maxDownlinkQos) as QoS });
+        }
+        from.push(i);
+      }
+      if (fixed !== undefined || from.length === 0)
+        plan.granted.push({ code: fixed ?? Math.min(s.qos, this.south.quirks.maxDownlinkQos) });
+      else plan.granted.push({ from });
+    }
+    return plan;
+  }
+
+  unsubscribe(packet: IUnsubscribePacket): UnsubscribePlan {
+    if (this.south.unsubscribe === 'ack_only') return { north: [], ackOnly: true };
+    const north: string[] = [];
+    for (const t of packet.unsubscriptions) {
+      const filter = splitTopic(t).levels.join('/');
+      const sub = this.southSubs.get(filter);
+      if (!sub) continue;
+      this.southSubs.delete(filter);
+      for (const f of sub.north) if (this.unref(f)) north.push(f);
+    }
+    return { north };
+  }
+
+  autoSubscribe(): Array<{ topic: string; qos: QoS }> {
+    return this.auto;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.southSubs.clear();
+    this.northRefs.clear();
+    this.echo.length = 0;
+  }
+
+  /** North filters to subscribe for a kind the south side receives. */
+  northFiltersFor(southKind: Kind, caps: Readonly<Vars>): string[] {
+    const out: string[] = [];
+    for (const nk of this.p.plan.sourcesOf(southKind, this.northDownByKind)) {
+      for (const r of this.northDownByKind.get(nk) ?? []) {
+        const vars: Vars = { ...this.p.vars };
+        if (caps.key !== undefined && r.keyCap) vars.key = caps.key;
+        if (caps.name !== undefined && r.nameCap) vars.name = caps.name;
+        const f = (r.subscribe ?? r.tpl).filter(vars);
+        if (f !== undefined && !out.includes(f)) out.push(f);
+        if (nk === 'samples') break; // one subscription per kind: the preferred rule
+      }
+    }
+    return out;
+  }
+
+  private unref(f: string): boolean {
+    const n = (this.northRefs.get(f) ?? 1) - 1;
+    if (n > 0) {
+      this.northRefs.set(f, n);
+      return false;
+    }
+    this.northRefs.delete(f);
+    return true;
+  }
+
+  private findRule(rules: readonly Rule[], levels: string[], caps: Vars): Rule | undefined {
+    for (const r of rules) {
+      if (r.tpl.match(levels, caps)) return r;
+      for (const a of r.alts) if (a.match(levels, caps)) return r;
+    }
+    return undefined;
+  }
+
+  private ownIdentity(rule: Rule, caps: Readonly<Vars>): boolean {
+    for (const c of rule.identityCaps) if (caps[c] !== this.p.vars[c]) return false;
+    return true;
+  }
+
+  private matchAllowed(levels: string[], caps: Vars): Kind[] | undefined {
+    for (const a of this.south.subs.allowed) {
+      if (a.levels.length !== levels.length) continue;
+      let ok = true;
+      for (let i = 0; ok && i < levels.length; i++) {
+        const l = a.levels[i];
+        const v = levels[i] as string;
+        if (!l) ok = false;
+        else if ('lit' in l) ok = l.lit === v;
+        else if (this.south.identity.has(l.cap)) ok = this.p.vars[l.cap] === v;
+        else if (safeLevel(v)) caps[l.cap] = v;
+        else ok = false;
+      }
+      if (ok) return a.kinds.filter((k) => this.southDownByKind.has(k));
+    }
+    return undefined;
+  }
+
+  private subscribed(topic: string): boolean {
+    const levels = topic.split('/');
+    for (const s of this.southSubs.values()) if (filterMatches(s.levels, levels)) return true;
+    return false;
+  }
+
+  private unknown(): Outcome {
+    const u = this.south.unknownTopic;
+    return { verdict: u === 'disconnect' ? 'disconnect' : 'drop', reason: 'unknown_topic' };
+  }
+
+  private remember(o: PublishOut): void {
+    if (this.echo.length >= ECHO_RING) this.echo.shift();
+    this.echo.push({ topic: o.topic, payload: o.payload });
+  }
+
+  private isEcho(topic: string, payload: Buffer): boolean {
+    for (let i = 0; i < this.echo.length; i++) {
+      const e = this.echo[i];
+      if (e && e.topic === topic && e.payload.equals(payload)) {
+        this.echo.splice(i, 1);
+        return true;
+      }
+    }
+    return false;
+  }
+}

@@ -1,0 +1,196 @@
+/**
+ * Topic templates: `/thngs/{thngId}/properties/{key}`, `$resource/{key}`,
+ * `/devices/{deviceId}/events/{subfolder...}`. Each level is a literal or one whole capture;
+ * a multi-level capture (`{name...}`) may only be the last level. Compiled once into a
+ * matcher, a builder and a filter builder that work on pre-split levels.
+ */
+
+export type Vars = Record<string, string>;
+
+type Level = { lit: string } | { cap: string; multi: boolean };
+
+export interface Template {
+  readonly source: string;
+  readonly captures: readonly string[];
+  /** The multi-level capture, when there is one. */
+  readonly multi: string | undefined;
+  /** Literal levels only: no captures at all. */
+  readonly literal: boolean;
+  /** Matches pre-split topic levels; captured values go into `out`. */
+  match(levels: readonly string[], out: Vars): boolean;
+  /** Builds a topic; undefined when a value is missing or could widen the topic. */
+  build(vars: Readonly<Vars>): string | undefined;
+  /** Builds a subscription filter: captures absent from `vars` become `+` (or `#` for a multi-level one). */
+  filter(vars: Readonly<Vars>): string | undefined;
+}
+
+export interface TemplateOptions {
+  /** Multi-level captures are joined with this separator on match (akenza: `_`). */
+  join?: string;
+  /** Captured values are percent-decoded on match and percent-encoded on build (EVRYTHNG). */
+  percent?: boolean;
+}
+
+const CAPTURE = /^\{([A-Za-z_][A-Za-z0-9_]*)(\.\.\.)?\}$/;
+
+/** Parses a template; returns the error message when it is malformed. */
+export function parseTemplate(source: string, opts: TemplateOptions = {}): Template | string {
+  if (source.length === 0) return 'empty topic template';
+  if (/[+#\0]/.test(source))
+    return 'a topic template may not contain +, # or NUL (write a capture such as {key})';
+  const levels: Level[] = [];
+  const captures: string[] = [];
+  const parts = source.split('/');
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i] ?? '';
+    if (part.includes('{') || part.includes('}')) {
+      const m = CAPTURE.exec(part);
+      if (!m?.[1]) return `malformed capture '${part}': a capture is a whole level, {name} or {name...}`;
+      const multi = m[2] !== undefined;
+      if (multi && i !== parts.length - 1) return `multi-level capture '${part}' must be the last level`;
+      if (captures.includes(m[1])) return `capture {${m[1]}} appears twice`;
+      captures.push(m[1]);
+      levels.push({ cap: m[1], multi });
+    } else levels.push({ lit: part });
+  }
+  const last = levels[levels.length - 1];
+  const multi = last && 'cap' in last && last.multi ? last.cap : undefined;
+  return compile(source, levels, captures, multi, opts);
+}
+
+/** True when a value may fill one capture level: non-empty, no `/`, `+`, `#` or NUL. */
+export function safeLevel(v: string): boolean {
+  if (v.length === 0) return false;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c === 47 || c === 43 || c === 35 || c === 0) return false;
+  }
+  return true;
+}
+
+/** True when a value may fill a multi-level capture: levels separated by `/`, each safe. */
+export function safeLevels(v: string): boolean {
+  if (v.length === 0) return false;
+  let start = 0;
+  for (let i = 0; i <= v.length; i++) {
+    const c = i < v.length ? v.charCodeAt(i) : 47;
+    if (c === 43 || c === 35 || c === 0) return false;
+    if (c === 47) {
+      if (i === start) return false;
+      start = i + 1;
+    }
+  }
+  return true;
+}
+
+function compile(
+  source: string,
+  levels: Level[],
+  captures: string[],
+  multi: string | undefined,
+  opts: TemplateOptions,
+): Template {
+  const n = levels.length;
+  const join = opts.join;
+  const percent = opts.percent === true;
+  const dec = (v: string): string | undefined => {
+    if (!percent) return v;
+    try {
+      return decodeURIComponent(v);
+    } catch {
+      return undefined;
+    }
+  };
+  const enc = (v: string): string => (percent ? encodeURIComponent(v) : v);
+  return {
+    source,
+    captures,
+    multi,
+    literal: captures.length === 0,
+    match(parts, out) {
+      if (multi ? parts.length < n : parts.length !== n) return false;
+      for (let i = 0; i < n; i++) {
+        const l = levels[i] as Level;
+        const p = parts[i] as string;
+        if ('lit' in l) {
+          if (l.lit !== p) return false;
+        } else if (l.multi) {
+          const rest = parts.slice(i);
+          for (const r of rest) if (!safeLevel(r)) return false;
+          const v = dec(rest.join(join ?? '/'));
+          if (v === undefined) return false;
+          out[l.cap] = v;
+        } else {
+          if (!safeLevel(p)) return false;
+          const v = dec(p);
+          if (v === undefined) return false;
+          out[l.cap] = v;
+        }
+      }
+      return true;
+    },
+    build(vars) {
+      let t = '';
+      for (let i = 0; i < n; i++) {
+        const l = levels[i] as Level;
+        if (i > 0) t += '/';
+        if ('lit' in l) t += l.lit;
+        else {
+          const v = vars[l.cap];
+          if (v === undefined) return undefined;
+          if (l.multi && join === undefined) {
+            if (!safeLevels(v)) return undefined;
+            t += percent ? v.split('/').map(enc).join('/') : v;
+          } else {
+            if (!safeLevel(v)) return undefined;
+            t += enc(v);
+          }
+        }
+      }
+      return t;
+    },
+    filter(vars) {
+      let t = '';
+      for (let i = 0; i < n; i++) {
+        const l = levels[i] as Level;
+        if (i > 0) t += '/';
+        if ('lit' in l) t += l.lit;
+        else {
+          const v = vars[l.cap];
+          if (v === undefined) t += l.multi ? '#' : '+';
+          else if (!safeLevel(v)) return undefined;
+          else t += enc(v);
+        }
+      }
+      return t;
+    },
+  };
+}
+
+/**
+ * Topic filter matching (levels pre-split). Filters here come from a dialect's allowed list,
+ * so `#` and `+` also cover `$` topics (Connector's `#` covers `$resource/...`).
+ */
+export function filterMatches(filter: readonly string[], topic: readonly string[]): boolean {
+  for (let i = 0; i < filter.length; i++) {
+    const f = filter[i];
+    if (f === '#') return true;
+    const t = topic[i];
+    if (t === undefined) return false;
+    if (f !== '+' && f !== t) return false;
+  }
+  return filter.length === topic.length;
+}
+
+/** Splits a topic into its path levels and its `?a=b&c=d` options. */
+export function splitTopic(topic: string): { levels: string[]; options: Vars | undefined } {
+  const q = topic.indexOf('?');
+  if (q < 0) return { levels: topic.split('/'), options: undefined };
+  const options: Vars = {};
+  for (const kv of topic.slice(q + 1).split('&')) {
+    if (kv.length === 0) continue;
+    const eq = kv.indexOf('=');
+    options[eq < 0 ? kv : kv.slice(0, eq)] = eq < 0 ? '' : kv.slice(eq + 1);
+  }
+  return { levels: topic.slice(0, q).split('/'), options };
+}
