@@ -5,7 +5,8 @@
 import type { ProxyConfig } from './config/schema.js';
 import type { RouteHandler } from './core/contract.js';
 import { type EmbeddedBroker, startEmbeddedBroker } from './embedded/broker.js';
-import { type Listeners, startListeners, type UpgradeHook } from './listeners/listeners.js';
+import { type Listeners, type OnStream, startListeners, type UpgradeHook } from './listeners/listeners.js';
+import { nativeWebSocketHook } from './listeners/native-ws.js';
 import { type Logger, silentLogger } from './log/logger.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { type MetricsServer, startMetricsServer } from './metrics/server.js';
@@ -129,13 +130,12 @@ export async function startProxy(config: ProxyConfig, opts: ProxyOptions = {}): 
     sweeper.unref();
     cleanups.push(() => clearInterval(sweeper));
 
-    const listeners: Listeners = await startListeners(
-      config.listen,
-      (stream, info) => {
-        new Session(stream, info, ctx);
-      },
-      opts.upgradeHook,
-    );
+    const onStream: OnStream = (stream, info) => {
+      new Session(stream, info, ctx);
+    };
+    const upgradeHook =
+      opts.upgradeHook ?? (config.listen.nativeWs ? nativeWebSocketHook(onStream, log) : undefined);
+    const listeners: Listeners = await startListeners(config.listen, onStream, upgradeHook);
     let listening = true;
     cleanups.push(() => {
       listening = false;

@@ -120,6 +120,13 @@ export const schema = {
       env: 'MQTT_PROXY_WSS_PORT',
       arg: 'wss-port',
     },
+    nativeWs: {
+      doc: 'Serve native WebSocket clients (one socket per topic URL, ?access_token=KEY or an Authorization header) on the WS/WSS ports, on every path but wsPath.',
+      format: Boolean,
+      default: false,
+      env: 'MQTT_PROXY_NATIVE_WS',
+      arg: 'native-ws',
+    },
     tlsCert: {
       doc: 'PEM server certificate for the TLS and WSS listeners.',
       format: String,
@@ -282,6 +289,7 @@ export interface ProxyConfig {
     tcpPort: number;
     wsPort: number;
     wsPath: string;
+    nativeWs: boolean;
     tlsPort: number;
     wssPort: number;
     tlsCert: string;
