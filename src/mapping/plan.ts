@@ -5,16 +5,17 @@
 import type { QoS } from 'mqtt-packet';
 import type { PublishOut } from '../core/contract.js';
 import type { CompiledDialect, Rule } from './dialect.js';
-import type { Canonical, Kind, Sample } from './model.js';
+import { type Canonical, type Kind, type Sample, sampleValue } from './model.js';
 import type { Vars } from './template.js';
 
 /** Kinds tried, in order, when the other side has no rule for a kind. */
 const FALLBACK: Partial<Record<Kind, Kind[]>> = {
-  event: ['action', 'state'],
+  samples: ['event', 'state', 'config', 'command'],
+  event: ['action', 'state', 'samples'],
   action: ['event', 'command'],
   command: ['action', 'config'],
-  config: ['command'],
-  state: ['event'],
+  config: ['command', 'samples'],
+  state: ['event', 'samples'],
 };
 
 export interface PairSettings {
@@ -143,4 +144,34 @@ function withProps(
   if (ct !== undefined) o.properties.contentType = ct;
   if (msg.userProperties) o.properties.userProperties = msg.userProperties;
   return o;
+}
+
+/**
+ * Changes a message's kind in place. Samples become an opaque JSON object body
+ * (`{"key": value}`) and a JSON object body becomes samples; returns an error reason.
+ */
+export function convertKind(msg: Canonical, to: Kind): string | undefined {
+  const from = msg.kind;
+  msg.kind = to;
+  if ((from === 'samples') === (to === 'samples')) return undefined;
+  if (from === 'samples') {
+    const o: Record<string, unknown> = {};
+    for (const s of msg.samples ?? []) o[s.key] = sampleValue(s);
+    msg.body = Buffer.from(JSON.stringify(o));
+    msg.contentType ??= 'application/json';
+    delete msg.samples;
+    return undefined;
+  }
+  let o: unknown;
+  try {
+    o = JSON.parse((msg.body ?? Buffer.alloc(0)).toString('utf8'));
+  } catch {
+    return 'bad_payload';
+  }
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) return 'bad_payload';
+  const samples: Sample[] = Object.entries(o).map(([key, value]) => ({ key, value }));
+  if (samples.length === 0) return 'empty_payload';
+  msg.samples = samples;
+  delete msg.body;
+  return undefined;
 }

@@ -7,7 +7,7 @@ import type { IPublishPacket, ISubscribePacket, IUnsubscribePacket, QoS } from '
 import type { Outcome, PublishOut, SessionMapper, SubscribePlan, UnsubscribePlan } from '../core/contract.js';
 import type { CompiledDialect, Rule } from './dialect.js';
 import type { Canonical, Kind } from './model.js';
-import { encodeAll, type Plan } from './plan.js';
+import { convertKind, encodeAll, type Plan } from './plan.js';
 import { filterMatches, safeLevel, splitTopic, type Vars } from './template.js';
 
 const ECHO_RING = 16;
@@ -101,7 +101,8 @@ export class DialectSession implements SessionMapper {
     const kind = this.p.plan.mapKind('up', msg.kind, this.northUpByKind);
     const targets = kind ? this.northUpByKind.get(kind) : undefined;
     if (!kind || !targets) return { verdict: 'drop', reason: 'no_north_rule', rule: rule.name };
-    msg.kind = kind;
+    const bad = convertKind(msg, kind);
+    if (bad) return { verdict: 'drop', reason: bad, rule: rule.name };
     const out = encodeAll(msg, targets, this.p.vars, this.p.nowUs(), this.p.northVersion, payload);
     if (!out.ok) return { verdict: 'drop', reason: out.reason, rule: rule.name };
     for (const o of out.list) if (out.echo) this.remember(o);
@@ -128,7 +129,8 @@ export class DialectSession implements SessionMapper {
     const kind = this.p.plan.mapKind('down', msg.kind, this.southDownByKind);
     const targets = kind ? this.southDownByKind.get(kind) : undefined;
     if (!kind || !targets) return { verdict: 'drop', reason: 'no_south_rule', rule: rule.name };
-    msg.kind = kind;
+    const bad = convertKind(msg, kind);
+    if (bad) return { verdict: 'drop', reason: bad, rule: rule.name };
     const out = encodeAll(msg, targets, this.p.vars, this.p.nowUs(), this.p.southVersion, payload);
     if (!out.ok) return { verdict: 'drop', reason: out.reason, rule: rule.name };
     if (!this.south.subs.automatic) {
