@@ -13,7 +13,7 @@ const FALLBACK: Partial<Record<Kind, Kind[]>> = {
   samples: ['event', 'state', 'config', 'command'],
   event: ['action', 'state', 'samples'],
   action: ['event', 'command'],
-  command: ['action', 'config'],
+  command: ['action', 'config', 'samples'],
   config: ['command', 'samples'],
   state: ['event', 'samples'],
 };
@@ -49,15 +49,9 @@ export class Plan {
     return undefined;
   }
 
-  /** North kinds whose downlinks become `southKind` on the south side. */
-  sourcesOf(southKind: Kind, northKinds: ReadonlyMap<Kind, unknown>): Kind[] {
-    const southKinds = new Map<Kind, true>([[southKind, true]]);
+  /** North kinds whose downlinks become `southKind` on the south side (mirrors `mapKind`). */
+  sourcesOf(southKind: Kind, northKinds: ReadonlyMap<Kind, unknown>, southKinds: ReadonlyMap<Kind, unknown>): Kind[] {
     const out: Kind[] = [];
-    for (const nk of northKinds.keys()) {
-      const forced = this.settings.kinds?.down?.[nk];
-      if (forced ? forced === southKind : nk === southKind) out.push(nk);
-    }
-    if (out.length > 0) return out;
     for (const nk of northKinds.keys()) if (this.mapKind('down', nk, southKinds) === southKind) out.push(nk);
     return out;
   }

@@ -157,7 +157,7 @@ export class DialectSession implements SessionMapper {
         });
         continue;
       }
-      const north = this.south.subs.automatic ? [] : allowed.flatMap((k) => this.northFiltersFor(k, caps));
+      const north = this.south.subs.automatic ? [] : [...new Set(allowed.flatMap((k) => this.northFiltersFor(k, caps)))];
       const prev = this.southSubs.get(filter);
       if (prev) for (const f of prev.north) this.unref(f);
       this.southSubs.set(filter, { levels: filter.split('/'), north });
@@ -207,7 +207,7 @@ export class DialectSession implements SessionMapper {
   /** North filters to subscribe for a kind the south side receives. */
   northFiltersFor(southKind: Kind, caps: Readonly<Vars>): string[] {
     const out: string[] = [];
-    for (const nk of this.p.plan.sourcesOf(southKind, this.northDownByKind)) {
+    for (const nk of this.p.plan.sourcesOf(southKind, this.northDownByKind, this.southDownByKind)) {
       for (const r of this.northDownByKind.get(nk) ?? []) {
         const vars: Vars = { ...this.p.vars };
         if (caps.key !== undefined && r.keyCap) vars.key = caps.key;
