@@ -1,0 +1,114 @@
+/**
+ * `npm run bench -- --profile`: runs the translating proxy (or `--paths=proxy-passthrough`)
+ * under `node --cpu-prof` with QoS 0 and QoS 1 load, then prints where its CPU went:
+ * self time by function and by source area. The .cpuprofile stays in bench/results/.
+ */
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startMosquitto } from './brokers.js';
+import { Child } from './proc.js';
+import { prepareTranslate } from './routes.js';
+import { type Path, type Rig, throughput } from './scenarios.js';
+import { fmt, table } from './stats.js';
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+}
+
+function area(url: string): string {
+  if (!url) return '(native / gc / idle)';
+  if (url.includes('/node_modules/')) return `npm:${url.split('/node_modules/').pop()?.split('/')[0] ?? '?'}`;
+  if (url.startsWith('node:')) return 'node core';
+  const m = /\/(src|bench)\/(.+)$/.exec(url);
+  return m ? `${m[1]}/${m[2]}` : url;
+}
+
+export function summarize(file: string, top = 20): string {
+  const prof = JSON.parse(readFileSync(file, 'utf8')) as { nodes: ProfileNode[] };
+  const byFn = new Map<string, number>();
+  const byArea = new Map<string, number>();
+  let total = 0;
+  for (const n of prof.nodes) {
+    const hits = n.hitCount ?? 0;
+    if (!hits || n.callFrame.functionName === '(idle)') continue;
+    total += hits;
+    const where = area(n.callFrame.url);
+    const fn = `${n.callFrame.functionName || '(anonymous)'} ${where}:${n.callFrame.lineNumber + 1}`;
+    byFn.set(fn, (byFn.get(fn) ?? 0) + hits);
+    const a = where.replace(/:\d+$/, '');
+    byArea.set(a, (byArea.get(a) ?? 0) + hits);
+  }
+  const rows = (m: Map<string, number>): string[][] =>
+    [...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([k, v]) => [k, `${fmt((100 * v) / total, 1)}%`]);
+  return [
+    `busy samples: ${total}`,
+    table([['self time by function (busy samples only)', 'share'], ...rows(byFn)]),
+    '',
+    table([['self time by file / package', 'share'], ...rows(byArea)]),
+  ].join('\n');
+}
+
+export async function profileTranslate(here: string, quick: boolean): Promise<void> {
+  const passthrough = process.argv.includes('--paths=proxy-passthrough');
+  const outDir = join(here, 'results', `profile-${Date.now()}`);
+  mkdirSync(outDir, { recursive: true });
+  const north = await startMosquitto();
+  const kids: Child[] = [];
+  let setup: ReturnType<typeof prepareTranslate> | undefined;
+  try {
+    let routeArgs = ['passthrough'];
+    let identity: Path['identity'] = { clientId: 'bench-prof-{i}' };
+    let topic = '$resource/temperature';
+    if (!passthrough) {
+      setup = prepareTranslate(200);
+      if (typeof setup === 'string') throw new Error(`cannot profile the translating route: ${setup}`);
+      routeArgs = [setup.route, setup.credentials];
+      identity = setup.identity;
+      topic = setup.topic;
+    }
+    const proxy = new Child('proxy', join(here, 'proxy-child.ts'), [String(north.port), ...routeArgs], {
+      cpuProf: outDir,
+    });
+    const gen = new Child('loadgen', join(here, 'loadgen-worker.ts'));
+    kids.push(proxy, gen);
+    const port = (await proxy.ready).port as number;
+    await gen.ready;
+    const rig: Rig = {
+      gen,
+      helper: gen,
+      brokerPid: north.pid,
+      northPort: north.port,
+      subFilters: ['$resource/#', '/thngs/#'],
+      payloadBytes: 100,
+    };
+    const path: Path = {
+      key: 'proxy',
+      label: 'proxy',
+      port,
+      hopPid: proxy.pid,
+      identity,
+      topic,
+      devices: false,
+    };
+    const ms = quick ? 2000 : 6000;
+    for (const qos of [0, 1] as const) {
+      const s = await throughput(rig, path, qos, 4, 500, ms);
+      console.log(
+        `profiled QoS${qos} 4pub: ${fmt(s.msgsPerSec)} msg/s, ${fmt(s.hopUsPerMsg, 2)} µs/msg in the proxy`,
+      );
+    }
+    await proxy.stop(10000);
+    const file = readdirSync(outDir).find((f) => f.endsWith('.cpuprofile'));
+    if (!file) throw new Error('the proxy wrote no .cpuprofile');
+    console.log(`\n${summarize(join(outDir, file))}\n\nprofile: ${join(outDir, file)}`);
+  } finally {
+    await Promise.all(kids.map((k) => k.stop().catch(() => undefined)));
+    await north.stop();
+    if (setup && typeof setup !== 'string') setup.cleanup();
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * The benchmark report: medians per path and scenario, the targets as ratios to the
+ * baselines of the same run, a terminal table and the JSON written to bench/results/.
+ */
+import type { DevicesSample, LatencySample, ThroughputSample } from './scenarios.js';
+import { fmt, median, table } from './stats.js';
+
+export type Series<T> = Record<string, Record<string, T[]>>;
+
+export interface Results {
+  throughput: Series<ThroughputSample>;
+  latency: Series<LatencySample>;
+  devices: Record<string, DevicesSample[]>;
+}
+
+export interface Target {
+  name: string;
+  value: number;
+  limit: number;
+  /** 'max': value must be ≤ limit; 'min': value must be ≥ limit. */
+  kind: 'max' | 'min';
+  pass: boolean;
+}
+
+function med<T>(xs: T[] | undefined, f: (x: T) => number): number {
+  return median((xs ?? []).map(f));
+}
+
+export function medians(r: Results) {
+  const tp: Record<string, Record<string, Record<string, number>>> = {};
+  for (const [sc, byPath] of Object.entries(r.throughput)) {
+    tp[sc] = {};
+    for (const [p, xs] of Object.entries(byPath)) {
+      tp[sc][p] = {
+        msgsPerSec: med(xs, (x) => x.msgsPerSec),
+        hopUsPerMsg: med(xs, (x) => x.hopUsPerMsg),
+        brokerUsPerMsg: med(xs, (x) => x.brokerUsPerMsg),
+        genUsPerMsg: med(xs, (x) => x.genUsPerMsg),
+        lost: med(xs, (x) => x.lost),
+      };
+    }
+  }
+  const lat: Record<string, Record<string, Record<string, number>>> = {};
+  for (const [sc, byPath] of Object.entries(r.latency)) {
+    lat[sc] = {};
+    for (const [p, xs] of Object.entries(byPath)) {
+      lat[sc][p] = { p50: med(xs, (x) => x.p50), p99: med(xs, (x) => x.p99), max: med(xs, (x) => x.max) };
+    }
+  }
+  const dev: Record<string, Record<string, number>> = {};
+  for (const [p, xs] of Object.entries(r.devices)) {
+    dev[p] = {
+      devices: med(xs, (x) => x.devices),
+      failed: med(xs, (x) => x.failed),
+      connectsPerSec: med(xs, (x) => x.connectsPerSec),
+      hopBytesPerDevice: med(xs, (x) => x.hopBytesPerDevice),
+    };
+  }
+  return { throughput: tp, latency: lat, devices: dev };
+}
+
+export type Medians = ReturnType<typeof medians>;
+
+/** The issue's targets, for the translating path (`translate`) and pass-through (`pass`). */
+export function targets(m: Medians, translate: string, pass: string): Target[] {
+  const out: Target[] = [];
+  const add = (name: string, value: number, limit: number, kind: 'max' | 'min'): void => {
+    if (!Number.isFinite(value)) return;
+    out.push({ name, value, limit, kind, pass: kind === 'max' ? value <= limit : value >= limit });
+  };
+  for (const [sc, byPath] of Object.entries(m.throughput)) {
+    const ref = byPath.reference?.hopUsPerMsg ?? Number.NaN;
+    add(
+      `${sc}: translating CPU/msg ÷ reference proxy`,
+      (byPath[translate]?.hopUsPerMsg ?? Number.NaN) / ref,
+      1.3,
+      'max',
+    );
+    add(
+      `${sc}: pass-through CPU/msg ÷ reference proxy`,
+      (byPath[pass]?.hopUsPerMsg ?? Number.NaN) / ref,
+      1.1,
+      'max',
+    );
+    const bridge = byPath['mosquitto-bridge']?.msgsPerSec ?? Number.NaN;
+    add(
+      `${sc}: translating msg/s ÷ mosquitto bridge`,
+      (byPath[translate]?.msgsPerSec ?? Number.NaN) / bridge,
+      1,
+      'min',
+    );
+  }
+  for (const [sc, byPath] of Object.entries(m.latency)) {
+    const direct = byPath.direct?.p50 ?? Number.NaN;
+    add(
+      `${sc}: translating added p50 latency (µs)`,
+      (byPath[translate]?.p50 ?? Number.NaN) - direct,
+      300,
+      'max',
+    );
+    add(`${sc}: pass-through added p50 latency (µs)`, (byPath[pass]?.p50 ?? Number.NaN) - direct, 300, 'max');
+  }
+  for (const p of [pass, translate]) {
+    add(
+      `${p}: resident bytes per idle device`,
+      m.devices[p]?.hopBytesPerDevice ?? Number.NaN,
+      16 * 1024,
+      'max',
+    );
+    add(`${p}: device connects per second`, m.devices[p]?.connectsPerSec ?? Number.NaN, 3000, 'min');
+  }
+  return out;
+}
+
+export function render(m: Medians, labels: Record<string, string>, tgts: Target[]): string {
+  const parts: string[] = [];
+  const label = (p: string): string => labels[p] ?? p;
+  const tpScenarios = Object.keys(m.throughput);
+  const tpPaths = [...new Set(tpScenarios.flatMap((s) => Object.keys(m.throughput[s] ?? {})))];
+  if (tpPaths.length) {
+    parts.push('Delivered messages per second (median), 100-byte payloads');
+    parts.push(
+      table([
+        ['path', ...tpScenarios],
+        ...tpPaths.map((p) => [label(p), ...tpScenarios.map((s) => fmt(m.throughput[s]?.[p]?.msgsPerSec))]),
+      ]),
+    );
+    parts.push('\nCPU µs per message in the middle hop (median; broker CPU in brackets)');
+    parts.push(
+      table([
+        ['path', ...tpScenarios],
+        ...tpPaths.map((p) => [
+          label(p),
+          ...tpScenarios.map((s) => {
+            const x = m.throughput[s]?.[p];
+            return `${fmt(x?.hopUsPerMsg, 2)} [${fmt(x?.brokerUsPerMsg, 2)}]`;
+          }),
+        ]),
+      ]),
+    );
+  }
+  const latScenarios = Object.keys(m.latency);
+  const latPaths = [...new Set(latScenarios.flatMap((s) => Object.keys(m.latency[s] ?? {})))];
+  if (latPaths.length) {
+    parts.push('\nLatency at a fixed rate, µs p50 / p99 / max (median of repetitions)');
+    parts.push(
+      table([
+        ['path', ...latScenarios],
+        ...latPaths.map((p) => [
+          label(p),
+          ...latScenarios.map((s) => {
+            const x = m.latency[s]?.[p];
+            return `${fmt(x?.p50)} / ${fmt(x?.p99)} / ${fmt(x?.max)}`;
+          }),
+        ]),
+      ]),
+    );
+  }
+  const devPaths = Object.keys(m.devices);
+  if (devPaths.length) {
+    parts.push('\nIdle connected devices (median)');
+    parts.push(
+      table([
+        ['path', 'devices', 'failed', 'connects/s', 'hop B/device'],
+        ...devPaths.map((p) => {
+          const x = m.devices[p];
+          return [
+            label(p),
+            fmt(x?.devices),
+            fmt(x?.failed),
+            fmt(x?.connectsPerSec),
+            fmt(x?.hopBytesPerDevice),
+          ];
+        }),
+      ]),
+    );
+  }
+  if (tgts.length) {
+    parts.push('\nTargets');
+    parts.push(
+      table([
+        ['target', 'value', 'limit', 'result'],
+        ...tgts.map((t) => [
+          t.name,
+          fmt(t.value, 2),
+          `${t.kind === 'max' ? '≤' : '≥'} ${fmt(t.limit, 2)}`,
+          t.pass ? 'pass' : 'MISS',
+        ]),
+      ]),
+    );
+  }
+  return parts.join('\n');
+}

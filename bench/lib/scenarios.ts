@@ -1,0 +1,230 @@
+/**
+ * One measurement of one path: throughput (flat out), latency (fixed rate) and idle
+ * devices (memory and connect rate). Each function opens what it needs through the
+ * load generator workers and closes it before returning, even on error.
+ */
+import type { Identity } from './mqtt-raw.js';
+import { type Child, cpuUs, rssBytes, sleep } from './proc.js';
+
+export interface Path {
+  key: string;
+  label: string;
+  /** Where devices connect. */
+  port: number;
+  /** The middle hop's process (undefined for the direct path). */
+  hopPid?: number;
+  /** The hop is a Node child that answers 'gc'. */
+  hopChild?: Child;
+  identity: Identity;
+  topic: string;
+  /** Include in the idle-devices test (paths with one north connection per device). */
+  devices: boolean;
+}
+
+export interface Rig {
+  /** The load generator: publishers and the subscriber in one process (closed loop). */
+  gen: Child;
+  /** A second generator process: the idle-devices test spreads its sockets over both. */
+  helper: Child;
+  brokerPid: number;
+  northPort: number;
+  subFilters: string[];
+  payloadBytes: number;
+}
+
+export interface ThroughputSample {
+  msgsPerSec: number;
+  hopUsPerMsg: number;
+  brokerUsPerMsg: number;
+  /** Load generator CPU (publishers + subscriber) per delivered message. */
+  genUsPerMsg: number;
+  delivered: number;
+  /** QoS 0 messages given up as lost by the closed loop during the window. */
+  lost: number;
+  seconds: number;
+}
+
+/** QoS 1 messages a publisher may have unacknowledged (mosquitto's max_inflight_messages too). */
+export const ACK_WINDOW = 100;
+/** Messages sent and not yet received by the subscriber, over all publishers. */
+export const E2E_WINDOW = 2000;
+
+function pubIdentity(path: Path): Identity {
+  return path.identity;
+}
+
+async function withLoad<T>(
+  rig: Rig,
+  path: Path,
+  qos: 0 | 1,
+  publishers: number,
+  latency: boolean,
+  body: () => Promise<T>,
+): Promise<T> {
+  try {
+    await rig.gen.request({ op: 'sub-open', port: rig.northPort, filters: rig.subFilters, qos, latency });
+    await rig.gen.request({
+      op: 'pub-open',
+      port: path.port,
+      count: publishers,
+      qos,
+      topic: path.topic,
+      payloadBytes: rig.payloadBytes,
+      identity: pubIdentity(path),
+    });
+    return await body();
+  } finally {
+    await rig.gen.request({ op: 'pub-close' }).catch(() => undefined);
+    await rig.gen.request({ op: 'sub-close' }).catch(() => undefined);
+    await sleep(200);
+  }
+}
+
+interface Snap {
+  count: number;
+  tUs: number;
+  genCpu: number;
+  lost: number;
+  hop: number;
+  broker: number;
+}
+
+async function snap(rig: Rig, path: Path): Promise<Snap> {
+  const hop = path.hopPid ? cpuUs(path.hopPid) : 0;
+  const broker = cpuUs(rig.brokerPid);
+  const [s, p] = await Promise.all([
+    rig.gen.request({ op: 'sub-count' }),
+    rig.gen.request({ op: 'pub-stat' }),
+  ]);
+  return {
+    count: s.count as number,
+    tUs: s.tUs as number,
+    genCpu: s.cpuUs as number,
+    lost: p.lost as number,
+    hop,
+    broker,
+  };
+}
+
+export function throughput(
+  rig: Rig,
+  path: Path,
+  qos: 0 | 1,
+  publishers: number,
+  warmupMs: number,
+  measureMs: number,
+): Promise<ThroughputSample> {
+  return withLoad(rig, path, qos, publishers, false, async () => {
+    await rig.gen.request({ op: 'pub-start', mode: 'flat', window: ACK_WINDOW, e2eWindow: E2E_WINDOW });
+    await sleep(warmupMs);
+    const a = await snap(rig, path);
+    await sleep(measureMs);
+    const b = await snap(rig, path);
+    await rig.gen.request({ op: 'pub-stop' });
+    const delivered = b.count - a.count;
+    const seconds = (b.tUs - a.tUs) / 1e6;
+    const per = (x: number): number => (delivered > 0 ? x / delivered : Number.NaN);
+    return {
+      msgsPerSec: delivered / seconds,
+      hopUsPerMsg: path.hopPid ? per(b.hop - a.hop) : Number.NaN,
+      brokerUsPerMsg: per(b.broker - a.broker),
+      genUsPerMsg: per(b.genCpu - a.genCpu),
+      delivered,
+      lost: b.lost - a.lost,
+      seconds,
+    };
+  });
+}
+
+export interface LatencySample {
+  n: number;
+  p50: number;
+  p99: number;
+  max: number;
+  sent: number;
+}
+
+export function latency(
+  rig: Rig,
+  path: Path,
+  qos: 0 | 1,
+  rate: number,
+  warmupMs: number,
+  measureMs: number,
+): Promise<LatencySample> {
+  return withLoad(rig, path, qos, 4, true, async () => {
+    await rig.gen.request({ op: 'pub-start', mode: 'rate', rate });
+    await sleep(warmupMs);
+    const from = (await rig.gen.request({ op: 'sub-count' })).tUs as number;
+    await sleep(measureMs);
+    const to = (await rig.gen.request({ op: 'sub-count' })).tUs as number;
+    const stop = await rig.gen.request({ op: 'pub-stop' });
+    await sleep(300);
+    const r = await rig.gen.request({ op: 'sub-latency', fromUs: from, toUs: to });
+    return {
+      n: r.n as number,
+      p50: r.p50 as number,
+      p99: r.p99 as number,
+      max: r.max as number,
+      sent: stop.sent as number,
+    };
+  });
+}
+
+export interface DevicesSample {
+  devices: number;
+  failed: number;
+  firstError: string;
+  connectsPerSec: number;
+  hopBytesPerDevice: number;
+}
+
+async function settle(path: Path): Promise<void> {
+  if (path.hopChild) await path.hopChild.request({ op: 'gc' }).catch(() => undefined);
+  await sleep(300);
+}
+
+/** Connects `count` idle devices through the path, half from each worker; measures and closes them. */
+export async function devices(rig: Rig, path: Path, count: number, idleMs: number): Promise<DevicesSample> {
+  await settle(path);
+  const hop0 = path.hopPid ? rssBytes(path.hopPid) : 0;
+  const half = Math.floor(count / 2);
+  const parts = [
+    { w: rig.gen, from: 0, n: half },
+    { w: rig.helper, from: half, n: count - half },
+  ];
+  try {
+    const res = await Promise.all(
+      parts.map((p) =>
+        p.w.request(
+          {
+            op: 'devices-open',
+            port: path.port,
+            from: p.from,
+            count: p.n,
+            concurrency: 50,
+            identity: path.identity,
+          },
+          180_000,
+        ),
+      ),
+    );
+    const connected = res.reduce((s, r) => s + (r.connected as number), 0);
+    const failed = res.reduce((s, r) => s + (r.failed as number), 0);
+    const start = Math.min(...res.map((r) => r.startUs as number));
+    const end = Math.max(...res.map((r) => r.endUs as number));
+    await sleep(idleMs);
+    await settle(path);
+    const hop1 = path.hopPid ? rssBytes(path.hopPid) : 0;
+    return {
+      devices: connected,
+      failed,
+      firstError: res.map((r) => r.firstError as string).find((e) => e) ?? '',
+      connectsPerSec: connected / ((end - start) / 1e6),
+      hopBytesPerDevice: path.hopPid && connected ? (hop1 - hop0) / connected : Number.NaN,
+    };
+  } finally {
+    await Promise.all(parts.map((p) => p.w.request({ op: 'devices-close' }).catch(() => undefined)));
+    await sleep(1500);
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * The proxy under test, in a process of its own so its CPU is measured apart from the load
+ * generator and the broker. Usage (forked by bench/run.ts):
+ *   proxy-child.ts NORTH_PORT ROUTE [CREDENTIALS_FILE] [STORE_FILE]
+ * ROUTE is "passthrough" or a route name from mappings/routes.
+ */
+import { configWith } from '../src/config/schema.js';
+import { createLogger } from '../src/log/logger.js';
+import { startProxy } from '../src/proxy.js';
+import { serve } from './lib/proc.js';
+
+const [northPort, route, credentials = '', storeFile = ''] = process.argv.slice(2);
+
+async function main(): Promise<void> {
+  const config = configWith({
+    north: { url: `mqtt://127.0.0.1:${northPort}` },
+    listen: { host: '127.0.0.1', tcpPort: 0, wsPort: -1, tlsPort: -1, wssPort: -1 },
+    metrics: { port: -1 },
+    mapping: { route: route ?? 'passthrough', credentials },
+    log: { level: 'warn', format: 'json' },
+    ...(storeFile ? { store: { kind: 'file' as const, file: storeFile } } : {}),
+  });
+  const logger = createLogger({ level: 'warn', format: 'json', destination: process.stderr });
+  const proxy = await startProxy(config, { logger });
+  serve(
+    (m) => {
+      if (m.op === 'gc') globalThis.gc?.();
+      if (m.op === 'connections') return { count: proxy.connectionCount() };
+      return {};
+    },
+    () => proxy.close(1000),
+  );
+  process.send?.({ ready: true, port: proxy.ports.tcp });
+}
+
+main().catch((e: unknown) => {
+  process.send?.({ fatal: e instanceof Error ? e.message : String(e) });
+  setTimeout(() => process.exit(1), 100);
+});

@@ -1,0 +1,308 @@
+/**
+ * `npm run bench [-- --quick] [-- --paths=a,b] [-- --profile]`
+ *
+ * Starts on loopback: a north mosquitto, the middle hops (TCP forwarder, haproxy when
+ * installed, the reference proxy, a bridging mosquitto, the proxy in pass-through and
+ * translating Connector → EVRYTHNG), two load generator workers; runs every scenario with
+ * the paths alternated and repeated; prints medians and targets; writes JSON to
+ * bench/results/. Everything started is stopped at the end, also on error or Ctrl-C.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  type External,
+  haproxyInstalled,
+  startHaproxy,
+  startMosquitto,
+  startMosquittoBridge,
+} from './lib/brokers.js';
+import { Child } from './lib/proc.js';
+import { profileTranslate } from './lib/profile.js';
+import { medians, type Results, render, targets } from './lib/report.js';
+import { prepareTranslate } from './lib/routes.js';
+import { devices, latency, type Path, type Rig, throughput } from './lib/scenarios.js';
+import { fmt, push } from './lib/stats.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const only = args
+  .find((a) => a.startsWith('--paths='))
+  ?.slice(8)
+  .split(',');
+
+const S = quick
+  ? { reps: 1, warmupMs: 300, measureMs: 700, latWarmupMs: 300, latMs: 1200, devices: 2000, idleMs: 500 }
+  : { reps: 3, warmupMs: 700, measureMs: 2000, latWarmupMs: 500, latMs: 2500, devices: 8000, idleMs: 1500 };
+const RATE = 5000;
+const PAYLOAD = 100;
+const TRANSLATE = 'proxy-connector-evrythng';
+const PASS = 'proxy-passthrough';
+
+const externals: External[] = [];
+const children: Child[] = [];
+
+async function cleanup(): Promise<void> {
+  await Promise.all(children.map((c) => c.stop().catch(() => undefined)));
+  await Promise.all(externals.map((e) => e.stop().catch(() => undefined)));
+}
+
+async function hop(name: string, script: string, argv: string[]): Promise<Child> {
+  const c = new Child(name, join(here, script), argv, { gc: true });
+  children.push(c);
+  await c.ready;
+  return c;
+}
+
+function machine(): Record<string, string | number> {
+  const first = (cmd: string, a: string[]): string => {
+    try {
+      return (
+        execFileSync(cmd, a, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n')[0] ?? ''
+      );
+    } catch (e) {
+      return String((e as { stdout?: string }).stdout ?? '').split('\n')[0] ?? 'not installed';
+    }
+  };
+  return {
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    kernel: os.release(),
+    node: process.version,
+    mosquitto: first('mosquitto', ['-h']),
+    haproxy: haproxyInstalled() ? first('haproxy', ['-v']) : 'not installed',
+  };
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  console.log(`benchmark (${quick ? 'quick' : 'full'}): starting brokers and hops on 127.0.0.1`);
+  const north = await startMosquitto();
+  externals.push(north);
+  const paths: Path[] = [];
+  const want = (k: string): boolean => !only || only.includes(k) || k === 'direct';
+  const anon = (p: string): Path['identity'] => ({ clientId: `bench-${p}-{i}` });
+  const topic = '$resource/temperature';
+  paths.push({
+    key: 'direct',
+    label: '1 direct to mosquitto',
+    port: north.port,
+    identity: anon('d'),
+    topic,
+    devices: true,
+  });
+  if (want('tcp-forwarder')) {
+    const c = await hop('tcp-forwarder', 'forwarder-child.ts', [String(north.port)]);
+    const port = (await c.ready).port as number;
+    paths.push({
+      key: 'tcp-forwarder',
+      label: '2 TCP forwarder (Node pipe)',
+      port,
+      hopPid: c.pid,
+      hopChild: c,
+      identity: anon('f'),
+      topic,
+      devices: true,
+    });
+  }
+  if (want('haproxy') && haproxyInstalled()) {
+    const h = await startHaproxy(north.port);
+    externals.push(h);
+    paths.push({
+      key: 'haproxy',
+      label: '2 haproxy tcp mode (1 thread)',
+      port: h.port,
+      hopPid: h.pid,
+      identity: anon('h'),
+      topic,
+      devices: false,
+    });
+  }
+  if (want('reference')) {
+    const c = await hop('reference', 'reference-proxy-child.ts', [String(north.port)]);
+    paths.push({
+      key: 'reference',
+      label: '3 reference proxy (mqtt-packet)',
+      port: (await c.ready).port as number,
+      hopPid: c.pid,
+      hopChild: c,
+      identity: anon('r'),
+      topic,
+      devices: true,
+    });
+  }
+  if (want('mosquitto-bridge')) {
+    const b = await startMosquittoBridge(north.port);
+    externals.push(b);
+    paths.push({
+      key: 'mosquitto-bridge',
+      label: '4 mosquitto bridge (remap)',
+      port: b.port,
+      hopPid: b.pid,
+      identity: anon('b'),
+      topic,
+      devices: false,
+    });
+  }
+  if (want(PASS)) {
+    try {
+      const c = await hop(PASS, 'proxy-child.ts', [String(north.port), 'passthrough']);
+      paths.push({
+        key: PASS,
+        label: '5 proxy pass-through',
+        port: (await c.ready).port as number,
+        hopPid: c.pid,
+        hopChild: c,
+        identity: anon('p'),
+        topic,
+        devices: true,
+      });
+    } catch (e) {
+      console.log(`skipping ${PASS}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  if (want(TRANSLATE)) {
+    const t = prepareTranslate(S.devices);
+    if (typeof t === 'string') console.log(`skipping ${TRANSLATE}: ${t}`);
+    else {
+      externals.push({ name: 'translate-files', port: 0, pid: 0, stop: async () => t.cleanup() });
+      const c = await hop(TRANSLATE, 'proxy-child.ts', [String(north.port), t.route, t.credentials]).catch(
+        (e: Error) => {
+          console.log(`skipping ${TRANSLATE}: ${e.message}`);
+          return undefined;
+        },
+      );
+      if (c)
+        paths.push({
+          key: TRANSLATE,
+          label: '6 proxy Connector→EVRYTHNG',
+          port: (await c.ready).port as number,
+          hopPid: c.pid,
+          hopChild: c,
+          identity: t.identity,
+          topic: t.topic,
+          devices: true,
+        });
+    }
+  }
+  const gen = new Child('loadgen', join(here, 'loadgen-worker.ts'));
+  const helper = new Child('loadgen-helper', join(here, 'loadgen-worker.ts'));
+  children.push(gen, helper);
+  await Promise.all([gen.ready, helper.ready]);
+  const rig: Rig = {
+    gen,
+    helper,
+    brokerPid: north.pid,
+    northPort: north.port,
+    subFilters: ['$resource/#', '/thngs/#'],
+    payloadBytes: PAYLOAD,
+  };
+  const results: Results = { throughput: {}, latency: {}, devices: {} };
+  const order = (rep: number): Path[] => paths.map((_, i) => paths[(i + rep) % paths.length] as Path);
+  const log = (s: string): void => console.log(`[${((Date.now() - started) / 1000).toFixed(0)}s] ${s}`);
+
+  for (const qos of [0, 1] as const) {
+    for (const pubs of [4, 100]) {
+      const sc = `QoS${qos} ${pubs}pub`;
+      const by: Record<string, import('./lib/scenarios.js').ThroughputSample[]> = {};
+      results.throughput[sc] = by;
+      for (let rep = 0; rep < S.reps; rep++) {
+        for (const p of order(rep)) {
+          const s = await throughput(rig, p, qos, pubs, S.warmupMs, S.measureMs);
+          push(by, p.key, s);
+          log(`${sc} ${p.key}: ${fmt(s.msgsPerSec)} msg/s, hop ${fmt(s.hopUsPerMsg, 2)} µs/msg`);
+        }
+      }
+    }
+  }
+  for (const qos of [0, 1] as const) {
+    const sc = `QoS${qos} @${RATE}/s`;
+    const by: Record<string, import('./lib/scenarios.js').LatencySample[]> = {};
+    results.latency[sc] = by;
+    for (let rep = 0; rep < S.reps; rep++) {
+      for (const p of order(rep)) {
+        const s = await latency(rig, p, qos, RATE, S.latWarmupMs, S.latMs);
+        push(by, p.key, s);
+        log(`${sc} ${p.key}: p50 ${fmt(s.p50)} µs, p99 ${fmt(s.p99)} µs, n=${s.n}`);
+      }
+    }
+  }
+  for (let rep = 0; rep < Math.min(S.reps, 2); rep++) {
+    for (const p of order(rep).filter((x) => x.devices)) {
+      const s = await devices(rig, p, S.devices, S.idleMs);
+      push(results.devices, p.key, s);
+      log(
+        `devices ${p.key}: ${s.devices} connected (${s.failed} failed${s.firstError ? `: ${s.firstError}` : ''}), ` +
+          `${fmt(s.connectsPerSec)}/s, ${fmt(s.hopBytesPerDevice)} B/device`,
+      );
+    }
+  }
+
+  const m = medians(results);
+  const tg = targets(m, TRANSLATE, PASS);
+  const labels = Object.fromEntries(paths.map((p) => [p.key, p.label]));
+  const ceiling = Object.fromEntries(
+    Object.entries(m.throughput).map(([sc, by]) => [
+      sc,
+      Math.min(
+        ...Object.values(by)
+          .map((x) => 1e6 / (x.genUsPerMsg ?? Number.NaN))
+          .filter((x) => Number.isFinite(x)),
+      ),
+    ]),
+  );
+  const report = render(m, labels, tg);
+  console.log(`\n${report}`);
+  console.log(
+    '\nLoad generator ceiling: messages per second one core of it sustains (publish + receive + ack), ' +
+      'from its CPU per delivered message, worst path of each scenario:',
+  );
+  console.log(
+    Object.entries(ceiling)
+      .map(([sc, v]) => `  ${sc}: ${fmt(v)} msg/s`)
+      .join('\n'),
+  );
+  const out = {
+    mode: quick ? 'quick' : 'full',
+    date: new Date().toISOString(),
+    durationSeconds: Math.round((Date.now() - started) / 1000),
+    machine: machine(),
+    settings: {
+      ...S,
+      rate: RATE,
+      payloadBytes: PAYLOAD,
+      mosquitto: 'max_inflight_messages 100, max_queued_messages 100000',
+    },
+    paths: labels,
+    generatorCeiling: ceiling,
+    medians: m,
+    targets: tg,
+    samples: results,
+  };
+  const dir = join(here, 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `bench-${out.mode}-${out.date.replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
+  writeFileSync(join(dir, `latest-${out.mode}.json`), `${JSON.stringify(out, null, 2)}\n`);
+  console.log(`\nwritten ${file} (${out.durationSeconds} s)`);
+}
+
+async function entry(): Promise<void> {
+  if (args.includes('--profile')) return profileTranslate(here, quick);
+  return main();
+}
+
+process.once('SIGINT', () => {
+  console.error('interrupted: stopping everything');
+  void cleanup().then(() => process.exit(130));
+});
+entry()
+  .catch((e: unknown) => {
+    console.error(`benchmark failed: ${e instanceof Error ? e.message : String(e)}`);
+    process.exitCode = 1;
+  })
+  .finally(() => cleanup());
