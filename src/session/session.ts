@@ -340,7 +340,10 @@ export class Session implements SessionLike {
       if (this.north?.blocked) this.south.pause();
       return;
     }
+    const timed = (++translateCount & 15) === 0;
+    const t0 = timed ? process.hrtime.bigint() : 0n;
     const outcome = this.mapper!.uplink(p);
+    if (timed) this.observeTranslate('uplink', t0);
     if (outcome instanceof Promise) {
       this.runAsync(outcome, p);
       return;
@@ -379,12 +382,12 @@ export class Session implements SessionLike {
 
   private applyUplink(p: IPublishPacket, o: Outcome): void {
     if (o.verdict === 'disconnect') {
-      this.countMessage('uplink', o, 'rejected');
+      this.countMessage('uplink', o, 'rejected', p.topic);
       this.close(o.reason ?? 'rejected');
       return;
     }
     const north = o.verdict === 'drop' ? undefined : o.north;
-    if (o.verdict === 'drop') this.countMessage('uplink', o, 'dropped');
+    if (o.verdict === 'drop') this.countMessage('uplink', o, 'dropped', p.topic);
     else if (!this.passThrough) this.countMessage('uplink', o, 'translated');
     if (north) capQos(north, Math.min(p.qos, this.northMaxQos) as QoS);
     this.up!.forward(p, north ?? []);
@@ -469,14 +472,17 @@ export class Session implements SessionLike {
       if (this.south.blocked) this.north?.pause();
       return;
     }
+    const timed = (++translateCount & 15) === 0;
+    const t0 = timed ? process.hrtime.bigint() : 0n;
     const o = this.mapper!.downlink(p);
+    if (timed) this.observeTranslate('downlink', t0);
     if (o.verdict === 'disconnect') {
-      this.countMessage('downlink', o, 'rejected');
+      this.countMessage('downlink', o, 'rejected', p.topic);
       this.close(o.reason ?? 'downlink_rejected');
       return;
     }
     const outs = o.verdict === 'drop' ? [] : (o.south ?? []);
-    if (o.verdict === 'drop') this.countMessage('downlink', o, 'dropped');
+    if (o.verdict === 'drop') this.countMessage('downlink', o, 'dropped', p.topic);
     else if (!this.passThrough) this.countMessage('downlink', o, 'translated');
     capQos(outs, Math.min(p.qos, this.quirks.maxDownlinkQos) as QoS);
     this.down!.forward(p, outs);
@@ -499,7 +505,21 @@ export class Session implements SessionLike {
     this.close('north_disconnect');
   }
 
-  private countMessage(direction: 'uplink' | 'downlink', o: Outcome, outcome: string): void {
+  private observeTranslate(direction: 'uplink' | 'downlink', t0: bigint): void {
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    this.ctx.metrics.translateSeconds.labels(this.routeName, direction).observe(seconds);
+  }
+
+  private countMessage(direction: 'uplink' | 'downlink', o: Outcome, outcome: string, topic?: string): void {
+    if (o.reason === 'unmapped' || o.reason === 'unknown_topic') {
+      this.ctx.metrics.unmappedTotal.labels(this.routeName, direction).inc();
+      const now = Date.now();
+      if (topic !== undefined && now - lastUnmappedLog > UNMAPPED_LOG_INTERVAL_MS) {
+        lastUnmappedLog = now;
+        // Topics may carry secrets (akenza): log only their shape, never the levels themselves.
+        this.log.warn({ direction, topicShape: topicShape(topic) }, 'unmapped topic (sampled log)');
+      }
+    }
     this.ctx.metrics.messagesTotal
       .labels(this.routeName, direction, o.rule ?? '', outcome, o.reason ?? '')
       .inc();
@@ -567,6 +587,19 @@ export class Session implements SessionLike {
     this.north?.destroy();
     this.south.end();
   }
+}
+
+let translateCount = 0;
+let lastUnmappedLog = 0;
+const UNMAPPED_LOG_INTERVAL_MS = 10_000;
+
+/** `/up/…/id/…` → "6 levels, first: up": enough to recognise a topic family, nothing secret. */
+export function topicShape(topic: string): string {
+  const levels = topic.split('/');
+  const first = levels.find((l) => l !== '') ?? '';
+  // Only a short all-lowercase word is shown: secrets and ids are long or mixed.
+  const safeFirst = /^\$?[a-z]{1,12}$/.test(first) ? first : '?';
+  return `${levels.length} levels, first: ${safeFirst}`;
 }
 
 function capQos(outs: PublishOut[], max: QoS): void {
