@@ -41,18 +41,26 @@ export class Plan {
   }
 
   /** The kind a message becomes on the other side, given the kinds it can carry. */
-  mapKind(dir: 'up' | 'down', kind: Kind, available: ReadonlyMap<Kind, unknown>): Kind | undefined {
+  mapKind(dir: 'up' | 'down', kind: Kind, available: ReadonlyMap<Kind, readonly Rule[]>, name?: string): Kind | undefined {
+    // A message without a name cannot use a kind whose every rule needs one.
+    const fits = (k: Kind) => {
+      const rules = available.get(k);
+      return rules !== undefined && (name !== undefined || k === 'samples' || rules.some((r) => !r.nameCap));
+    };
     const forced = this.settings.kinds?.[dir]?.[kind];
-    if (forced) return available.has(forced) ? forced : undefined;
-    if (available.has(kind)) return kind;
-    for (const k of FALLBACK[kind] ?? []) if (available.has(k)) return k;
+    if (forced) return fits(forced) ? forced : undefined;
+    if (fits(kind)) return kind;
+    for (const k of FALLBACK[kind] ?? []) if (fits(k)) return k;
     return undefined;
   }
 
   /** North kinds whose downlinks become `southKind` on the south side (mirrors `mapKind`). */
-  sourcesOf(southKind: Kind, northKinds: ReadonlyMap<Kind, unknown>, southKinds: ReadonlyMap<Kind, unknown>): Kind[] {
+  sourcesOf(southKind: Kind, northKinds: ReadonlyMap<Kind, readonly Rule[]>, southKinds: ReadonlyMap<Kind, readonly Rule[]>): Kind[] {
     const out: Kind[] = [];
-    for (const nk of northKinds.keys()) if (this.mapKind('down', nk, southKinds) === southKind) out.push(nk);
+    for (const [nk, rules] of northKinds) {
+      const named = rules.some((r) => r.nameCap) ? 'name' : undefined;
+      if (this.mapKind('down', nk, southKinds, named) === southKind) out.push(nk);
+    }
     return out;
   }
 }
@@ -152,7 +160,6 @@ export function convertKind(msg: Canonical, to: Kind): string | undefined {
     const o: Record<string, unknown> = {};
     for (const s of msg.samples ?? []) o[s.key] = sampleValue(s);
     msg.body = Buffer.from(JSON.stringify(o));
-    msg.contentType ??= 'application/json';
     delete msg.samples;
     return undefined;
   }

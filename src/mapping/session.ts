@@ -98,7 +98,7 @@ export class DialectSession implements SessionMapper {
     const props = packet.properties;
     if (props?.contentType) msg.contentType = props.contentType;
     if (props?.userProperties) msg.userProperties = props.userProperties;
-    const kind = this.p.plan.mapKind('up', msg.kind, this.northUpByKind);
+    const kind = this.p.plan.mapKind('up', msg.kind, this.northUpByKind, msg.name);
     const targets = kind ? this.northUpByKind.get(kind) : undefined;
     if (!kind || !targets) return { verdict: 'drop', reason: 'no_north_rule', rule: rule.name };
     const bad = convertKind(msg, kind);
@@ -126,7 +126,7 @@ export class DialectSession implements SessionMapper {
     if (err) return { verdict: 'drop', reason: err, rule: rule.name };
     if (caps.name !== undefined) msg.name = caps.name;
     if (packet.properties?.contentType) msg.contentType = packet.properties.contentType;
-    const kind = this.p.plan.mapKind('down', msg.kind, this.southDownByKind);
+    const kind = this.p.plan.mapKind('down', msg.kind, this.southDownByKind, msg.name);
     const targets = kind ? this.southDownByKind.get(kind) : undefined;
     if (!kind || !targets) return { verdict: 'drop', reason: 'no_south_rule', rule: rule.name };
     const bad = convertKind(msg, kind);

@@ -138,7 +138,7 @@ function compile(
         else {
           const v = vars[l.cap];
           if (v === undefined) return undefined;
-          if (l.multi && join === undefined) {
+          if (l.multi) {
             if (!safeLevels(v)) return undefined;
             t += percent ? v.split('/').map(enc).join('/') : v;
           } else {
