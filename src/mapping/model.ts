@@ -39,8 +39,10 @@ export interface Canonical {
   name?: string;
   /** Opaque payload for every kind but 'samples', passed through untouched. */
   body?: Buffer;
-  /** MQTT 5 content type, when known. */
+  /** MQTT 5 content type received with the message. */
   contentType?: string;
+  /** Content type the source rule declares for its payload (used when none was received). */
+  typeHint?: string;
   qos: 0 | 1 | 2;
   retain: boolean;
   /** MQTT 5 user properties, when present. */

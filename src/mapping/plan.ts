@@ -41,7 +41,12 @@ export class Plan {
   }
 
   /** The kind a message becomes on the other side, given the kinds it can carry. */
-  mapKind(dir: 'up' | 'down', kind: Kind, available: ReadonlyMap<Kind, readonly Rule[]>, name?: string): Kind | undefined {
+  mapKind(
+    dir: 'up' | 'down',
+    kind: Kind,
+    available: ReadonlyMap<Kind, readonly Rule[]>,
+    name?: string,
+  ): Kind | undefined {
     // A message without a name cannot use a kind whose every rule needs one.
     const fits = (k: Kind) => {
       const rules = available.get(k);
@@ -55,7 +60,11 @@ export class Plan {
   }
 
   /** North kinds whose downlinks become `southKind` on the south side (mirrors `mapKind`). */
-  sourcesOf(southKind: Kind, northKinds: ReadonlyMap<Kind, readonly Rule[]>, southKinds: ReadonlyMap<Kind, readonly Rule[]>): Kind[] {
+  sourcesOf(
+    southKind: Kind,
+    northKinds: ReadonlyMap<Kind, readonly Rule[]>,
+    southKinds: ReadonlyMap<Kind, readonly Rule[]>,
+  ): Kind[] {
     const out: Kind[] = [];
     for (const [nk, rules] of northKinds) {
       const named = rules.some((r) => r.nameCap) ? 'name' : undefined;
@@ -94,7 +103,13 @@ export function encodeAll(
     if (topic === undefined) return { ok: false, reason: 'unsafe_capture' };
     const payload = rule.codec.samples ? Buffer.alloc(0) : rule.codec.encode(msg, [], vars, nowUs);
     list.push(
-      withProps({ topic, payload, qos, retain: msg.retain }, msg, rule, peerVersion, msg.contentType),
+      withProps(
+        { topic, payload, qos, retain: msg.retain },
+        msg,
+        rule,
+        peerVersion,
+        msg.contentType ?? msg.typeHint,
+      ),
     );
     return finish(list, rule, dropped);
   }

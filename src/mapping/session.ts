@@ -95,6 +95,7 @@ export class DialectSession implements SessionMapper {
     const err = rule.codec.decode(payload, caps.key ?? rule.fixedKey, msg);
     if (err) return { verdict: 'drop', reason: err, rule: rule.name };
     if (caps.name !== undefined) msg.name = caps.name;
+    if (rule.codec.contentType) msg.typeHint = rule.codec.contentType;
     const props = packet.properties;
     if (props?.contentType) msg.contentType = props.contentType;
     if (props?.userProperties) msg.userProperties = props.userProperties;
@@ -125,6 +126,7 @@ export class DialectSession implements SessionMapper {
     const err = rule.codec.decode(payload, caps.key ?? rule.fixedKey, msg);
     if (err) return { verdict: 'drop', reason: err, rule: rule.name };
     if (caps.name !== undefined) msg.name = caps.name;
+    if (rule.codec.contentType) msg.typeHint = rule.codec.contentType;
     if (packet.properties?.contentType) msg.contentType = packet.properties.contentType;
     const kind = this.p.plan.mapKind('down', msg.kind, this.southDownByKind, msg.name);
     const targets = kind ? this.southDownByKind.get(kind) : undefined;
@@ -157,7 +159,9 @@ export class DialectSession implements SessionMapper {
         });
         continue;
       }
-      const north = this.south.subs.automatic ? [] : [...new Set(allowed.flatMap((k) => this.northFiltersFor(k, caps)))];
+      const north = this.south.subs.automatic
+        ? []
+        : [...new Set(allowed.flatMap((k) => this.northFiltersFor(k, caps)))];
       const prev = this.southSubs.get(filter);
       if (prev) for (const f of prev.north) this.unref(f);
       this.southSubs.set(filter, { levels: filter.split('/'), north });

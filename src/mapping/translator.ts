@@ -19,7 +19,9 @@ export interface TranslatorOptions {
 
 /** The first south scheme whose variables (and credential) are all known. */
 export function southSchemeFor(d: CompiledDialect, vars: Readonly<Vars>): string | undefined {
-  const s = d.southAuth.find((x) => x.vars.every((v) => vars[v] !== undefined) && (!x.credential || vars[x.credential] !== undefined));
+  const s = d.southAuth.find(
+    (x) => x.vars.every((v) => vars[v] !== undefined) && (!x.credential || vars[x.credential] !== undefined),
+  );
   return s?.scheme;
 }
 
@@ -27,7 +29,11 @@ export function northSchemeFor(d: CompiledDialect, vars: Readonly<Vars>): string
   return d.northAuth.find((x) => x.vars.every((v) => vars[v] !== undefined))?.scheme;
 }
 
-export function openTranslator(plan: Plan, vars: Readonly<Vars>, opts: TranslatorOptions = {}): DialectSession {
+export function openTranslator(
+  plan: Plan,
+  vars: Readonly<Vars>,
+  opts: TranslatorOptions = {},
+): DialectSession {
   const southVersion = opts.southVersion ?? plan.south.versions[plan.south.versions.length - 1] ?? 4;
   return new DialectSession({
     plan,
@@ -35,7 +41,11 @@ export function openTranslator(plan: Plan, vars: Readonly<Vars>, opts: Translato
     southScheme: opts.southScheme ?? southSchemeFor(plan.south, vars),
     northScheme: opts.northScheme ?? northSchemeFor(plan.north, vars),
     southVersion,
-    northVersion: opts.northVersion ?? (plan.north.versions.includes(southVersion) ? southVersion : (plan.north.versions[plan.north.versions.length - 1] ?? 4)),
+    northVersion:
+      opts.northVersion ??
+      (plan.north.versions.includes(southVersion)
+        ? southVersion
+        : (plan.north.versions[plan.north.versions.length - 1] ?? 4)),
     nowUs: opts.nowUs ?? (() => Date.now() * 1000),
   });
 }
@@ -58,7 +68,12 @@ export function decodeMessage(
     const caps: Vars = {};
     if (!r.tpl.match(levels, caps) && !r.alts.some((a) => a.match(levels, caps))) continue;
     if (r.identityCaps.some((c) => caps[c] !== vars[c])) return undefined;
-    const msg: Canonical & { rule: string } = { kind: r[dir] as Canonical['kind'], qos: 0, retain: false, rule: r.name };
+    const msg: Canonical & { rule: string } = {
+      kind: r[dir] as Canonical['kind'],
+      qos: 0,
+      retain: false,
+      rule: r.name,
+    };
     if (r.codec.decode(payload, caps.key ?? r.fixedKey, msg)) return undefined;
     if (caps.name !== undefined) msg.name = caps.name;
     return msg;

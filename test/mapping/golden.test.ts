@@ -30,8 +30,11 @@ interface Case {
   disconnect?: string;
   reason?: string;
   subscribe?: Array<{ topic: string; qos: QoS }>;
+  unsubscribe?: string[];
   plan?: unknown;
   auto?: unknown;
+  /** Several cases run in order on one session (subscribe, then downlink). */
+  steps?: Case[];
 }
 interface Fixture {
   south: string;
@@ -71,10 +74,15 @@ function shown(list: PublishOut[] | undefined): Pkt[] {
   }));
 }
 
-for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort()) {
+for (const file of readdirSync(dir)
+  .filter((f) => f.endsWith('.yaml'))
+  .sort()) {
   const fx = parse(readFileSync(join(dir, file), 'utf8')) as Fixture;
   describe(`golden ${file} (${fx.south} → ${fx.north})`, () => {
-    const settings = { ...(fx.prefer ? { prefer: fx.prefer } : {}), ...(fx.kinds ? { kinds: fx.kinds } : {}) };
+    const settings = {
+      ...(fx.prefer ? { prefer: fx.prefer } : {}),
+      ...(fx.kinds ? { kinds: fx.kinds } : {}),
+    };
     const plan = planFor(mappings, fx.south, fx.north, settings as never);
     assert.ok(plan, `dialects ${fx.south} and ${fx.north} are shipped`);
     const open = () =>
@@ -86,30 +94,41 @@ for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort()) {
     for (const c of fx.cases) {
       test(c.name, async () => {
         const t = open();
-        if (c.auto) {
-          assert.deepEqual(t.autoSubscribe(), c.auto);
-          return;
-        }
-        if (c.subscribe) {
-          assert.deepEqual(t.subscribe({ cmd: 'subscribe', messageId: 1, subscriptions: c.subscribe }), c.plan);
-          return;
-        }
-        const o: Outcome = c.up ? await t.uplink(publish(c.up)) : t.downlink(publish(c.down as Pkt));
-        if (c.drop) {
-          assert.equal(o.verdict, 'drop');
-          assert.equal(o.reason, c.drop);
-          return;
-        }
-        if (c.disconnect) {
-          assert.equal(o.verdict, 'disconnect');
-          assert.equal(o.reason, c.disconnect);
-          return;
-        }
-        assert.equal(o.verdict, 'continue', `translated (reason: ${o.reason})`);
-        assert.equal(o.reason, c.reason);
-        assert.deepEqual(shown(c.up ? o.north : o.south), c.out);
-        assert.deepEqual((c.up ? o.south : o.north) ?? [], [], 'nothing sent back the other way');
+        for (const step of c.steps ?? [c]) await runCase(t, step);
       });
     }
   });
+}
+
+async function runCase(t: ReturnType<typeof openTranslator>, c: Case): Promise<void> {
+  if (c.auto) {
+    assert.deepEqual(t.autoSubscribe(), c.auto);
+    return;
+  }
+  if (c.unsubscribe) {
+    assert.deepEqual(
+      t.unsubscribe({ cmd: 'unsubscribe', messageId: 2, unsubscriptions: c.unsubscribe }),
+      c.plan,
+    );
+    return;
+  }
+  if (c.subscribe) {
+    assert.deepEqual(t.subscribe({ cmd: 'subscribe', messageId: 1, subscriptions: c.subscribe }), c.plan);
+    return;
+  }
+  const o: Outcome = c.up ? await t.uplink(publish(c.up)) : t.downlink(publish(c.down as Pkt));
+  if (c.drop) {
+    assert.equal(o.verdict, 'drop');
+    assert.equal(o.reason, c.drop);
+    return;
+  }
+  if (c.disconnect) {
+    assert.equal(o.verdict, 'disconnect');
+    assert.equal(o.reason, c.disconnect);
+    return;
+  }
+  assert.equal(o.verdict, 'continue', `translated (reason: ${o.reason})`);
+  assert.equal(o.reason, c.reason);
+  assert.deepEqual(shown(c.up ? o.north : o.south), c.out);
+  assert.deepEqual((c.up ? o.south : o.north) ?? [], [], 'nothing sent back the other way');
 }

@@ -9,7 +9,8 @@ export function shippedMappings(dir = MAPPINGS_DIR): MappingFile[] {
   const out: MappingFile[] = [];
   for (const folder of ['dialects', 'routes', 'pairs']) {
     for (const n of readdirSync(join(dir, folder)).sort()) {
-      if (n.endsWith('.yaml')) out.push({ path: join(folder, n), folder, text: readFileSync(join(dir, folder, n), 'utf8') });
+      if (n.endsWith('.yaml'))
+        out.push({ path: join(folder, n), folder, text: readFileSync(join(dir, folder, n), 'utf8') });
     }
   }
   return out;
