@@ -37,7 +37,7 @@ export function parseSource(file: string, text: string, report: Reporter): Sourc
   let value: unknown;
   if (doc.errors.length > 0) {
     for (const e of doc.errors) {
-      const lp = e.linePos?.[0] ?? { line: 1, col: 1 };
+      const lp = lc.linePos(e.pos[0]);
       const msg = e.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '') ?? 'syntax error';
       report.errors.push(`${file}:${lp.line}:${lp.col}: YAML syntax error: ${msg} (fix the YAML syntax)`);
     }

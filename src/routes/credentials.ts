@@ -29,7 +29,13 @@ export function parseCredentials(
   const report = new Reporter();
   const records: CredentialRecord[] = [];
   const csv = file.endsWith('.csv');
-  const rows: Array<{ south: Record<string, unknown>; north: Record<string, unknown>; line: number }> = [];
+  const rows: Array<{
+    south: Record<string, unknown>;
+    north: Record<string, unknown>;
+    line: number;
+    col: number;
+    at?: (side: string, key: string) => string;
+  }> = [];
   if (csv) {
     const lines = text.split(/\r?\n/);
     const header = (lines[0] ?? '').split(',').map((h) => h.trim());
@@ -45,7 +51,12 @@ export function parseCredentials(
         report.errors.push(`${file}:${i + 1}:1: ${cells.length} cells, the header has ${header.length}`);
         continue;
       }
-      const row = { south: {} as Record<string, unknown>, north: {} as Record<string, unknown>, line: i + 1 };
+      const row = {
+        south: {} as Record<string, unknown>,
+        north: {} as Record<string, unknown>,
+        line: i + 1,
+        col: 1,
+      };
       header.forEach((h, j) => {
         const [side, name] = h.split('.') as ['south' | 'north', string];
         if (cells[j] !== '') row[side][name] = cells[j];
@@ -57,21 +68,35 @@ export function parseCredentials(
     if (src.value !== undefined && validate('credentials', src, report)) {
       (src.value as Array<{ south: Record<string, unknown>; north: Record<string, unknown> }>).forEach(
         (r, i) => {
-          rows.push({ ...r, line: src.pos([i]).line });
+          const at = src.pos([i]);
+          const where = (side: string, key: string) => {
+            const p = src.pos([i, side, key]);
+            return `${p.line}:${p.col}`;
+          };
+          rows.push({ ...r, line: at.line, col: at.col, at: where });
         },
       );
     }
   }
   for (const r of rows) {
-    const missing = new Set<string>();
-    const side = (o: Record<string, unknown>) =>
-      Object.fromEntries(Object.entries(o).map(([k, v]) => [k, expand(String(v), env, missing)]));
-    const rec = { south: side(r.south), north: side(r.north) };
-    if (missing.size > 0)
-      report.errors.push(
-        `${file}:${r.line}:1: environment variable${missing.size > 1 ? 's' : ''} ${[...missing].join(', ')} not set (export it before starting the proxy)`,
+    let bad = false;
+    const side = (name: 'south' | 'north', o: Record<string, unknown>) =>
+      Object.fromEntries(
+        Object.entries(o).map(([k, v]) => {
+          const missing = new Set<string>();
+          const x = expand(String(v), env, missing);
+          if (missing.size > 0) {
+            bad = true;
+            const pos = r.at ? r.at(name, k) : `${r.line}:${r.col}`;
+            report.errors.push(
+              `${file}:${pos}: environment variable${missing.size > 1 ? 's' : ''} ${[...missing].join(', ')} not set (export it before starting the proxy)`,
+            );
+          }
+          return [k, x];
+        }),
       );
-    else records.push(rec);
+    const rec = { south: side('south', r.south), north: side('north', r.north) };
+    if (!bad) records.push(rec);
   }
   return { records, errors: report.errors };
 }

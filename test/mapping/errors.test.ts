@@ -1,0 +1,148 @@
+/**
+ * Bad mapping files give clear errors: every error of every file, each with
+ * file:line:col, a message and a hint.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { loadMappings, type MappingFile } from '../../src/mapping/load.js';
+import { parseCredentials } from '../../src/routes/credentials.js';
+import { shippedMappings } from './shipped.js';
+
+const dialect = (name: string, text: string): MappingFile => ({
+  path: `mappings/dialects/${name}.yaml`,
+  folder: 'dialects',
+  text,
+});
+const errorsOf = (...files: MappingFile[]) => loadMappings(files).errors;
+
+test('the shipped mappings are valid', () => {
+  assert.deepEqual(loadMappings(shippedMappings()).errors, []);
+});
+
+test('broken YAML reports the syntax error where it is', () => {
+  const e = errorsOf(dialect('x', 'dialect: x\ntopics: [\n  - name: a\n'));
+  assert.ok(e.length >= 1);
+  assert.match(
+    e[0] ?? '',
+    /^mappings\/dialects\/x\.yaml:3:3: YAML syntax error: .+ \(fix the YAML syntax\)$/,
+  );
+});
+
+test('an unknown key is reported at the key, with a hint', () => {
+  const e = errorsOf(
+    dialect(
+      'x',
+      'dialect: x\ntopics:\n  - name: a\n    topic: "a/{key}"\n    up: samples\n    colour: red\n',
+    ),
+  );
+  assert.deepEqual(e, [
+    "mappings/dialects/x.yaml:6:5: unknown key 'colour' in 'topics.0' (see docs/mapping-reference.md for the keys allowed here)",
+  ]);
+});
+
+test('a broken template is reported at the topic', () => {
+  const e = errorsOf(
+    dialect('x', 'dialect: x\ntopics:\n  - name: a\n    topic: "a/{key"\n    up: samples\n'),
+  );
+  assert.deepEqual(e, [
+    "mappings/dialects/x.yaml:4:12: bad topic template: malformed capture '{key': a capture is a whole level, {name} or {name...}",
+  ]);
+  const w = errorsOf(dialect('y', 'dialect: y\ntopics:\n  - name: a\n    topic: "a/+/b"\n    up: event\n'));
+  assert.match(
+    w[0] ?? '',
+    /^mappings\/dialects\/y\.yaml:4:12: bad topic template: a topic template may not contain \+, # or NUL/,
+  );
+});
+
+test('a capture used but never defined is reported', () => {
+  const e = errorsOf(
+    dialect(
+      'x',
+      'dialect: x\nidentity: [deviceId]\ntopics:\n  - name: a\n    topic: "a/{thing}/{key}"\n    up: samples\n',
+    ),
+  );
+  assert.deepEqual(e, [
+    "mappings/dialects/x.yaml:5:12: unknown capture {thing} in 'a/{thing}/{key}' (declare it under 'identity:' or use {key} (samples) or {name} (event, command, action, config))",
+  ]);
+  const auth = errorsOf(
+    dialect(
+      'z',
+      'dialect: z\nidentity: [deviceId]\ntopics:\n  - { name: a, topic: "a/{deviceId}", up: state }\nauth:\n  north:\n    - { scheme: k, password: "{apiKey}" }\n',
+    ),
+  );
+  assert.deepEqual(auth, [
+    "mappings/dialects/z.yaml:7:30: unknown variable {apiKey} (declare it under 'identity:')",
+  ]);
+});
+
+test('every error of every file is reported together', () => {
+  const e = errorsOf(
+    dialect(
+      'a',
+      'dialect: a\ntopics:\n  - name: r\n    topic: "x/{key}"\n    up: samples\n  - name: s\n    topic: "x/y"\n    up: samples\n    key: y\n',
+    ),
+    dialect(
+      'b',
+      'dialect: b\ntopics:\n  - name: r\n    topic: "x/{name...}"\n    join: "_"\n    up: event\n    down: event\n',
+    ),
+    {
+      path: 'mappings/routes/r.yaml',
+      folder: 'routes',
+      text: 'route: r\nsouth: a\nnorth: nowhere\nprefer: { samples: all }\n',
+    },
+  );
+  assert.deepEqual(e, [
+    "mappings/dialects/a.yaml:7:12: rule 's' (up) can never match: rule 'r' above matches every topic it does (put the more specific rule first)",
+    "mappings/dialects/b.yaml:5:11: a downlink cannot be mapped back through a joined capture (split the rule: 'up' with join, 'down' with a single-level {name})",
+    "mappings/routes/r.yaml:4:20: 'prefer.samples' must be one of: one_per_key, one_list",
+  ]);
+});
+
+test('a route naming an unknown dialect is reported with the known ones', () => {
+  const e = loadMappings([
+    ...shippedMappings(),
+    {
+      path: 'mappings/routes/x.yaml',
+      folder: 'routes',
+      text: 'route: x\nsouth: connector\nnorth: thingsboard\n',
+    },
+  ]).errors;
+  assert.deepEqual(e, [
+    "mappings/routes/x.yaml:3:8: unknown dialect 'thingsboard' (dialects: akenza, clearblade, connector, evrythng, foxtrackr)",
+  ]);
+});
+
+test('a subscription receiving a kind no rule carries is reported', () => {
+  const e = errorsOf(
+    dialect(
+      'x',
+      'dialect: x\ntopics:\n  - { name: a, topic: "a/{key}", up: samples }\nsubscriptions:\n  allowed:\n    - { filter: "a/#", kinds: [command] }\n',
+    ),
+  );
+  assert.deepEqual(e, [
+    "mappings/dialects/x.yaml:6:32: no 'down' rule carries kind 'command': this subscription could never receive it",
+  ]);
+});
+
+test('credentials: unset environment variables are named, never their values', () => {
+  const r = parseCredentials(
+    'creds.yaml',
+    '- south: { token: "t1" }\n  north: { apiKey: "${NOT_SET_FOR_TEST}" }\n',
+    {},
+  );
+  assert.deepEqual(r.errors, [
+    'creds.yaml:2:20: environment variable NOT_SET_FOR_TEST not set (export it before starting the proxy)',
+  ]);
+  const ok = parseCredentials('creds.yaml', '- south: { token: "t1" }\n  north: { apiKey: "${K}" }\n', {
+    K: 'secret-value',
+  });
+  assert.deepEqual(ok, {
+    records: [{ south: { token: 't1' }, north: { apiKey: 'secret-value' } }],
+    errors: [],
+  });
+  const csv = parseCredentials('creds.csv', 'south.token,north.thngId,north.apiKey\nt1,T1,${K}\nt2,T2\n', {
+    K: 'k',
+  });
+  assert.deepEqual(csv.records, [{ south: { token: 't1' }, north: { thngId: 'T1', apiKey: 'k' } }]);
+  assert.deepEqual(csv.errors, ['creds.csv:3:1: 2 cells, the header has 3']);
+});
