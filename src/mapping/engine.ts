@@ -33,7 +33,12 @@ export type MintJwt = (req: {
   alg: string;
   claims: Record<string, unknown>;
   ttlSec: number;
+  /** Sign anew even when a cached token is still valid (credential renewal). */
+  fresh?: boolean;
 }) => Promise<string>;
+
+/** The same, synchronous: a gateway's renewed CONNECT is built when its link reconnects. */
+export type MintJwtSync = (req: Parameters<MintJwt>[0]) => string;
 
 export interface EngineOptions {
   name: string;
@@ -44,6 +49,7 @@ export interface EngineOptions {
   url?: string;
   connection?: 'direct' | 'gateway';
   mintJwt?: MintJwt;
+  mintJwtSync?: MintJwtSync;
   /** Microseconds since the epoch (injected for golden tests). */
   nowUs?: () => number;
 }
@@ -107,6 +113,11 @@ function isJwt(p: NorthScheme['password']): p is JwtSpec {
   return typeof p === 'object' && p !== null;
 }
 
+/** Renew a credential of `ttlSec` this long after signing: 5 minutes early, or a fifth early when short. */
+export function renewAfterMs(ttlSec: number): number {
+  return Math.max(1, ttlSec - Math.min(300, Math.floor(ttlSec / 5))) * 1000;
+}
+
 export function createDialectRoute(opts: EngineOptions): RouteHandler {
   const { plan } = opts;
   const south = plan.south;
@@ -116,6 +127,12 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
   const gateway = opts.connection === 'gateway' && north.gateway !== undefined;
   // Identity variables that build topics on either side must be single safe levels.
   const topicVars = new Set([...south.rules, ...north.rules].flatMap((r) => r.identityCaps));
+
+  const jwtRequest = (p: JwtSpec, v: Readonly<Vars>, id: string, fresh = false) => {
+    const claims: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(p.claims)) claims[k] = typeof x === 'string' ? compileText(x)(v) : x;
+    return { id, privateKey: v[p.key] ?? '', alg: p.alg, claims, ttlSec: p.ttl, fresh };
+  };
 
   const buildConnect = async (
     scheme: NorthScheme,
@@ -139,12 +156,7 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
     const p = scheme.password;
     if (isJwt(p)) {
       if (!opts.mintJwt) throw new Error('jwt_unavailable');
-      const claims: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(p.claims))
-        claims[k] = typeof x === 'string' ? compileText(x)(v) : x;
-      out.password = Buffer.from(
-        await opts.mintJwt({ id, privateKey: v[p.key] ?? '', alg: p.alg, claims, ttlSec: p.ttl }),
-      );
+      out.password = Buffer.from(await opts.mintJwt(jwtRequest(p, v, id)));
     } else if (p) out.password = Buffer.from(p(v));
     if (version === 5 && c.properties) out.properties = c.properties;
     return out;
@@ -170,9 +182,12 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
         if (vars[v] !== undefined && !safeLevel(vars[v] as string)) return reject(5, 0x87, 'bad_identity');
       const scheme = pickNorth(north, vars);
       if (!scheme) return reject(5, 0x87, 'no_north_credentials');
+      const gwKey = gateway ? north.gateway?.key(vars) : undefined;
+      // A gateway's JWT is one per gateway identity, however many devices share it.
+      const jwtId = gwKey ? `gateway:${gwKey}` : (vars.deviceId ?? c.clientId ?? '');
       let connect: IConnectPacket;
       try {
-        connect = await buildConnect(scheme, vars, c, vars.deviceId ?? c.clientId ?? '');
+        connect = await buildConnect(scheme, vars, c, jwtId);
       } catch {
         return reject(3, 0x88, 'north_credentials_unavailable');
       }
@@ -197,23 +212,34 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
         };
         const attach = control('attach');
         const detach = control('detach');
-        const key = north.gateway.key(vars);
+        const key = gwKey;
         if (!attach || !detach || !key) return reject(5, 0x87, 'no_gateway_identity');
         const errors = north.gateway.errors?.build(vars);
         const subs = mapper.autoSubscribe();
-        const gwVars = vars;
+        const pw = scheme.password;
+        const mintSync = opts.mintJwtSync;
+        // Each (re)connection of the link signs a fresh JWT; it renews before the JWT expires.
+        const renewing = isJwt(pw) && mintSync !== undefined;
+        const fresh = (): IConnectPacket => {
+          if (!renewing) return connect;
+          try {
+            return { ...connect, password: Buffer.from(mintSync(jwtRequest(pw, vars, jwtId, true))) };
+          } catch {
+            return connect;
+          }
+        };
         northPlan = {
           mode: 'gateway',
           key,
-          connect: () => connect,
+          connect: fresh,
           deviceId: vars.deviceId ?? '',
           attach,
           detach,
           subscriptions: [...subs],
           gatewaySubscriptions: errors ? [{ topic: errors, qos: 0 }] : [],
+          ...(renewing ? { renewAfterMs: renewAfterMs(pw.ttl) } : {}),
           ...(opts.url ? { url: opts.url } : {}),
         };
-        void gwVars;
       }
       return { accept: true, north: northPlan, mapper, quirks, dialect: south.name };
     },

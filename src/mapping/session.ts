@@ -200,6 +200,31 @@ export class DialectSession implements SessionMapper {
     return this.auto;
   }
 
+  /**
+   * An error a gateway platform addressed to this device: published to it when its dialect
+   * has an error topic, else the device is disconnected when its dialect closes connections
+   * on anything unexpected (Connector), else dropped (the core counts and logs it).
+   */
+  onGatewayError(error: { type: string; description?: string }): Outcome {
+    const rule = this.southDownByKind.get('error')?.[0];
+    const topic = rule?.tpl.build(this.p.vars);
+    if (topic !== undefined) {
+      const body = {
+        error_type: error.type,
+        device_id: this.p.vars.deviceId,
+        description: error.description,
+      };
+      const payload = Buffer.from(JSON.stringify(body));
+      return {
+        south: [{ topic, payload, qos: 0, retain: false }],
+        verdict: 'continue',
+        reason: 'gateway_error',
+      };
+    }
+    const close = this.south.unknownTopic === 'disconnect';
+    return { verdict: close ? 'disconnect' : 'drop', reason: 'gateway_error' };
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;

@@ -7,13 +7,14 @@ import { type FSWatcher, watch } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import type { ConnectDecision, RouteHandler, SouthHello } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
-import { createDialectRoute, type MintJwt } from '../mapping/engine.js';
+import { createDialectRoute, type MintJwt, type MintJwtSync } from '../mapping/engine.js';
 import { CredentialsIndex } from '../mapping/identity.js';
 import { loadMappings } from '../mapping/load.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { CredentialStore } from '../store/types.js';
 import { readCredentials } from './credentials.js';
 import { FOLDERS, readMappingFiles } from './files.js';
+import { createJwtMinter } from './jwt.js';
 import { passThroughRoute } from './passthrough.js';
 
 export { passThroughRoute } from './passthrough.js';
@@ -33,6 +34,7 @@ export interface LoadRouteOptions {
   metrics?: Metrics | undefined;
   /** Mints north JWTs (akenza device credentials, ClearBlade gateways). */
   mintJwt?: MintJwt;
+  mintJwtSync?: MintJwtSync;
   /** Watch the files and reload on change (default true). */
   watch?: boolean;
 }
@@ -86,6 +88,7 @@ export async function buildRoute(
     ...(spec.url ? { url: spec.url } : {}),
     connection: spec.connection,
     ...(opts.mintJwt ? { mintJwt: opts.mintJwt } : {}),
+    ...(opts.mintJwtSync ? { mintJwtSync: opts.mintJwtSync } : {}),
   });
   return { handler, errors, watched: path ? [path] : [] };
 }
@@ -93,6 +96,11 @@ export async function buildRoute(
 export async function loadRoute(opts: LoadRouteOptions): Promise<LoadedRoute> {
   if (opts.route === 'passthrough') {
     return { handler: passThroughRoute(), reload: async () => ({ ok: true, errors: [] }), close() {} };
+  }
+  if (!opts.mintJwt) {
+    // One caching signer for the route's life (reloads keep the cached tokens).
+    const minter = createJwtMinter(opts.metrics);
+    opts = { ...opts, mintJwt: minter.mintJwt, mintJwtSync: minter.mintJwtSync };
   }
   const first = await buildRoute(opts);
   if (!first.handler) throw new MappingError(first.errors);
