@@ -19,11 +19,12 @@ import type {
 import { PacketChannel } from '../codec/channel.js';
 import type { Outcome, PublishOut, Quirks, SessionMapper } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
-import { NorthClient, type NorthConnectError } from '../upstream/north.js';
 import type { NorthPort } from '../upstream/port.js';
+import { countMessage, observeTranslate, sampleTranslate, subackCodes } from './accounting.js';
 import { resolveAlias } from './aliases.js';
-import { connackFor, northRefusalCode, REFUSED_SERVER_UNAVAILABLE, type ReasonPair } from './codes.js';
+import { connackFor, REFUSED_SERVER_UNAVAILABLE, type ReasonPair } from './codes.js';
 import type { SessionContext, SessionLike } from './context.js';
+import { type NorthRefusal, openNorth } from './north-open.js';
 import { IdAllocator, Relay } from './relay.js';
 
 type State = 'new' | 'connecting' | 'online' | 'closed';
@@ -181,83 +182,31 @@ export class Session implements SessionLike {
     this.passThrough = route.passThrough;
     this.dialect = decision.dialect;
     this.log = this.log.child({ dialect: decision.dialect });
-    const plan = decision.north;
-    let connack: IConnackPacket | undefined;
-    if (plan.mode === 'direct') {
-      const northConnect = this.northConnect(plan.connect);
-      const t0 = process.hrtime.bigint();
-      try {
-        const res = await NorthClient.connect(
-          this.ctx.transport(plan.url),
-          northConnect,
-          {
-            timeoutMs: this.ctx.limits.northConnectTimeoutMs,
-            maxPacketBytes: this.ctx.limits.maxPacketBytes,
-          },
-          {
-            onPublish: (pk) => this.onNorthPublish(pk),
-            onAck: (pk) => this.up?.onDestinationAck(pk),
-            onPubrel: (id) => this.down?.onSourcePubrel(id),
-            onDisconnect: (pk) => this.onNorthDisconnect(pk),
-            onClose: (reason) => this.close(`north_${reason}`),
-            onDrain: () => this.south.resume(),
-            onPacketMeter: (dir, cmd, bytes) => this.ctx.meter.count(dir, cmd, bytes),
-          },
-        );
-        this.ctx.metrics.northConnectSeconds
-          .labels(this.routeName)
-          .observe(Number(process.hrtime.bigint() - t0) / 1e9);
-        this.north = res.client;
-        connack = res.connack;
-      } catch (err) {
-        const e = err as NorthConnectError;
-        this.ctx.metrics.northConnectFailuresTotal.labels(this.routeName, e.reason ?? 'error').inc();
-        this.log.warn({ reason: e.reason, err: e.message }, 'north connection failed');
-        this.refuse(northRefusalCode(e.connack), `north_${e.reason ?? 'error'}`, e.connack);
-        return;
-      }
-      if (this.closed) {
-        this.north.destroy();
-        return;
-      }
-    } else if (plan.mode === 'gateway') {
-      if (!this.ctx.gateways) {
-        this.refuse(REFUSED_SERVER_UNAVAILABLE, 'gateway_unavailable');
-        return;
-      }
-      try {
-        this.north = await this.ctx.gateways.attach(plan, {
-          onPublish: (pk) => this.onNorthPublish(pk),
-          onAck: (pk) => this.up?.onDestinationAck(pk),
-          onGatewayError: (e) => this.onGatewayError(e),
-          onDrain: () => this.flushQueue(),
-        });
-      } catch (err) {
-        this.ctx.metrics.northConnectFailuresTotal.labels(this.routeName, 'attach_failed').inc();
-        this.log.warn({ err: (err as Error).message }, 'gateway attach failed');
-        this.refuse(REFUSED_SERVER_UNAVAILABLE, 'gateway_attach_failed');
-        return;
-      }
-      this.northMaxQos = 1;
+    let opened: Awaited<ReturnType<typeof openNorth>>;
+    try {
+      opened = await openNorth(decision.north, this.quirks, this.ctx, this.routeName, this.log, {
+        onPublish: (pk) => this.onNorthPublish(pk),
+        onAck: (pk) => this.up?.onDestinationAck(pk),
+        onPubrel: (id) => this.down?.onSourcePubrel(id),
+        onDisconnect: (pk) => this.onNorthDisconnect(pk),
+        onClose: (reason) => this.close(`north_${reason}`),
+        onDrain: () => this.flushQueue(),
+        onGatewayError: (e) => this.onGatewayError(e),
+      });
+    } catch (err) {
+      const r = err as NorthRefusal;
+      this.refuse(r.code ?? REFUSED_SERVER_UNAVAILABLE, r.reason ?? 'north_error', r.connack);
+      return;
+    }
+    if (opened) {
+      this.north = opened.port;
+      this.northMaxQos = opened.maxQos;
       if (this.closed) {
         this.north.destroy();
         return;
       }
     }
-    this.goOnline(connack);
-  }
-
-  /** The CONNECT sent north, with the south dialect's quirks applied. */
-  private northConnect(c: IConnectPacket): IConnectPacket {
-    const q = this.quirks;
-    if (q.cleanSession === 'pass' && q.will === 'pass' && q.northKeepaliveMax === 0) return c;
-    const out: IConnectPacket = { ...c };
-    if (q.cleanSession === 'force_false') out.clean = false;
-    if (q.will === 'ignore') delete out.will;
-    if (q.northKeepaliveMax > 0 && (!out.keepalive || out.keepalive > q.northKeepaliveMax)) {
-      out.keepalive = q.northKeepaliveMax;
-    }
-    return out;
+    this.goOnline(opened?.connack);
   }
 
   private goOnline(northConnack?: IConnackPacket): void {
@@ -302,6 +251,7 @@ export class Session implements SessionLike {
     if (auto.length && north) {
       north.subscribe(auto).catch(() => this.log.warn('automatic north subscription failed'));
     }
+    north?.start();
     const online = mapper.onOnline?.();
     if (online)
       this.runAsync(
@@ -340,10 +290,10 @@ export class Session implements SessionLike {
       if (this.north?.blocked) this.south.pause();
       return;
     }
-    const timed = (++translateCount & 15) === 0;
+    const timed = sampleTranslate();
     const t0 = timed ? process.hrtime.bigint() : 0n;
     const outcome = this.mapper!.uplink(p);
-    if (timed) this.observeTranslate('uplink', t0);
+    if (timed) observeTranslate(this.ctx.metrics, this.routeName, 'uplink', t0);
     if (outcome instanceof Promise) {
       this.runAsync(outcome, p);
       return;
@@ -382,13 +332,15 @@ export class Session implements SessionLike {
 
   private applyUplink(p: IPublishPacket, o: Outcome): void {
     if (o.verdict === 'disconnect') {
-      this.countMessage('uplink', o, 'rejected', p.topic);
+      countMessage(this.ctx.metrics, this.log, this.routeName, 'uplink', o, 'rejected', p.topic);
       this.close(o.reason ?? 'rejected');
       return;
     }
     const north = o.verdict === 'drop' ? undefined : o.north;
-    if (o.verdict === 'drop') this.countMessage('uplink', o, 'dropped', p.topic);
-    else if (!this.passThrough) this.countMessage('uplink', o, 'translated');
+    if (o.verdict === 'drop')
+      countMessage(this.ctx.metrics, this.log, this.routeName, 'uplink', o, 'dropped', p.topic);
+    else if (!this.passThrough)
+      countMessage(this.ctx.metrics, this.log, this.routeName, 'uplink', o, 'translated');
     if (north) capQos(north, Math.min(p.qos, this.northMaxQos) as QoS);
     this.up!.forward(p, north ?? []);
     if (o.south) this.sendLocalSouth(o.south);
@@ -407,19 +359,11 @@ export class Session implements SessionLike {
       return;
     }
     const reply = (northCodes: number[]) => {
-      const granted = plan.granted.map((g) => {
-        if ('code' in g) return g.code;
-        let code = -1;
-        for (const i of g.from) {
-          const c = northCodes[i] ?? 0x80;
-          if (c >= 0x80) return c;
-          code = code < 0 ? c : Math.min(code, c);
-        }
-        return code < 0 ? 0x80 : code;
+      this.south.write({
+        cmd: 'suback',
+        messageId: p.messageId,
+        granted: subackCodes(plan, northCodes, this.version),
       });
-      if (this.version < 5)
-        for (let i = 0; i < granted.length; i++) if (granted[i]! >= 0x80) granted[i] = 0x80;
-      this.south.write({ cmd: 'suback', messageId: p.messageId, granted });
     };
     if (plan.north.length === 0 || !this.north) {
       reply([]);
@@ -472,18 +416,20 @@ export class Session implements SessionLike {
       if (this.south.blocked) this.north?.pause();
       return;
     }
-    const timed = (++translateCount & 15) === 0;
+    const timed = sampleTranslate();
     const t0 = timed ? process.hrtime.bigint() : 0n;
     const o = this.mapper!.downlink(p);
-    if (timed) this.observeTranslate('downlink', t0);
+    if (timed) observeTranslate(this.ctx.metrics, this.routeName, 'downlink', t0);
     if (o.verdict === 'disconnect') {
-      this.countMessage('downlink', o, 'rejected', p.topic);
+      countMessage(this.ctx.metrics, this.log, this.routeName, 'downlink', o, 'rejected', p.topic);
       this.close(o.reason ?? 'downlink_rejected');
       return;
     }
     const outs = o.verdict === 'drop' ? [] : (o.south ?? []);
-    if (o.verdict === 'drop') this.countMessage('downlink', o, 'dropped', p.topic);
-    else if (!this.passThrough) this.countMessage('downlink', o, 'translated');
+    if (o.verdict === 'drop')
+      countMessage(this.ctx.metrics, this.log, this.routeName, 'downlink', o, 'dropped', p.topic);
+    else if (!this.passThrough)
+      countMessage(this.ctx.metrics, this.log, this.routeName, 'downlink', o, 'translated');
     capQos(outs, Math.min(p.qos, this.quirks.maxDownlinkQos) as QoS);
     this.down!.forward(p, outs);
     if (o.north?.length) this.up!.forward(null, o.north);
@@ -503,26 +449,6 @@ export class Session implements SessionLike {
   private onNorthDisconnect(p: IDisconnectPacket): void {
     if (this.version === 5) this.south.write(p);
     this.close('north_disconnect');
-  }
-
-  private observeTranslate(direction: 'uplink' | 'downlink', t0: bigint): void {
-    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    this.ctx.metrics.translateSeconds.labels(this.routeName, direction).observe(seconds);
-  }
-
-  private countMessage(direction: 'uplink' | 'downlink', o: Outcome, outcome: string, topic?: string): void {
-    if (o.reason === 'unmapped' || o.reason === 'unknown_topic') {
-      this.ctx.metrics.unmappedTotal.labels(this.routeName, direction).inc();
-      const now = Date.now();
-      if (topic !== undefined && now - lastUnmappedLog > UNMAPPED_LOG_INTERVAL_MS) {
-        lastUnmappedLog = now;
-        // Topics may carry secrets (akenza): log only their shape, never the levels themselves.
-        this.log.warn({ direction, topicShape: topicShape(topic) }, 'unmapped topic (sampled log)');
-      }
-    }
-    this.ctx.metrics.messagesTotal
-      .labels(this.routeName, direction, o.rule ?? '', outcome, o.reason ?? '')
-      .inc();
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -587,19 +513,6 @@ export class Session implements SessionLike {
     this.north?.destroy();
     this.south.end();
   }
-}
-
-let translateCount = 0;
-let lastUnmappedLog = 0;
-const UNMAPPED_LOG_INTERVAL_MS = 10_000;
-
-/** `/up/…/id/…` → "6 levels, first: up": enough to recognise a topic family, nothing secret. */
-export function topicShape(topic: string): string {
-  const levels = topic.split('/');
-  const first = levels.find((l) => l !== '') ?? '';
-  // Only a short all-lowercase word is shown: secrets and ids are long or mixed.
-  const safeFirst = /^\$?[a-z]{1,12}$/.test(first) ? first : '?';
-  return `${levels.length} levels, first: ${safeFirst}`;
 }
 
 function capQos(outs: PublishOut[], max: QoS): void {

@@ -191,6 +191,7 @@ class GatewayLink {
     );
     this.client = client;
     this.attempt = 0;
+    client.start();
     if (this.gatewaySubs.length) await client.subscribe(this.gatewaySubs);
     if (this.plan.renewAfterMs && this.plan.renewAfterMs > 0) {
       clearTimeout(this.renewTimer);
@@ -344,6 +345,10 @@ export class GatewayMember implements NorthPort {
     const c = this.link.client$;
     if (!c) return topics.map(() => 0x11);
     return c.unsubscribe(topics);
+  }
+
+  start(): void {
+    /* the shared connection is started by its link */
   }
 
   pause(): void {

@@ -46,6 +46,8 @@ export class NorthClient {
   private lastWriteAt = Date.now();
   private pingOutstanding = 0;
   private ended = false;
+  /** Packets that arrived with or right after the CONNACK, held until the owner is ready. */
+  private held: Packet[] | null = [];
 
   private constructor(
     private readonly channel: PacketChannel,
@@ -224,7 +226,18 @@ export class NorthClient {
     this.waiters.clear();
   }
 
+  /** The owner is ready for packets: deliver those held since the CONNACK, then flow. */
+  start(): void {
+    const held = this.held;
+    this.held = null;
+    if (held) for (const p of held) if (!this.ended) this.dispatch(p);
+  }
+
   private dispatch(packet: Packet): void {
+    if (this.held) {
+      this.held.push(packet);
+      return;
+    }
     switch (packet.cmd) {
       case 'publish':
         this.handlers.onPublish(packet);

@@ -16,6 +16,8 @@ export interface NorthPort {
   /** The north side is not keeping up: stop reading from the south. */
   readonly blocked: boolean;
   send(packet: Packet): boolean;
+  /** The session is online: deliver what arrived meanwhile. */
+  start(): void;
   subscribe(subscriptions: ISubscription[], properties?: ISubscribePacket['properties']): Promise<number[]>;
   unsubscribe(topics: string[], properties?: IUnsubscribePacket['properties']): Promise<number[]>;
   pause(): void;

@@ -1,0 +1,78 @@
+/**
+ * Per-message bookkeeping of translating sessions: outcomes by route/rule/reason, unmapped
+ * topics (counted; logged at most once per interval, by shape only), and a sampled
+ * translation-time histogram. SUBACK arithmetic lives here too: pure functions of a plan.
+ */
+import type { Outcome, SubscribePlan } from '../core/contract.js';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+
+const UNMAPPED_LOG_INTERVAL_MS = 10_000;
+let translateCount = 0;
+let lastUnmappedLog = 0;
+
+export type Direction = 'uplink' | 'downlink';
+
+/** True for 1 message in 16: those are timed. */
+export function sampleTranslate(): boolean {
+  return (++translateCount & 15) === 0;
+}
+
+export function observeTranslate(metrics: Metrics, route: string, direction: Direction, t0: bigint): void {
+  metrics.translateSeconds.labels(route, direction).observe(Number(process.hrtime.bigint() - t0) / 1e9);
+}
+
+export function countMessage(
+  metrics: Metrics,
+  log: Logger,
+  route: string,
+  direction: Direction,
+  o: Outcome,
+  outcome: 'translated' | 'dropped' | 'rejected',
+  topic?: string,
+): void {
+  if (o.reason === 'unmapped' || o.reason === 'unknown_topic') {
+    metrics.unmappedTotal.labels(route, direction).inc();
+    const now = Date.now();
+    if (topic !== undefined && now - lastUnmappedLog > UNMAPPED_LOG_INTERVAL_MS) {
+      lastUnmappedLog = now;
+      // Topics may carry secrets (akenza): log only their shape, never the levels themselves.
+      log.warn({ direction, topicShape: topicShape(topic) }, 'unmapped topic (sampled log)');
+    }
+  }
+  metrics.messagesTotal.labels(route, direction, o.rule ?? '', outcome, o.reason ?? '').inc();
+}
+
+/** `/up/…/id/…` → "6 levels, first: up": enough to recognise a topic family, nothing secret. */
+export function topicShape(topic: string): string {
+  const levels = topic.split('/');
+  const first = levels.find((l) => l !== '') ?? '';
+  // Only a short all-lowercase word is shown: secrets and ids are long or mixed.
+  const safeFirst = /^\$?[a-z]{1,12}$/.test(first) ? first : '?';
+  return `${levels.length} levels, first: ${safeFirst}`;
+}
+
+/**
+ * The SUBACK codes for the south filters of `plan`, given the north SUBACK codes: a fixed
+ * code, or the lowest QoS granted among the north filters it became (any failure fails it).
+ * MQTT 3.1.1 knows only 0x80 as a failure.
+ */
+export function subackCodes(plan: SubscribePlan, northCodes: number[], version: number): number[] {
+  return plan.granted.map((g) => {
+    let code: number;
+    if ('code' in g) code = g.code;
+    else {
+      code = -1;
+      for (const i of g.from) {
+        const c = northCodes[i] ?? 0x80;
+        if (c >= 0x80) {
+          code = c;
+          break;
+        }
+        code = code < 0 ? c : Math.min(code, c);
+      }
+      if (code < 0) code = 0x80;
+    }
+    return version < 5 && code >= 0x80 ? 0x80 : code;
+  });
+}

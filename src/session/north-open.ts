@@ -1,0 +1,98 @@
+/**
+ * Opening a session's north side from the route's plan: its own connection (direct), a
+ * device slot on a shared gateway connection (gateway), or nothing (local). Failures come
+ * back as a NorthRefusal carrying the CONNACK code the client should get.
+ */
+import type {
+  IConnackPacket,
+  IConnectPacket,
+  IDisconnectPacket,
+  IPublishPacket,
+  Packet,
+  QoS,
+} from 'mqtt-packet';
+import type { NorthPlan, Quirks } from '../core/contract.js';
+import type { Logger } from '../log/logger.js';
+import { NorthClient, type NorthConnectError } from '../upstream/north.js';
+import type { NorthPort } from '../upstream/port.js';
+import { northRefusalCode, REFUSED_SERVER_UNAVAILABLE, type ReasonPair } from './codes.js';
+import type { SessionContext } from './context.js';
+
+export interface NorthEvents {
+  onPublish(packet: IPublishPacket): void;
+  onAck(packet: Packet & { cmd: 'puback' | 'pubrec' | 'pubcomp' }): void;
+  onPubrel(messageId: number): void;
+  onDisconnect(packet: IDisconnectPacket): void;
+  onClose(reason: string): void;
+  onDrain(): void;
+  onGatewayError(error: { type: string; description?: string }): void;
+}
+
+export interface NorthOpened {
+  port: NorthPort;
+  connack?: IConnackPacket;
+  /** Highest QoS to send north (a gateway platform refuses QoS 2). */
+  maxQos: QoS;
+}
+
+export class NorthRefusal extends Error {
+  constructor(
+    readonly code: ReasonPair,
+    readonly reason: string,
+    readonly connack?: IConnackPacket,
+  ) {
+    super(reason);
+  }
+}
+
+/** Opens the north side; undefined for a local session (no north at all). */
+export async function openNorth(
+  plan: NorthPlan,
+  quirks: Quirks,
+  ctx: SessionContext,
+  routeName: string,
+  log: Logger,
+  events: NorthEvents,
+): Promise<NorthOpened | undefined> {
+  const metrics = ctx.metrics;
+  if (plan.mode === 'local') return undefined;
+  if (plan.mode === 'gateway') {
+    if (!ctx.gateways) throw new NorthRefusal(REFUSED_SERVER_UNAVAILABLE, 'gateway_unavailable');
+    try {
+      const port = await ctx.gateways.attach(plan, events);
+      return { port, maxQos: 1 };
+    } catch (err) {
+      metrics.northConnectFailuresTotal.labels(routeName, 'attach_failed').inc();
+      log.warn({ err: (err as Error).message }, 'gateway attach failed');
+      throw new NorthRefusal(REFUSED_SERVER_UNAVAILABLE, 'gateway_attach_failed');
+    }
+  }
+  const t0 = process.hrtime.bigint();
+  try {
+    const res = await NorthClient.connect(
+      ctx.transport(plan.url),
+      applyConnectQuirks(plan.connect, quirks),
+      { timeoutMs: ctx.limits.northConnectTimeoutMs, maxPacketBytes: ctx.limits.maxPacketBytes },
+      { ...events, onPacketMeter: (dir, cmd, bytes) => ctx.meter.count(dir, cmd, bytes) },
+    );
+    metrics.northConnectSeconds.labels(routeName).observe(Number(process.hrtime.bigint() - t0) / 1e9);
+    return { port: res.client, connack: res.connack, maxQos: 2 };
+  } catch (err) {
+    const e = err as NorthConnectError;
+    metrics.northConnectFailuresTotal.labels(routeName, e.reason ?? 'error').inc();
+    log.warn({ reason: e.reason, err: e.message }, 'north connection failed');
+    throw new NorthRefusal(northRefusalCode(e.connack), `north_${e.reason ?? 'error'}`, e.connack);
+  }
+}
+
+/** The CONNECT sent north, with the south dialect's quirks applied. */
+export function applyConnectQuirks(c: IConnectPacket, q: Quirks): IConnectPacket {
+  if (q.cleanSession === 'pass' && q.will === 'pass' && q.northKeepaliveMax === 0) return c;
+  const out: IConnectPacket = { ...c };
+  if (q.cleanSession === 'force_false') out.clean = false;
+  if (q.will === 'ignore') delete out.will;
+  if (q.northKeepaliveMax > 0 && (!out.keepalive || out.keepalive > q.northKeepaliveMax)) {
+    out.keepalive = q.northKeepaliveMax;
+  }
+  return out;
+}
