@@ -22,7 +22,10 @@ export interface SignRequest {
 export interface JwtSignerOptions {
   /** Lifetime of a signed token in seconds (default 3600). */
   ttlSec?: number;
-  /** A cached token is replaced once it expires within this many seconds (default 300). */
+  /**
+   * A cached token is replaced once it expires within this many seconds (default 300), or
+   * within a fifth of its lifetime when that is shorter (a 60 s token is re-signed after 48 s).
+   */
   refreshMarginSec?: number;
   /** Clock in seconds (tests). */
   now?: () => number;
@@ -35,6 +38,8 @@ export interface JwtSignerOptions {
 interface Entry {
   token: string;
   exp: number;
+  /** Refresh margin of this token: the signer's, or a fifth of a shorter lifetime. */
+  margin: number;
   alg: JwtAlg;
   keyRef: KeyInput;
   claimsJson: string;
@@ -66,9 +71,9 @@ export class JwtSigner {
   token(req: SignRequest): string {
     const hit = this.lookup(req);
     if (hit) return hit;
-    const { claims, key, alg, exp, claimsJson } = this.prepare(req);
+    const { claims, key, alg, exp, margin, claimsJson } = this.prepare(req);
     const token = signJwt(claims, key, alg);
-    this.store(req, { token, exp, alg, keyRef: req.privateKey, claimsJson });
+    this.store(req, { token, exp, margin, alg, keyRef: req.privateKey, claimsJson });
     this.onSign?.(alg, 'signed');
     return token;
   }
@@ -86,9 +91,9 @@ export class JwtSigner {
       const again = this.lookup(req);
       if (again) return again;
     }
-    const { claims, key, alg, exp, claimsJson } = this.prepare(req);
+    const { claims, key, alg, exp, margin, claimsJson } = this.prepare(req);
     const p = signJwtAsync(claims, key, alg).then((token) => {
-      this.store(req, { token, exp, alg, keyRef: req.privateKey, claimsJson });
+      this.store(req, { token, exp, margin, alg, keyRef: req.privateKey, claimsJson });
       return token;
     });
     this.pending.set(req.id, p);
@@ -120,7 +125,7 @@ export class JwtSigner {
     if (entry.keyRef !== req.privateKey && !sameKeyText(entry.keyRef, req.privateKey)) return undefined;
     if (req.alg !== undefined && req.alg !== entry.alg) return undefined;
     if (entry.claimsJson !== JSON.stringify(req.claims ?? {})) return undefined;
-    if (entry.exp - this.marginSec <= this.now()) return undefined;
+    if (entry.exp - entry.margin <= this.now()) return undefined;
     this.onSign?.(entry.alg, 'cached');
     return entry.token;
   }
@@ -129,9 +134,12 @@ export class JwtSigner {
     const key = this.parse(req.privateKey);
     const alg = req.alg ?? algForKey(key);
     const iat = this.now();
-    const exp = iat + (req.ttlSec ?? this.ttlSec);
+    const ttl = req.ttlSec ?? this.ttlSec;
+    if (!(ttl > 0)) throw new Error('JWT lifetime (ttlSec) must be positive');
+    const exp = iat + ttl;
+    const margin = Math.min(this.marginSec, ttl / 5);
     const claimsJson = JSON.stringify(req.claims ?? {});
-    return { key, alg, exp, claimsJson, claims: { ...(req.claims ?? {}), iat, exp } };
+    return { key, alg, exp, margin, claimsJson, claims: { ...(req.claims ?? {}), iat, exp } };
   }
 
   private parse(input: KeyInput): KeyObject {

@@ -134,6 +134,18 @@ describe('JwtSigner cache', () => {
     assert.deepEqual(events, ['ES256:signed', 'ES256:cached', 'ES256:cached', 'ES256:signed']);
   });
 
+  it('a short per-request lifetime is cached for four fifths of it', () => {
+    let clock = 5000;
+    const signer = new JwtSigner({ ttlSec: 3600, refreshMarginSec: 300, now: () => clock });
+    const req = { id: 'short', privateKey: ec.privateKey, ttlSec: 60 };
+    const t1 = signer.token(req);
+    assert.equal(decodeJwt(t1)?.claims.exp, 5060);
+    clock += 47;
+    assert.equal(signer.token(req), t1);
+    clock += 1;
+    assert.notEqual(signer.token(req), t1);
+  });
+
   it('re-signs when the claims or the key change, and keeps identities apart', () => {
     const signer = new JwtSigner({ ttlSec: 600, refreshMarginSec: 60 });
     const pem = rsa.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
