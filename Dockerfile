@@ -6,7 +6,9 @@
 FROM node:20-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# npm install honours the locked versions; npm ci would refuse a lock that lacks the
+# optional platform packages of a dev tool (Biome) for platforms other than Linux.
+RUN npm install --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
@@ -20,7 +22,9 @@ ENV NODE_ENV=production \
     MQTT_PROXY_METRICS_PORT=9464
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+# Without devDependencies in package.json, npm ci installs exactly the locked production tree.
+RUN npm pkg delete devDependencies \
+    && npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
     && npm cache clean --force \
     && mkdir -p /app/data \
     && chown node:node /app/data
