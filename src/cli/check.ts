@@ -19,17 +19,28 @@ credentials files routes name. Prints every error as file:line:col: message (hin
 Exit code: 0 valid, 1 errors found.
 `;
 
-export async function main(argv: string[]): Promise<number> {
+/** Where a command prints (stdout and stderr unless a caller, such as a test, captures them). */
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+export const stdio: Io = {
+  out: (t) => void process.stdout.write(t),
+  err: (t) => void process.stderr.write(t),
+};
+
+export async function main(argv: string[], io: Io = stdio): Promise<number> {
   let dir = 'mappings';
   let env = false;
   for (const a of argv) {
     if (a === '--help' || a === '-h') {
-      process.stdout.write(USAGE);
+      io.out(USAGE);
       return 0;
     }
     if (a === '--env') env = true;
     else if (a.startsWith('-')) {
-      process.stderr.write(`check: unknown option ${a}\n${USAGE}`);
+      io.err(`check: unknown option ${a}\n${USAGE}`);
       return 1;
     } else dir = a;
   }
@@ -57,11 +68,11 @@ export async function main(argv: string[]): Promise<number> {
     );
   }
   if (errors.length > 0) {
-    for (const e of errors) process.stderr.write(`${e}\n`);
-    process.stderr.write(`${errors.length} error${errors.length === 1 ? '' : 's'} in ${dir}\n`);
+    for (const e of errors) io.err(`${e}\n`);
+    io.err(`${errors.length} error${errors.length === 1 ? '' : 's'} in ${dir}\n`);
     return 1;
   }
-  process.stdout.write(
+  io.out(
     `${dir}: ok (${m.dialects.size} dialects: ${[...m.dialects.keys()].join(', ')}; ${m.routes.size} routes: ${[...m.routes.keys()].join(', ')})\n`,
   );
   return 0;

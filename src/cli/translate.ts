@@ -15,6 +15,7 @@ import type { DialectSession } from '../mapping/session.js';
 import { openTranslator } from '../mapping/translator.js';
 import { parseCredentials } from '../routes/credentials.js';
 import { readMappingFiles } from '../routes/files.js';
+import { type Io, stdio } from './check.js';
 
 const USAGE = `usage: mqtt-dialect-proxy translate (--south D --north D | --route R) [options]
   --topic T --payload P     one packet (device publish; with --downlink a platform publish)
@@ -234,35 +235,35 @@ async function pickCredentials(file: string, given: Record<string, string>): Pro
   return { ...r.south, ...r.north, ...given };
 }
 
-export async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[], io: Io = stdio): Promise<number> {
   let args: Args | 'help';
   try {
     args = parseArgs(argv);
   } catch (e) {
-    process.stderr.write(`translate: ${(e as Error).message}\n${USAGE}`);
+    io.err(`translate: ${(e as Error).message}\n${USAGE}`);
     return 2;
   }
   if (args === 'help') {
-    process.stdout.write(USAGE);
+    io.out(USAGE);
     return 0;
   }
   try {
-    return await translate(args);
+    return await translate(args, io);
   } catch (e) {
     if (e instanceof UsageError) {
-      process.stderr.write(`translate: ${e.message}\n`);
+      io.err(`translate: ${e.message}\n`);
       return 2;
     }
     throw e;
   }
 }
 
-async function translate(a: Args): Promise<number> {
+async function translate(a: Args, io: Io): Promise<number> {
   const { files, errors } = await readMappingFiles(a.dir);
   const m = loadMappings(files);
   errors.push(...m.errors);
   if (errors.length > 0) {
-    for (const e of errors) process.stderr.write(`${e}\n`);
+    for (const e of errors) io.err(`${e}\n`);
     return 2;
   }
   let session: SessionFile | undefined;
@@ -313,10 +314,10 @@ async function translate(a: Args): Promise<number> {
   const results: StepResult[] = [];
   for (const step of steps) results.push(await runStep(t, step, a.qos));
   t.close();
-  return print(a, results, session !== undefined);
+  return print(a, results, session !== undefined, io);
 }
 
-function print(a: Args, results: StepResult[], isSession: boolean): number {
+function print(a: Args, results: StepResult[], isSession: boolean, io: Io): number {
   let failed = false;
   const reasons: string[] = [];
   const jsonSteps: unknown[] = [];
@@ -352,8 +353,8 @@ function print(a: Args, results: StepResult[], isSession: boolean): number {
     }
   });
   if (a.json) {
-    process.stdout.write(`${JSON.stringify(isSession ? jsonSteps : (jsonSteps[0] ?? []), null, 2)}\n`);
-    for (const r of reasons) process.stderr.write(`${r}\n`);
-  } else process.stdout.write(text);
+    io.out(`${JSON.stringify(isSession ? jsonSteps : (jsonSteps[0] ?? []), null, 2)}\n`);
+    for (const r of reasons) io.err(`${r}\n`);
+  } else io.out(text);
   return failed && !isSession ? 1 : 0;
 }
