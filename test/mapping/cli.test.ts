@@ -13,7 +13,14 @@ import { MAPPINGS_DIR } from './shipped.js';
 async function capture(fn: (io: Io) => Promise<number>): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = await fn({ out: (t) => void (out += t), err: (t) => void (err += t) });
+  const code = await fn({
+    out: (t) => {
+      out += t;
+    },
+    err: (t) => {
+      err += t;
+    },
+  });
   return { code, out, err };
 }
 
