@@ -20,6 +20,9 @@ export interface FileStoreOptions extends LockOptions {
 
 type Data = Record<string, Record<string, StoreRecord>>;
 
+/** Most changes applied in one write. */
+const MAX_BATCH = 1000;
+
 interface FileShape {
   version: 1;
   namespaces: Data;
@@ -30,7 +33,13 @@ export class FileStore implements CredentialStore {
   private readonly lockOpts: LockOptions;
   private data: Data = {};
   private signature = '';
-  /** Serialises this process's writers so they do not contend for the lock file with each other. */
+  /** Changes waiting for the next write; one flush at a time per instance. */
+  private pending: Array<{
+    change: (data: Data) => boolean;
+    resolve: (changed: boolean) => void;
+    reject: (err: unknown) => void;
+  }> = [];
+  private flushing = false;
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
@@ -90,27 +99,51 @@ export class FileStore implements CredentialStore {
     if (this.closed) throw new Error('the file store is closed');
   }
 
-  /** Runs `change` on fresh data under the lock; writes the file only when it reports a change. */
+  /**
+   * Runs `change` on fresh data under the lock; writes the file only when it reports a change.
+   * Changes queued while a write is in progress are applied together, in order, under one
+   * lock and one write (group commit): a burst of provisioning costs a few fsyncs, not one each.
+   */
   private mutate(namespace: string, id: string, change: (data: Data) => boolean): Promise<boolean> {
     this.checkOpen();
     checkKey(namespace, id);
-    const run = async (): Promise<boolean> => {
-      await mkdir(dirname(this.path), { recursive: true });
-      const release = await acquireLock(`${this.path}.lock`, this.lockOpts);
-      try {
-        await this.refresh(true);
-        const next = structuredClone(this.data);
-        if (!change(next)) return false;
-        await this.write(next);
-        this.data = next;
-        return true;
-      } finally {
-        await release();
+    return new Promise<boolean>((resolve, reject) => {
+      this.pending.push({ change, resolve, reject });
+      if (!this.flushing) {
+        this.flushing = true;
+        this.queue = this.flush().finally(() => {
+          this.flushing = false;
+        });
       }
-    };
-    const result = this.queue.then(run, run);
-    this.queue = result.catch(() => undefined);
-    return result;
+    });
+  }
+
+  private async flush(): Promise<void> {
+    for (let round = 0; this.pending.length > 0 && round < 1_000_000; round++) {
+      const batch = this.pending.splice(0, MAX_BATCH);
+      let results: boolean[];
+      try {
+        await mkdir(dirname(this.path), { recursive: true });
+        const release = await acquireLock(`${this.path}.lock`, this.lockOpts);
+        try {
+          await this.refresh(true);
+          const next = structuredClone(this.data);
+          results = batch.map((op) => op.change(next));
+          if (results.some((r) => r)) {
+            await this.write(next);
+            this.data = next;
+          }
+        } finally {
+          await release();
+        }
+      } catch (err) {
+        for (const op of batch) op.reject(err);
+        continue;
+      }
+      batch.forEach((op, i) => {
+        op.resolve(results[i] ?? false);
+      });
+    }
   }
 
   private async refresh(force = false): Promise<void> {

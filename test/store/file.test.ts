@@ -47,6 +47,25 @@ describe('FileStore', () => {
     await store.close();
   });
 
+  it('a burst of concurrent changes in one process is applied in order, each create decided once', async () => {
+    const store = new FileStore({ path: join(tempDir(), 'store.json') });
+    const results = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => store.create('ns', `id-${i % 100}`, { n: String(i) })),
+    );
+    assert.equal(results.filter((r) => r).length, 100);
+    results.slice(0, 100).forEach((r) => {
+      assert.equal(r, true);
+    });
+    assert.deepEqual(await store.get('ns', 'id-42'), { n: '42' });
+    await Promise.all([
+      store.put('ns', 'k', { v: '1' }),
+      store.delete('ns', 'k'),
+      store.put('ns', 'k', { v: '3' }),
+    ]);
+    assert.deepEqual(await store.get('ns', 'k'), { v: '3' });
+    await store.close();
+  });
+
   it('survives a restart: a new instance reads what the old one wrote', async () => {
     const path = join(tempDir(), 'store.json');
     const a = new FileStore({ path });
