@@ -117,8 +117,15 @@ test('both the sidecar and the standalone examples run the proxy, with probes on
     assert.equal(ann['prometheus.io/port'], '9464');
     assert.equal(c.securityContext?.allowPrivilegeEscalation, false);
     assert.equal(dep.spec!.template.spec!.securityContext?.runAsNonRoot, true);
+    const secretText = of<{ stringData?: Record<string, string> }>('Secret')
+      .map((x) => Object.values(x.body.stringData ?? {}).join('\n'))
+      .join('\n');
     for (const e of c.env ?? []) {
-      assert.ok(envNames.has(e.name), `${file}: ${e.name} is not a configuration variable`);
+      // A configuration variable, or a secret a credentials file takes as ${NAME}.
+      assert.ok(
+        envNames.has(e.name) || secretText.includes(`\${${e.name}}`),
+        `${file}: ${e.name} is neither a configuration variable nor used by a credentials file`,
+      );
       assert.doesNotMatch(`${e.value ?? ''}`, /:[^/@\s]+@/, `${file}: ${e.name} holds a password literal`);
     }
     const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value]));
@@ -129,24 +136,39 @@ test('both the sidecar and the standalone examples run the proxy, with probes on
       `${file}: terminationGracePeriodSeconds leaves no room for the shutdown grace`,
     );
     // Every volume item referenced exists in its ConfigMap or Secret.
-    for (const v of dep.spec!.template.spec!.volumes ?? []) {
-      const ref = v.configMap
-        ? of<IConfigMap>('ConfigMap').find((m) => m.body.metadata?.name === v.configMap?.name)
-        : v.secret
-          ? of<{ metadata: { name: string }; stringData?: Record<string, string> }>('Secret').find(
-              (s) => s.body.metadata.name === v.secret?.secretName,
-            )
-          : undefined;
-      if (!v.configMap && !v.secret) continue;
-      assert.ok(ref, `${file}: volume ${v.name} refers to a missing object`);
-      const data = {
-        ...((ref.body as IConfigMap).data ?? {}),
-        ...((ref.body as { stringData?: object }).stringData ?? {}),
-      };
-      for (const item of v.configMap?.items ?? v.secret?.items ?? []) {
-        assert.ok(item.key in data, `${file}: volume ${v.name} key ${item.key} missing`);
+    type Source = { name?: string; items?: Array<{ key: string; path: string }> };
+    const sources = (dep.spec!.template.spec!.volumes ?? []).flatMap((v) => [
+      ...(v.configMap ? [{ kind: 'ConfigMap', ...(v.configMap as Source) }] : []),
+      ...(v.secret ? [{ kind: 'Secret', ...(v.secret as Source), name: v.secret.secretName }] : []),
+      ...(v.projected?.sources ?? []).flatMap((p) => [
+        ...(p.configMap ? [{ kind: 'ConfigMap', ...(p.configMap as Source) }] : []),
+        ...(p.secret ? [{ kind: 'Secret', ...(p.secret as Source) }] : []),
+      ]),
+    ]);
+    assert.ok(sources.length >= 2, `${file}: mappings and credentials volumes`);
+    for (const src of sources) {
+      const ref = of<{ metadata: { name: string }; data?: object; stringData?: object }>(src.kind).find(
+        (x) => x.body.metadata.name === src.name,
+      );
+      assert.ok(ref, `${file}: volume source ${src.kind} ${src.name} is missing`);
+      const data = { ...(ref.body.data ?? {}), ...(ref.body.stringData ?? {}) };
+      for (const item of src.items ?? []) {
+        assert.ok(item.key in data, `${file}: ${src.kind} ${src.name} has no key ${item.key}`);
       }
     }
+    // The route's identity file is where the route expects it, inside the mappings folder.
+    const envMap = Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value]));
+    const route = envMap['MQTT_PROXY_ROUTE'] as string;
+    const routeFile = readFileSync(join(root, 'mappings/routes', `${route}.yaml`), 'utf8');
+    const identity = routeFile.match(/^\s*file:\s*(\S+)/m)?.[1];
+    const paths = sources.flatMap((x) => (x.items ?? []).map((i) => i.path));
+    assert.ok(paths.includes(`routes/${route}.yaml`), `${file}: route ${route} mounted`);
+    if (identity) assert.ok(paths.includes(identity), `${file}: identity file ${identity} mounted`);
+    const mount = c.volumeMounts?.find((m) => m.mountPath === envMap['MQTT_PROXY_MAPPINGS_DIR']);
+    assert.ok(
+      mount && !mount.subPath,
+      `${file}: mappings mounted at MQTT_PROXY_MAPPINGS_DIR without subPath`,
+    );
     for (const e of c.env ?? []) {
       const ref = e.valueFrom?.secretKeyRef;
       if (!ref) continue;
