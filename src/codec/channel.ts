@@ -56,10 +56,14 @@ export class PacketChannel {
       try {
         this.framer.push(chunk);
       } catch (err) {
+        // A frame error is the peer's fault; anything else thrown while handling a packet is
+        // ours: either way only this connection closes.
         this.fail(
-          err instanceof FrameError && err.code === 'MDP_ERR_PACKET_TOO_LARGE'
-            ? 'packet_too_large'
-            : 'malformed_packet',
+          err instanceof FrameError
+            ? err.code === 'MDP_ERR_PACKET_TOO_LARGE'
+              ? 'packet_too_large'
+              : 'malformed_packet'
+            : 'internal_error',
           err as Error,
         );
       }

@@ -110,7 +110,7 @@ export function nativeWebSocketHook(
           client.on('error', () => client.terminate());
         });
       } else if (p.cmd === 'publish') {
-        if (p.qos === 1) send({ cmd: 'puback', messageId: p.messageId });
+        if (p.qos === 1) send({ cmd: 'puback', messageId: p.messageId, reasonCode: 0 });
         if (phase === 'open') ws?.send(p.payload.toString());
       }
       return undefined;

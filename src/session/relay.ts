@@ -9,6 +9,9 @@
  *          → src PUBREL(x) → dst PUBREL(y..) → dst PUBCOMP(all) → src PUBCOMP(x)
  *
  * A message that produces no QoS>0 copy is acknowledged at once (it was consumed).
+ *
+ * Every acknowledgement carries an explicit reason code (0 by default): mqtt-packet then
+ * emits the MQTT 5 short form (2 bytes) when it is 0, which strict clients (paho) require.
  */
 import type { IPublishPacket, Packet, QoS } from 'mqtt-packet';
 import type { PublishOut } from '../core/contract.js';
@@ -73,7 +76,7 @@ export class Relay {
       const existing = this.bySrc.get(srcId);
       if (existing) {
         // A resend (DUP) of a message still in flight: never forward it twice.
-        if (existing.phase === 'rel') this.src.send({ cmd: 'pubrec', messageId: srcId });
+        if (existing.phase === 'rel') this.src.send({ cmd: 'pubrec', messageId: srcId, reasonCode: 0 });
         return;
       }
     }
@@ -136,7 +139,7 @@ export class Relay {
     if (--g.waiting > 0) return true;
     if (g.local) return true;
     if (g.phase === 'comp') {
-      this.src.send({ cmd: 'pubcomp', messageId: g.srcId });
+      this.src.send({ cmd: 'pubcomp', messageId: g.srcId, reasonCode: 0 });
       this.settle(g);
       return true;
     }
@@ -161,7 +164,7 @@ export class Relay {
     // A repeated PUBREL while the copies are being released: their PUBCOMPs will answer it.
     if (g.phase !== 'rel') return;
     if (g.relIds.length === 0) {
-      this.src.send({ cmd: 'pubcomp', messageId });
+      this.src.send({ cmd: 'pubcomp', messageId, reasonCode: 0 });
       this.settle(g);
       return;
     }
@@ -169,7 +172,7 @@ export class Relay {
     g.waiting = g.relIds.length;
     for (const id of g.relIds) {
       this.byDst.set(id, g);
-      this.dst.send({ cmd: 'pubrel', messageId: id });
+      this.dst.send({ cmd: 'pubrel', messageId: id, reasonCode: 0 });
     }
     g.relIds = [];
   }

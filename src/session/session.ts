@@ -53,9 +53,10 @@ export class Session implements SessionLike {
   /** South packets that arrived while CONNECT or an async uplink was being handled. */
   private queue: Packet[] = [];
   private busy = false;
-  private readonly southAliases = new Map<number, string>();
-  private readonly northAliases = new Map<number, string>();
-  private log: Logger;
+  private southAliases?: Map<number, string>;
+  private northAliases?: Map<number, string>;
+  /** The per-connection logger, made on first use: idle devices should cost little memory. */
+  private logger?: Logger;
   private dialect = 'unknown';
   private routeName = '';
   private draining?: () => void;
@@ -65,7 +66,6 @@ export class Session implements SessionLike {
     private readonly info: SouthInfo,
     private readonly ctx: SessionContext,
   ) {
-    this.log = ctx.log.child({ conn: info.remoteAddress, listener: info.listener });
     this.south = new PacketChannel(
       stream,
       {
@@ -181,7 +181,6 @@ export class Session implements SessionLike {
     this.quirks = decision.quirks;
     this.passThrough = route.passThrough;
     this.dialect = decision.dialect;
-    this.log = this.log.child({ dialect: decision.dialect });
     let opened: Awaited<ReturnType<typeof openNorth>>;
     try {
       opened = await openNorth(decision.north, this.quirks, this.ctx, this.routeName, this.log, {
@@ -279,6 +278,7 @@ export class Session implements SessionLike {
     if (q.qos2 !== 'pass' && p.qos === 2) p.qos = q.qos2 === 'as_qos0' ? 0 : 1;
     if (q.retain === 'ignore') p.retain = false;
     if (!this.passThrough && this.version === 5 && p.properties?.topicAlias !== undefined) {
+      this.southAliases ??= new Map();
       if (!resolveAlias(p, this.southAliases)) {
         this.close('bad_topic_alias');
         return;
@@ -405,6 +405,7 @@ export class Session implements SessionLike {
   private onNorthPublish(p: IPublishPacket): void {
     if (this.state !== 'online') return;
     if (!this.passThrough && p.properties?.topicAlias !== undefined) {
+      this.northAliases ??= new Map();
       if (!resolveAlias(p, this.northAliases)) {
         this.close('north_bad_topic_alias');
         return;
@@ -452,6 +453,15 @@ export class Session implements SessionLike {
   }
 
   // ---------------------------------------------------------------- lifecycle
+
+  private get log(): Logger {
+    this.logger ??= this.ctx.log.child({
+      conn: this.info.remoteAddress,
+      listener: this.info.listener,
+      dialect: this.dialect,
+    });
+    return this.logger;
+  }
 
   /** A getter, so checks after an await are not narrowed away by the compiler. */
   private get closed(): boolean {
@@ -503,9 +513,12 @@ export class Session implements SessionLike {
     const m = this.ctx.metrics;
     m.closesTotal.labels(reason).inc();
     if (wasOnline) m.connectionsOpen.labels(this.info.listener, this.dialect).dec();
-    const level =
-      reason === 'client_disconnect' || reason === 'peer_closed' || reason === 'shutdown' ? 'debug' : 'info';
-    this.log[level]({ reason, err: err?.message }, 'connection closed');
+    if (reason === 'internal_error') {
+      this.log.error({ reason, err: err?.stack }, 'connection closed by an internal error');
+    } else {
+      const quiet = reason === 'client_disconnect' || reason === 'peer_closed' || reason === 'shutdown';
+      this.log[quiet ? 'debug' : 'info']({ reason, err: err?.message }, 'connection closed');
+    }
     this.up?.clear();
     this.down?.clear();
     this.mapper?.close();

@@ -180,7 +180,7 @@ class GatewayLink {
       {
         onPublish: (p) => this.route(p),
         onAck: (p) => this.onAck(p),
-        onPubrel: (id) => client.send({ cmd: 'pubcomp', messageId: id }),
+        onPubrel: (id) => client.send({ cmd: 'pubcomp', messageId: id, reasonCode: 0 }),
         onDisconnect: () => this.lost('north_disconnect'),
         onClose: (reason) => this.lost(reason),
         onDrain: () => {
@@ -271,7 +271,7 @@ class GatewayLink {
       }
     }
     // Not for any attached device (or an error report): consumed here.
-    if (p.qos === 1) this.client?.send({ cmd: 'puback', messageId: p.messageId });
+    if (p.qos === 1) this.client?.send({ cmd: 'puback', messageId: p.messageId, reasonCode: 0 });
   }
 
   private routeError(p: IPublishPacket): void {
