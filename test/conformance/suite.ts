@@ -38,12 +38,18 @@ export function prepareTree(src: string): { brokerDir: string; cleanup(): void }
   cpSync(join(src, 'test'), join(root, 'test'), { recursive: true });
   const modPath = join(root, 'test', 'mosq_test.py');
   const mod = readFileSync(modPath, 'utf8');
-  const patched = mod.replaceAll(
-    "['/usr/sbin/mosquitto'",
-    "[os.environ.get('MQTT_PROXY_CONFORMANCE_BROKER', '/usr/sbin/mosquitto')",
-  );
+  // The suite gives a broker 2 s to listen; allow 10 s on a loaded machine.
+  const patched = mod
+    .replace('for i in range(0, 20):', 'for i in range(0, 100):')
+    .replaceAll(
+      "['/usr/sbin/mosquitto'",
+      "[os.environ.get('MQTT_PROXY_CONFORMANCE_BROKER', '/usr/sbin/mosquitto')",
+    );
   if (patched === mod) throw new Error('mosq_test.py: broker command not found, suite layout changed');
-  writeFileSync(modPath, patched);
+  if (!/^def expect_packet\(sock, name, expected\):/m.test(mod) || !/^def receive_unordered\(/m.test(mod)) {
+    throw new Error('mosq_test.py: expect_packet/receive_unordered not found, suite layout changed');
+  }
+  writeFileSync(modPath, patched + readFileSync(join(here, 'mosq_test_patch.py'), 'utf8'));
   return {
     brokerDir: join(root, 'test', 'broker'),
     cleanup(): void {

@@ -279,9 +279,21 @@ export function runCommand(
       clearTimeout(timer);
       reject(e);
     });
-    child.once('close', (code, signal) => {
+    let settled = false;
+    const settle = (code: number | null, signal: NodeJS.Signals | null): void => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr, timedOut });
+    };
+    child.once('close', settle);
+    // A grandchild that outlives the command may hold its pipes open: stop waiting for them.
+    child.once('exit', (code, signal) => {
+      setTimeout(() => {
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+        settle(code, signal);
+      }, 2000).unref();
     });
     child.stdin?.on('error', () => undefined);
     child.stdin?.end(opts.input ?? '');
