@@ -52,7 +52,7 @@ export class CredentialsIndex implements IdentitySource {
 
   resolveSync(
     extracted: Readonly<Vars>,
-    scheme: Pick<SouthScheme, 'credential'>,
+    scheme: Pick<SouthScheme, 'credential'> & { commonName?: unknown },
   ): { vars: Vars } | { error: 'unknown_device' | 'bad_credentials' } {
     const order = this.keys ?? [...(scheme.credential ? [scheme.credential] : []), ...Object.keys(extracted)];
     let record: CredentialRecord | undefined;
@@ -62,13 +62,8 @@ export class CredentialsIndex implements IdentitySource {
       record = this.index.get(k)?.get(v);
       if (record) break;
     }
-    if (!record)
-      return {
-        error:
-          scheme.credential && extracted[scheme.credential] && !extracted.deviceId
-            ? 'bad_credentials'
-            : 'unknown_device',
-      };
+    // An unknown password or token is a bad credential; an unknown certificate name, an unknown device.
+    if (!record) return { error: scheme.commonName ? 'unknown_device' : 'bad_credentials' };
     const cred = scheme.credential;
     if (cred !== undefined) {
       const want = record.south[cred];
