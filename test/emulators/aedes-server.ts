@@ -4,24 +4,46 @@
  * rules, and read its state for the tests' assertions.
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { Aedes, type AedesOptions, type AuthenticateError, type Client } from 'aedes';
 
 export interface AedesServer {
   broker: Aedes;
   port: number;
+  /** mqtt://127.0.0.1:PORT, or mqtts:// with TLS. */
   url: string;
   /** Close every connection and the broker. Idempotent. */
   stop(): Promise<void>;
 }
 
-export async function startAedes(opts: AedesOptions): Promise<AedesServer> {
+/** PEM server certificate and key: the emulator then speaks MQTT over TLS (mqtts://). */
+export interface EmulatorTls {
+  cert: string;
+  key: string;
+  /** CA of client certificates; when given, clients may present one (see `peerCommonName`). */
+  ca?: string;
+}
+
+export async function startAedes(opts: AedesOptions, tls?: EmulatorTls): Promise<AedesServer> {
   const broker = await Aedes.createBroker({ heartbeatInterval: 60_000, ...opts });
   const sockets = new Set<Socket>();
-  const server: Server = createServer((socket) => {
+  const accept = (socket: Socket): void => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     broker.handle(socket);
-  });
+  };
+  const server: Server = tls
+    ? createTlsServer(
+        {
+          cert: tls.cert,
+          key: tls.key,
+          ca: tls.ca,
+          requestCert: tls.ca !== undefined,
+          rejectUnauthorized: false,
+        },
+        accept,
+      )
+    : createServer(accept);
   // A client's bad packet is its own problem: aedes reports it here and closes that client.
   broker.on('clientError', () => undefined);
   broker.on('connectionError', () => undefined);
@@ -35,7 +57,7 @@ export async function startAedes(opts: AedesOptions): Promise<AedesServer> {
   return {
     broker,
     port: addr.port,
-    url: `mqtt://127.0.0.1:${addr.port}`,
+    url: `${tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${addr.port}`,
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -44,6 +66,14 @@ export async function startAedes(opts: AedesOptions): Promise<AedesServer> {
       await new Promise<void>((r) => broker.close(() => r()));
     },
   };
+}
+
+/** Common name of the verified TLS client certificate of a client, if any. */
+export function peerCommonName(client: Client): string | undefined {
+  const conn = client.conn as Partial<TLSSocket>;
+  if (typeof conn.getPeerCertificate !== 'function' || !conn.authorized) return undefined;
+  const cn = conn.getPeerCertificate().subject?.CN;
+  return typeof cn === 'string' && cn !== '' ? cn : undefined;
 }
 
 /** A CONNECT refusal with the given MQTT 3.1.1 return code (2 id rejected, 4 bad credentials, 5 not authorized). */

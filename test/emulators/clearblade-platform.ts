@@ -19,7 +19,7 @@
 import type { EventEmitter } from 'node:events';
 import type { Client, PublishPacket } from 'aedes';
 import { type KeyInput, verifyJwt } from '../../src/auth/jwt.js';
-import { refuse, startAedes, until } from './aedes-server.js';
+import { type EmulatorTls, refuse, startAedes, until } from './aedes-server.js';
 
 export interface ClearBladeOptions {
   project: string;
@@ -30,6 +30,8 @@ export interface ClearBladeOptions {
   devices?: Array<{ id: string; publicKey?: KeyInput; boundTo?: string[] }>;
   /** Seconds of clock leeway when checking JWTs (default 0). */
   clockToleranceSec?: number;
+  /** Serve MQTT over TLS (as the real bridge does, on 8883). */
+  tls?: EmulatorTls;
 }
 
 export interface GatewayError {
@@ -121,89 +123,93 @@ export async function startClearBladePlatform(opts: ClearBladeOptions): Promise<
   };
   const mayAct = (s: Session, deviceId: string): boolean => deviceId === s.id || s.attached.has(deviceId);
 
-  const server = await startAedes({
-    authenticate(client, _username, password, done) {
-      const id = client.id.startsWith(prefix) ? client.id.slice(prefix.length) : '';
-      if (id === '' || id.includes('/')) {
-        refusals.push({ reason: 'bad_client_id' });
-        return done(refuse(2, 'client id must be projects/…/devices/{id}'), false);
-      }
-      const key = gateways.get(id)?.publicKey ?? devices.get(id)?.publicKey;
-      if (!key) {
-        refusals.push({ id, reason: 'unknown_device' });
-        return done(refuse(5, 'unknown device'), false);
-      }
-      const res = verifyJwt(password?.toString() ?? '', key, verifyOpts);
-      if (!res.ok) {
-        refusals.push({ id, reason: `jwt_${res.reason}` });
-        return done(refuse(5, 'not authorized'), false);
-      }
-      const s: Session = { id, gateway: gateways.has(id), attached: new Set() };
-      const exp = res.claims.exp;
-      if (typeof exp === 'number') {
-        const ms = Math.min(Math.max(0, exp * 1000 - Date.now()), MAX_TIMER_MS);
-        s.timer = setTimeout(() => {
-          expired.push(id);
-          client.close();
-        }, ms);
-        s.timer.unref();
-      }
-      sessions.set(client, s);
-      let set = byId.get(id);
-      if (!set) {
-        set = new Set();
-        byId.set(id, set);
-      }
-      set.add(client);
-      done(null, true);
-    },
-    authorizePublish(client, packet, cb) {
-      if (!client) return cb(null);
-      const s = sessions.get(client);
-      if (!s) return cb(new Error('no session'));
-      const m = /^\/devices\/([^/]+)\/(attach|detach|events|state)(?:\/(.+))?$/.exec(packet.topic);
-      if (!m || (m[3] !== undefined && m[2] !== 'events')) {
-        if (!s.gateway) return close(s, 'invalid_topic', cb);
-        return fail(client, s, packet, cb, 'GATEWAY_INVALID_MQTT_TOPIC', m?.[1] ?? '', 'invalid topic');
-      }
-      const [, deviceId = '', kind, subfolder] = m;
-      if (kind === 'attach' || kind === 'detach') {
-        if (!s.gateway) return close(s, 'control_from_non_gateway', cb);
-        if (kind === 'detach') {
-          s.attached.delete(deviceId);
-          controls.push({ gatewayId: s.id, deviceId, op: 'detach', ok: true });
+  const server = await startAedes(
+    {
+      authenticate(client, _username, password, done) {
+        const id = client.id.startsWith(prefix) ? client.id.slice(prefix.length) : '';
+        if (id === '' || id.includes('/')) {
+          refusals.push({ reason: 'bad_client_id' });
+          return done(refuse(2, 'client id must be projects/…/devices/{id}'), false);
+        }
+        const key = gateways.get(id)?.publicKey ?? devices.get(id)?.publicKey;
+        if (!key) {
+          refusals.push({ id, reason: 'unknown_device' });
+          return done(refuse(5, 'unknown device'), false);
+        }
+        const res = verifyJwt(password?.toString() ?? '', key, verifyOpts);
+        if (!res.ok) {
+          refusals.push({ id, reason: `jwt_${res.reason}` });
+          return done(refuse(5, 'not authorized'), false);
+        }
+        const s: Session = { id, gateway: gateways.has(id), attached: new Set() };
+        const exp = res.claims.exp;
+        if (typeof exp === 'number') {
+          const ms = Math.min(Math.max(0, exp * 1000 - Date.now()), MAX_TIMER_MS);
+          s.timer = setTimeout(() => {
+            expired.push(id);
+            client.close();
+          }, ms);
+          s.timer.unref();
+        }
+        sessions.set(client, s);
+        let set = byId.get(id);
+        if (!set) {
+          set = new Set();
+          byId.set(id, set);
+        }
+        set.add(client);
+        done(null, true);
+      },
+      authorizePublish(client, packet, cb) {
+        if (!client) return cb(null);
+        const s = sessions.get(client);
+        if (!s) return cb(new Error('no session'));
+        const m = /^\/devices\/([^/]+)\/(attach|detach|events|state)(?:\/(.+))?$/.exec(packet.topic);
+        if (!m || (m[3] !== undefined && m[2] !== 'events')) {
+          if (!s.gateway) return close(s, 'invalid_topic', cb);
+          return fail(client, s, packet, cb, 'GATEWAY_INVALID_MQTT_TOPIC', m?.[1] ?? '', 'invalid topic');
+        }
+        const [, deviceId = '', kind, subfolder] = m;
+        if (kind === 'attach' || kind === 'detach') {
+          if (!s.gateway) return close(s, 'control_from_non_gateway', cb);
+          if (kind === 'detach') {
+            s.attached.delete(deviceId);
+            controls.push({ gatewayId: s.id, deviceId, op: 'detach', ok: true });
+            return cb(null);
+          }
+          const why = attachRefusal(s.id, deviceId, Buffer.from(packet.payload).toString('utf8'));
+          controls.push({ gatewayId: s.id, deviceId, op: 'attach', ok: why === undefined });
+          if (why !== undefined)
+            return fail(client, s, packet, cb, 'GATEWAY_ATTACHMENT_ERROR', deviceId, why);
+          s.attached.add(deviceId);
           return cb(null);
         }
-        const why = attachRefusal(s.id, deviceId, Buffer.from(packet.payload).toString('utf8'));
-        controls.push({ gatewayId: s.id, deviceId, op: 'attach', ok: why === undefined });
-        if (why !== undefined) return fail(client, s, packet, cb, 'GATEWAY_ATTACHMENT_ERROR', deviceId, why);
-        s.attached.add(deviceId);
-        return cb(null);
-      }
-      if (!mayAct(s, deviceId)) {
-        return fail(client, s, packet, cb, 'GATEWAY_DEVICE_NOT_FOUND', deviceId, 'device is not attached');
-      }
-      const payload = Buffer.from(packet.payload).toString('utf8');
-      if (kind === 'events') push(telemetry, deviceId, { subfolder, payload, via: s.id });
-      else push(states, deviceId, payload);
-      cb(null);
+        if (!mayAct(s, deviceId)) {
+          return fail(client, s, packet, cb, 'GATEWAY_DEVICE_NOT_FOUND', deviceId, 'device is not attached');
+        }
+        const payload = Buffer.from(packet.payload).toString('utf8');
+        if (kind === 'events') push(telemetry, deviceId, { subfolder, payload, via: s.id });
+        else push(states, deviceId, payload);
+        cb(null);
+      },
+      authorizeSubscribe(client, sub, cb) {
+        const s = sessions.get(client);
+        const m = /^\/devices\/([^/]+)\/(config|errors|commands\/#|commands(?:\/[^#+]+)?)$/.exec(sub.topic);
+        if (!s || !m) return cb(null, null);
+        const [, deviceId = '', kind = ''] = m;
+        if (kind === 'errors' ? deviceId !== s.id || !s.gateway : !mayAct(s, deviceId)) return cb(null, null);
+        cb(null, sub);
+      },
+      authorizeForward(client, packet) {
+        const s = sessions.get(client);
+        const m = /^\/devices\/([^/]+)\/(config|errors|commands)/.exec(packet.topic);
+        if (!s || !m) return null;
+        if (m[2] === 'errors') return m[1] === s.id ? packet : null;
+        return mayAct(s, m[1] ?? '') ? packet : null;
+      },
     },
-    authorizeSubscribe(client, sub, cb) {
-      const s = sessions.get(client);
-      const m = /^\/devices\/([^/]+)\/(config|errors|commands\/#|commands(?:\/[^#+]+)?)$/.exec(sub.topic);
-      if (!s || !m) return cb(null, null);
-      const [, deviceId = '', kind = ''] = m;
-      if (kind === 'errors' ? deviceId !== s.id || !s.gateway : !mayAct(s, deviceId)) return cb(null, null);
-      cb(null, sub);
-    },
-    authorizeForward(client, packet) {
-      const s = sessions.get(client);
-      const m = /^\/devices\/([^/]+)\/(config|errors|commands)/.exec(packet.topic);
-      if (!s || !m) return null;
-      if (m[2] === 'errors') return m[1] === s.id ? packet : null;
-      return mayAct(s, m[1] ?? '') ? packet : null;
-    },
-  });
+    opts.tls,
+  );
 
   // Drop packets the bridge does not support: the error is reported, the PUBREL is ignored.
   server.broker.on('client', (client) => {

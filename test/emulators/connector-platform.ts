@@ -22,7 +22,7 @@
 import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import type { Client, PublishPacket } from 'aedes';
-import { refuse, sendTo, startAedes, until } from './aedes-server.js';
+import { type EmulatorTls, peerCommonName, refuse, sendTo, startAedes, until } from './aedes-server.js';
 
 export const MAX_VALUE_BYTES = 1_048_576;
 
@@ -57,6 +57,12 @@ export interface ConnectorPlatformOptions {
   devices?: Array<{ id: string; token?: string; password?: string }>;
   /** The `$content` list (default: one sample entry). */
   contents?: ContentInfo[];
+  /**
+   * Serve MQTT over TLS. With `tls.ca`, a client certificate signed by it authenticates the
+   * device whose id is the certificate's common name (empty client id, username, password);
+   * its first such connection activates the device.
+   */
+  tls?: EmulatorTls;
 }
 
 export interface ConnectorPlatform {
@@ -131,120 +137,133 @@ export async function startConnectorPlatform(
     return q;
   };
 
+  /** Online from authentication on; what is set before the CONNACK is written waits for it. */
+  const admit = (client: Client, dev: ConnectorDevice): void => {
+    sessions.set(client, { anonymous: false, deviceId: dev.id });
+    dev.clients.add(client);
+    for (const alias of dev.pending) queueFor(client).add(alias);
+    dev.pending.clear();
+  };
+
   const violate = (client: Client, reason: string, cb?: (err?: Error | null) => void): void => {
     violations.push({ deviceId: sessions.get(client)?.deviceId, reason });
     if (cb) cb(new Error(reason));
     else client.close();
   };
 
-  const server = await startAedes({
-    preConnect(client, packet, cb) {
-      if (!packet.clientId) {
-        packet.clientId = `connector-emulator-${randomUUID()}`;
-        generatedIds.add(client);
-      }
-      packet.clean = true;
-      packet.will = undefined;
-      // See every packet before aedes does: acks from the device are violations, and
-      // SUBSCRIBE is always granted QoS 0.
-      const parser = (client as unknown as { _parser: EventEmitter })._parser;
-      parser.prependListener('packet', (p: { cmd: string; subscriptions?: Array<{ qos: number }> }) => {
-        if (p.cmd === 'puback' || p.cmd === 'pubrec' || p.cmd === 'pubrel' || p.cmd === 'pubcomp') {
-          violate(client, 'client_ack');
-        } else if (p.cmd === 'subscribe') {
-          for (const s of p.subscriptions ?? []) s.qos = 0;
+  const server = await startAedes(
+    {
+      preConnect(client, packet, cb) {
+        if (!packet.clientId) {
+          packet.clientId = `connector-emulator-${randomUUID()}`;
+          generatedIds.add(client);
         }
-      });
-      cb(null, true);
-    },
-    authenticate(client, username, password, done) {
-      const user = username ?? '';
-      if (user === '' && password === undefined) {
-        sessions.set(client, { anonymous: true });
-        return done(null, true);
-      }
-      const pw = password?.toString() ?? '';
-      const clientIdOk = (d: ConnectorDevice): boolean => generatedIds.has(client) || client.id === d.id;
-      let dev: ConnectorDevice | undefined;
-      if (user !== '') {
-        const d = devices.get(user);
-        if (
-          d &&
-          ((d.password !== undefined && same(d.password, pw)) || (d.token !== undefined && same(d.token, pw)))
-        ) {
-          dev = d;
+        packet.clean = true;
+        packet.will = undefined;
+        // See every packet before aedes does: acks from the device are violations, and
+        // SUBSCRIBE is always granted QoS 0.
+        const parser = (client as unknown as { _parser: EventEmitter })._parser;
+        parser.prependListener('packet', (p: { cmd: string; subscriptions?: Array<{ qos: number }> }) => {
+          if (p.cmd === 'puback' || p.cmd === 'pubrec' || p.cmd === 'pubrel' || p.cmd === 'pubcomp') {
+            violate(client, 'client_ack');
+          } else if (p.cmd === 'subscribe') {
+            for (const s of p.subscriptions ?? []) s.qos = 0;
+          }
+        });
+        cb(null, true);
+      },
+      authenticate(client, username, password, done) {
+        const user = username ?? '';
+        if (user === '' && password === undefined) {
+          const cn = peerCommonName(client);
+          if (cn === undefined) {
+            sessions.set(client, { anonymous: true });
+            return done(null, true);
+          }
+          admit(client, devices.get(cn) ?? provision(cn, { password: randomBytes(24).toString('hex') }));
+          return done(null, true);
         }
-      } else {
-        dev = byToken(pw);
-      }
-      if (!dev || !clientIdOk(dev)) return done(refuse(4, 'bad credentials'), false);
-      sessions.set(client, { anonymous: false, deviceId: dev.id });
-      // Online from now on; what is set before the CONNACK is written waits for it.
-      dev.clients.add(client);
-      for (const alias of dev.pending) queueFor(client).add(alias);
-      dev.pending.clear();
-      done(null, true);
-    },
-    authorizePublish(client, packet, cb) {
-      if (!client) return cb(null);
-      const s = sessions.get(client);
-      if (!s) return violate(client, 'no_session', cb);
-      if (packet.dup && packet.qos === 0) return violate(client, 'dup_with_qos0', cb);
-      if (packet.qos === 2) (packet as { qos: number }).qos = 0;
-      packet.retain = false;
-      const topic = packet.topic;
-      if (topic.startsWith('$provision')) return handleProvision(client, s, packet, cb);
-      if (s.anonymous || s.deviceId === undefined) return violate(client, 'anonymous_publish', cb);
-      const dev = devices.get(s.deviceId);
-      if (!dev) return violate(client, 'unknown_device', cb);
-      if (topic === '$content') {
-        void sendTo(client, '$content', JSON.stringify(contents));
-        return cb(null);
-      }
-      const single = /^\$resource\/([^/]+)$/.exec(topic);
-      const isObject = topic === '$resource' || topic === '$resource/';
-      if (!single && !isObject && topic !== '$resource.batch')
-        return violate(client, 'topic_not_allowed', cb);
-      const payload = Buffer.from(packet.payload).toString('utf8');
-      const ts = nowUs();
-      if (single?.[1]) {
-        if (packet.payload.length > MAX_VALUE_BYTES) return drop(client, 'value_too_large', cb);
-        dev.resources.set(single[1], { value: payload, ts });
-      } else if (isObject) {
-        const obj = parseJson(payload);
-        if (!isRecord(obj)) return drop(client, 'invalid_resource_object', cb);
-        for (const [alias, v] of Object.entries(obj)) dev.resources.set(alias, { value: valueText(v), ts });
-      } else {
-        const list = parseJson(payload);
-        if (!Array.isArray(list) || !list.every((e) => isRecord(e) && typeof e.timestamp === 'number')) {
-          return drop(client, 'invalid_batch', cb);
+        const pw = password?.toString() ?? '';
+        const clientIdOk = (d: ConnectorDevice): boolean => generatedIds.has(client) || client.id === d.id;
+        let dev: ConnectorDevice | undefined;
+        if (user !== '') {
+          const d = devices.get(user);
+          if (
+            d &&
+            ((d.password !== undefined && same(d.password, pw)) ||
+              (d.token !== undefined && same(d.token, pw)))
+          ) {
+            dev = d;
+          }
+        } else {
+          dev = byToken(pw);
         }
-        for (const e of list as Array<{ timestamp: number; values?: unknown }>) {
-          if (!isRecord(e.values)) continue;
-          for (const [alias, v] of Object.entries(e.values))
-            dev.history.push({ alias, value: v, ts: e.timestamp });
+        if (!dev || !clientIdOk(dev)) return done(refuse(4, 'bad credentials'), false);
+        admit(client, dev);
+        done(null, true);
+      },
+      authorizePublish(client, packet, cb) {
+        if (!client) return cb(null);
+        const s = sessions.get(client);
+        if (!s) return violate(client, 'no_session', cb);
+        if (packet.dup && packet.qos === 0) return violate(client, 'dup_with_qos0', cb);
+        if (packet.qos === 2) (packet as { qos: number }).qos = 0;
+        packet.retain = false;
+        const topic = packet.topic;
+        if (topic.startsWith('$provision')) return handleProvision(client, s, packet, cb);
+        if (s.anonymous || s.deviceId === undefined) return violate(client, 'anonymous_publish', cb);
+        const dev = devices.get(s.deviceId);
+        if (!dev) return violate(client, 'unknown_device', cb);
+        if (topic === '$content') {
+          void sendTo(client, '$content', JSON.stringify(contents));
+          return cb(null);
         }
-      }
-      dev.uplinks.push({ topic, payload, ts });
-      cb(null);
+        const single = /^\$resource\/([^/]+)$/.exec(topic);
+        const isObject = topic === '$resource' || topic === '$resource/';
+        if (!single && !isObject && topic !== '$resource.batch')
+          return violate(client, 'topic_not_allowed', cb);
+        const payload = Buffer.from(packet.payload).toString('utf8');
+        const ts = nowUs();
+        if (single?.[1]) {
+          if (packet.payload.length > MAX_VALUE_BYTES) return drop(client, 'value_too_large', cb);
+          dev.resources.set(single[1], { value: payload, ts });
+        } else if (isObject) {
+          const obj = parseJson(payload);
+          if (!isRecord(obj)) return drop(client, 'invalid_resource_object', cb);
+          for (const [alias, v] of Object.entries(obj)) dev.resources.set(alias, { value: valueText(v), ts });
+        } else {
+          const list = parseJson(payload);
+          if (!Array.isArray(list) || !list.every((e) => isRecord(e) && typeof e.timestamp === 'number')) {
+            return drop(client, 'invalid_batch', cb);
+          }
+          for (const e of list as Array<{ timestamp: number; values?: unknown }>) {
+            if (!isRecord(e.values)) continue;
+            for (const [alias, v] of Object.entries(e.values))
+              dev.history.push({ alias, value: v, ts: e.timestamp });
+          }
+        }
+        dev.uplinks.push({ topic, payload, ts });
+        cb(null);
+      },
+      authorizeSubscribe(client, sub, cb) {
+        const s = sessions.get(client);
+        const t = sub.topic;
+        const ownProvision = s?.deviceId !== undefined && t === `$provision/${s.deviceId}`;
+        let allowed: boolean;
+        if (!s || s.anonymous) allowed = /^\$provision\/[^/+#]+$/.test(t);
+        else
+          allowed =
+            ['#', '$content', '$resource/#', '$resource/+'].includes(t) ||
+            ownProvision ||
+            /^\$resource\/[^/+#]+$/.test(t);
+        if (!allowed) return cb(null, null);
+        // Nothing is routed by topic: deliveries go to one client. The subscription is kept
+        // under a topic no one publishes to.
+        cb(null, { ...sub, topic: `${VOID_PREFIX}${client.id}/${t}`, qos: 0 });
+      },
     },
-    authorizeSubscribe(client, sub, cb) {
-      const s = sessions.get(client);
-      const t = sub.topic;
-      const ownProvision = s?.deviceId !== undefined && t === `$provision/${s.deviceId}`;
-      let allowed: boolean;
-      if (!s || s.anonymous) allowed = /^\$provision\/[^/+#]+$/.test(t);
-      else
-        allowed =
-          ['#', '$content', '$resource/#', '$resource/+'].includes(t) ||
-          ownProvision ||
-          /^\$resource\/[^/+#]+$/.test(t);
-      if (!allowed) return cb(null, null);
-      // Nothing is routed by topic: deliveries go to one client. The subscription is kept
-      // under a topic no one publishes to.
-      cb(null, { ...sub, topic: `${VOID_PREFIX}${client.id}/${t}`, qos: 0 });
-    },
-  });
+    opts.tls,
+  );
 
   const drop = (client: Client, reason: string, cb: (err?: Error | null) => void): void => {
     violations.push({ deviceId: sessions.get(client)?.deviceId, reason });
