@@ -35,7 +35,7 @@ interface Obj {
   stringData?: Record<string, string>;
 }
 const objects = ['configmap-mappings.yaml', 'secret-credentials.yaml'].flatMap((f) =>
-  parseAllDocuments(readFileSync(join(root, 'deploy/kubernetes/standalone', f), 'utf8')).map(
+  parseAllDocuments(readFileSync(join(root, 'deploy/kubernetes/config', f), 'utf8')).map(
     (d) => d.toJS() as Obj,
   ),
 );

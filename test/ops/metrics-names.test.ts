@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { createMetrics, PREFIX } from '../../src/metrics/metrics.js';
 
@@ -70,4 +71,14 @@ test('build_info carries the package version and the Node version with value 1',
   const text = await m.registry.metrics();
   const pkg = (await import('../../package.json', { with: { type: 'json' } })).default as { version: string };
   assert.ok(text.includes(`mqtt_proxy_build_info{version="${pkg.version}",node="${process.version}"} 1`));
+});
+
+test('docs/operations.md documents every metric the proxy defines', () => {
+  const doc = readFileSync(new URL('../../docs/operations.md', import.meta.url), 'utf8');
+  const m = createMetrics();
+  for (const [field, value] of Object.entries(m)) {
+    if (field === 'registry') continue;
+    const name = (value as unknown as { name: string }).name;
+    assert.ok(doc.includes(`\`${name}\``), `${name} is not documented in docs/operations.md`);
+  }
 });
