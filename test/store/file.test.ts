@@ -139,6 +139,19 @@ describe('FileStore', () => {
     await store.close();
   });
 
+  it('takes over a lock older than staleMs even when its owner looks alive', async () => {
+    const path = join(tempDir(), 'store.json');
+    const { hostname } = await import('node:os');
+    const { utimesSync } = await import('node:fs');
+    writeFileSync(`${path}.lock`, `${process.pid}\n${hostname()}\nfeedbeef\n`);
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(`${path}.lock`, old, old);
+    const store = new FileStore({ path, timeoutMs: 2000, staleMs: 30_000 });
+    await store.put('ns', 'k', { v: '1' });
+    assert.deepEqual(await store.get('ns', 'k'), { v: '1' });
+    await store.close();
+  });
+
   it('times out with a clear error on a lock held by a live process', async () => {
     const path = join(tempDir(), 'store.json');
     const release = await acquireLock(`${path}.lock`);
