@@ -25,7 +25,15 @@ export interface RouteSpec {
   connection: 'direct' | 'gateway';
   settings: PairSettings;
   vars: Record<string, string>;
-  identity: { file?: string; key?: string[]; store?: string };
+  identity: {
+    file?: string;
+    key?: string[];
+    store?: string;
+    provision?: 'token' | 'password';
+    north?: Record<string, string>;
+  };
+  content?: string;
+  offlineSync?: boolean;
   plan: Plan;
 }
 
@@ -44,7 +52,15 @@ interface RawRoute {
   prefer?: PairSettings['prefer'];
   kinds?: PairSettings['kinds'];
   vars?: Record<string, string>;
-  identity?: { file?: string; key?: string | string[]; store?: string };
+  identity?: {
+    file?: string;
+    key?: string | string[];
+    store?: string;
+    provision?: 'token' | 'password';
+    north?: Record<string, string>;
+  };
+  content?: string;
+  offline_sync?: boolean;
 }
 
 interface RawPair extends PairSettings {
@@ -137,7 +153,11 @@ export function loadMappings(files: readonly MappingFile[]): LoadedMappings {
         ...(r.identity?.file ? { file: r.identity.file } : {}),
         ...(key ? { key: Array.isArray(key) ? key : [key] } : {}),
         ...(r.identity?.store ? { store: r.identity.store } : {}),
+        ...(r.identity?.provision ? { provision: r.identity.provision } : {}),
+        ...(r.identity?.north ? { north: r.identity.north } : {}),
       },
+      ...(r.content ? { content: r.content } : {}),
+      ...(r.offline_sync ? { offlineSync: true } : {}),
       plan: new Plan(south, north, settings),
     });
   }

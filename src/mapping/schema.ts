@@ -199,8 +199,16 @@ export const routeSchema = {
         file: { type: 'string' },
         key: textOrList,
         store: { type: 'string' },
+        // Devices activate themselves (south provisioning) and get these north variables.
+        provision: { enum: ['token', 'password'] },
+        north: { type: 'object', additionalProperties: { type: 'string' } },
       },
     },
+    // A file whose JSON list answers the south dialect's content requests.
+    content: { type: 'string' },
+    // Automatic north subscriptions at QoS 1 in a persistent session: the north broker keeps
+    // the changes made while a device is offline and delivers them when it reconnects.
+    offline_sync: { type: 'boolean' },
   },
 };
 

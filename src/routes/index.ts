@@ -16,6 +16,7 @@ import { readCredentials } from './credentials.js';
 import { FOLDERS, readMappingFiles } from './files.js';
 import { createJwtMinter } from './jwt.js';
 import { passThroughRoute } from './passthrough.js';
+import { routeLocal } from './provision.js';
 
 export { passThroughRoute } from './passthrough.js';
 
@@ -79,18 +80,20 @@ export async function buildRoute(
       `${spec.file}:1:1: route '${spec.name}' has no identity source (add identity: { file: ... } or pass --credentials)`,
     );
   }
+  const local = await routeLocal(spec, opts.dir, opts.store, index, errors);
   if (errors.length > 0) return { errors, watched: [] };
   const handler = createDialectRoute({
     name: spec.name,
     plan: spec.plan,
-    identity: index,
+    identity: local?.identity ?? index,
     routeVars: spec.vars,
     ...(spec.url ? { url: spec.url } : {}),
     connection: spec.connection,
     ...(opts.mintJwt ? { mintJwt: opts.mintJwt } : {}),
     ...(opts.mintJwtSync ? { mintJwtSync: opts.mintJwtSync } : {}),
   });
-  return { handler, errors, watched: path ? [path] : [] };
+  const watched = [...(path ? [path] : []), ...(local?.watched ?? [])];
+  return { handler: local ? local.wrap(handler) : handler, errors, watched };
 }
 
 export async function loadRoute(opts: LoadRouteOptions): Promise<LoadedRoute> {

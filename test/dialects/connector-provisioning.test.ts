@@ -1,0 +1,283 @@
+/**
+ * Connector as the face shown to devices: activation through `$provision/{deviceId}` by
+ * anonymous clients (token and password authentication), later CONNECTs checked against the
+ * file store (which survives a restart and takes concurrent activations), `$content`, and the
+ * north EVRYTHNG (mosquitto with a password file and ACL) seeing the translated traffic.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import {
+  closeAll,
+  collect,
+  connectClient,
+  type MqttClient,
+  nextMessage,
+  publish,
+  runPaho,
+  subscribe,
+  tryConnect,
+  waitClosed,
+} from '../helpers/clients.js';
+import type { TestProxy } from '../helpers/proxy.js';
+import {
+  API_KEY,
+  type Broker,
+  type MappingsDir,
+  mappingsDir,
+  platformClient,
+  provisionRoute,
+  proxyFor,
+  startEvrythngNorth,
+  subackCodes,
+  type TempStore,
+  tempStore,
+} from './connector-env.js';
+
+const CONTENT = [
+  { name: 'logo.gif', length: 16214, mime: 'image/gif', url: 'https://content.example/logo.gif' },
+  { name: 'fw-2.1.bin', length: 524288, mime: 'application/octet-stream', url: 'https://content.example/fw' },
+];
+
+describe('Connector south: activation by token, store, content', () => {
+  let north: Broker;
+  let mappings: MappingsDir;
+  let st: TempStore;
+  let proxy: TestProxy;
+  let platform: MqttClient;
+  const clients: MqttClient[] = [];
+
+  before(async () => {
+    process.env.TEST_EVRYTHNG_KEY = API_KEY;
+    north = await startEvrythngNorth();
+    mappings = mappingsDir({
+      'routes/test-provision-token.yaml': provisionRoute('test-provision-token', 'token', 'content.json'),
+      'content.json': JSON.stringify(CONTENT),
+    });
+    st = tempStore();
+    proxy = await proxyFor(north, mappings, 'test-provision-token', st.store);
+    platform = await platformClient(north);
+    await subscribe(platform, '/thngs/#', { qos: 1 });
+  });
+
+  after(async () => {
+    await closeAll([...clients, platform]);
+    await proxy?.close();
+    await st?.cleanup();
+    await north?.stop();
+    mappings?.cleanup();
+  });
+
+  /** Anonymous activation as in the spec's example (client id = the device id). */
+  async function activate(deviceId: string): Promise<string> {
+    const anon = await connectClient(proxy.url, { clientId: deviceId, clean: true });
+    clients.push(anon);
+    const reply = nextMessage(anon, `$provision/${deviceId}`);
+    await publish(anon, `$provision/${deviceId}`, '');
+    const token = (await reply).payload.toString();
+    anon.end();
+    return token;
+  }
+
+  it('gives a token on $provision/{deviceId}; the token then authenticates (client id and username empty)', async () => {
+    const token = await activate('dev-1');
+    assert.match(token, /^[0-9a-f]{40}$/);
+    const dev = await connectClient(proxy.url, { clientId: '', username: '', password: token, clean: true });
+    clients.push(dev);
+    const seen = collect(platform, '/thngs/dev-1/properties/temp', 1);
+    await publish(dev, '$resource/temp', '23.5', { qos: 1 });
+    const [m] = await seen;
+    const body = JSON.parse(m!.payload.toString()) as Array<{ value: unknown; timestamp: number }>;
+    assert.equal(body[0]?.value, 23.5);
+    assert.equal(typeof body[0]?.timestamp, 'number');
+  });
+
+  it('accepts the token with the device id as client id and username too', async () => {
+    const token = await activate('dev-2');
+    const dev = await connectClient(proxy.url, { clientId: 'dev-2', username: 'dev-2', password: token });
+    clients.push(dev);
+    assert.ok(dev.connected);
+  });
+
+  it('refuses a wrong token and a token presented under another device id', async () => {
+    const token = await activate('dev-3');
+    const wrong = await tryConnect(proxy.url, { clientId: '', username: '', password: 'f'.repeat(40) });
+    assert.equal(wrong.connack?.returnCode, 4);
+    const other = await tryConnect(proxy.url, { clientId: '', username: 'dev-1', password: token });
+    assert.notEqual(other.connack?.returnCode, 0);
+    assert.ok(other.closed);
+  });
+
+  it('refuses a second activation of an existing id: the connection is closed, the first token still works', async () => {
+    const token = await activate('dev-4');
+    const anon = await connectClient(proxy.url, { clientId: '' });
+    clients.push(anon);
+    const closed = waitClosed(anon);
+    anon.publish('$provision/dev-4', '');
+    await closed;
+    const dev = await connectClient(proxy.url, { clientId: '', username: '', password: token });
+    clients.push(dev);
+    assert.ok(dev.connected);
+    // A device that has its identity may not activate one either.
+    const closed2 = waitClosed(dev);
+    dev.publish('$provision/dev-5', '');
+    await closed2;
+  });
+
+  it('limits anonymous clients to provisioning: subscriptions and publishes elsewhere', async () => {
+    const anon = await connectClient(proxy.url, { clientId: '' });
+    clients.push(anon);
+    const granted = await subackCodes(anon, ['$provision/dev-9', '$resource/#', '#', '$content']);
+    assert.deepEqual(granted, [0, 128, 128, 128]);
+    const closed = waitClosed(anon);
+    anon.publish('$resource/temp', '1');
+    await closed;
+    const anon2 = await connectClient(proxy.url, { clientId: '' });
+    clients.push(anon2);
+    const closed2 = waitClosed(anon2);
+    anon2.publish('$content', '');
+    await closed2;
+  });
+
+  it('takes concurrent activations of one id: exactly one client gets a token', async () => {
+    const n = 12;
+    const anons = await Promise.all(
+      Array.from({ length: n }, () => connectClient(proxy.url, { clientId: '' })),
+    );
+    clients.push(...anons);
+    const outcomes = await Promise.all(
+      anons.map(
+        (c) =>
+          new Promise<string>((resolve) => {
+            const timer = setTimeout(() => resolve('timeout'), 5000);
+            c.once('message', (_t, p: Buffer) => {
+              clearTimeout(timer);
+              resolve(`token:${p.toString()}`);
+            });
+            c.once('close', () => {
+              clearTimeout(timer);
+              resolve('closed');
+            });
+            c.publish('$provision/dev-race', '');
+          }),
+      ),
+    );
+    const tokens = outcomes.filter((o) => o.startsWith('token:'));
+    assert.equal(
+      tokens.length,
+      1,
+      `outcomes: ${outcomes.map((o) => (o.startsWith('token:') ? 'token' : o)).join(',')}`,
+    );
+    assert.equal(outcomes.filter((o) => o === 'closed').length, n - 1);
+  });
+
+  it('answers $content with the configured list, on $content', async () => {
+    const token = await activate('dev-6');
+    const dev = await connectClient(proxy.url, { clientId: '', username: '', password: token });
+    clients.push(dev);
+    const reply = nextMessage(dev, '$content');
+    await publish(dev, '$content', '', { qos: 1 });
+    const m = await reply;
+    assert.deepEqual(JSON.parse(m.payload.toString()), CONTENT);
+    assert.equal(m.packet.qos, 0);
+  });
+
+  it('keeps identities across a restart (file store), hashed: no token in the file', async () => {
+    const token = await activate('dev-7');
+    await proxy.close();
+    await st.store.close();
+    const { FileStore } = await import('../../src/store/file.js');
+    st.store = new FileStore({ path: st.path });
+    proxy = await proxyFor(north, mappings, 'test-provision-token', st.store);
+    const dev = await connectClient(proxy.url, { clientId: '', username: '', password: token });
+    clients.push(dev);
+    assert.ok(dev.connected);
+    assert.ok(!readFileSync(st.path, 'utf8').includes(token));
+  });
+});
+
+describe('Connector south: activation by password (paho, as in the spec)', () => {
+  let north: Broker;
+  let mappings: MappingsDir;
+  let st: TempStore;
+  let proxy: TestProxy;
+  let platform: MqttClient;
+
+  before(async () => {
+    process.env.TEST_EVRYTHNG_KEY = API_KEY;
+    north = await startEvrythngNorth();
+    mappings = mappingsDir({
+      'routes/test-provision-password.yaml': provisionRoute('test-provision-password', 'password'),
+    });
+    st = tempStore();
+    proxy = await proxyFor(north, mappings, 'test-provision-password', st.store);
+    platform = await platformClient(north);
+    await subscribe(platform, '/thngs/#', { qos: 1 });
+  });
+
+  after(async () => {
+    await closeAll([platform]);
+    await proxy?.close();
+    await st?.cleanup();
+    await north?.stop();
+    mappings?.cleanup();
+  });
+
+  const ACTIVATE = `
+port = int(sys.argv[1]); did = sys.argv[2]; pw = sys.argv[3]
+c = make_client("")
+got = []
+dc = []
+c.on_message = lambda cl, u, m: got.append(m.topic)
+c.on_disconnect = lambda cl, u, rc: dc.append(rc)
+c.connect("127.0.0.1", port, 30)
+c.loop_start()
+import time
+time.sleep(0.3)
+info = c.publish("$provision/" + did, pw, qos=1)
+info.wait_for_publish(5)
+time.sleep(0.5)
+c.loop_stop()
+print("replies", len(got))
+print("closed" if dc else "connected")
+`;
+
+  const CONNECT_PUBLISH = `
+port = int(sys.argv[1]); did = sys.argv[2]; pw = sys.argv[3]
+res = {}
+c = make_client("")
+c.username_pw_set(did, pw)
+c.on_connect = lambda cl, u, f, rc: res.update(rc=rc, sp=f.get("session present"))
+c.connect("127.0.0.1", port, 30)
+c.loop_start()
+import time
+for _ in range(50):
+    if "rc" in res: break
+    time.sleep(0.1)
+print("rc", res.get("rc"), "sp", res.get("sp"))
+if res.get("rc") == 0:
+    c.publish("$resource/humidity", "41", qos=1).wait_for_publish(5)
+    c.disconnect()
+c.loop_stop()
+`;
+
+  it('records a password of 20+ characters, returns nothing, then authenticates username = device id', async () => {
+    const pw = '12345678901234567890';
+    const a = await runPaho(ACTIVATE, [new URL(proxy.url).port, 'device001', pw]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.match(a.stdout, /replies 0/);
+    const seen = collect(platform, '/thngs/device001/properties/humidity', 1);
+    const r = await runPaho(CONNECT_PUBLISH, [new URL(proxy.url).port, 'device001', pw]);
+    assert.match(r.stdout, /rc 0 sp 1/);
+    const [m] = await seen;
+    assert.equal((JSON.parse(m!.payload.toString()) as Array<{ value: unknown }>)[0]?.value, 41);
+    const bad = await runPaho(CONNECT_PUBLISH, [new URL(proxy.url).port, 'device001', 'x'.repeat(20)]);
+    assert.match(bad.stdout, /rc [45] /);
+  });
+
+  it('refuses a password shorter than 20 characters: connection closed, nothing recorded', async () => {
+    const a = await runPaho(ACTIVATE, [new URL(proxy.url).port, 'device002', 'short-password']);
+    assert.match(a.stdout, /closed/);
+    assert.equal(await st.store.get('connector', 'device002'), undefined);
+  });
+});
