@@ -16,7 +16,7 @@ import type {
   SouthScheme,
 } from './dialect.js';
 import type { Kind } from './model.js';
-import { validate } from './schema.js';
+import { validateDetailed } from './schema.js';
 import type { Path, Reporter, Source } from './source.js';
 import { parseTemplate, type Template } from './template.js';
 
@@ -74,8 +74,8 @@ const NAMED: ReadonlySet<Kind> = new Set<Kind>(['event', 'command', 'action', 'c
 /** Compiles one dialect source; returns undefined when it has errors (all reported). */
 export function compileDialect(src: Source, report: Reporter): CompiledDialect | undefined {
   if (src.value === undefined) return undefined;
-  if (!validate('dialect', src, report)) return undefined;
   const before = report.errors.length;
+  if (validateDetailed('dialect', src, report) === 'invalid') return undefined;
   const d = src.value as RawDialect;
   const identity = new Set(d.identity ?? []);
   const percent = d.escape === 'percent';

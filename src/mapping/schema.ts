@@ -250,8 +250,21 @@ export type FileKind = keyof typeof validators;
 
 /** Validates a source against its schema; reports every error with its position. */
 export function validate(kindName: FileKind, src: Source, report: Reporter): boolean {
+  return validateDetailed(kindName, src, report) === 'ok';
+}
+
+/**
+ * Like validate; 'unknown_keys' when the only problems are unknown keys, so that the
+ * semantic checks can still run and every error of the file is reported together.
+ */
+export function validateDetailed(
+  kindName: FileKind,
+  src: Source,
+  report: Reporter,
+): 'ok' | 'unknown_keys' | 'invalid' {
   const v = validators[kindName];
-  if (v(src.value)) return true;
+  if (v(src.value)) return 'ok';
+  const onlyUnknown = (v.errors ?? []).every((e) => e.keyword === 'additionalProperties');
   const seen = new Set<string>();
   for (const e of v.errors ?? []) {
     const line = describe(e);
@@ -267,7 +280,7 @@ export function validate(kindName: FileKind, src: Source, report: Reporter): boo
     seen.add(sig);
     report.error(src, fullPath, line.msg, line.hint, key);
   }
-  return false;
+  return onlyUnknown ? 'unknown_keys' : 'invalid';
 }
 
 function describe(e: ErrorObject): { msg: string; hint?: string } | undefined {
