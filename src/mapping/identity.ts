@@ -20,7 +20,8 @@ function same(a: string, b: string): boolean {
 }
 
 export class CredentialsIndex implements IdentitySource {
-  private readonly index = new Map<string, Map<string, CredentialRecord>>();
+  /** Variable → value → the records holding it (several devices may share a connector secret). */
+  private readonly index = new Map<string, Map<string, CredentialRecord[]>>();
 
   constructor(
     readonly records: readonly CredentialRecord[],
@@ -34,7 +35,9 @@ export class CredentialsIndex implements IdentitySource {
           m = new Map();
           this.index.set(k, m);
         }
-        if (!m.has(v)) m.set(v, r);
+        const list = m.get(v);
+        if (list) list.push(r);
+        else m.set(v, [r]);
       }
     }
   }
@@ -55,25 +58,41 @@ export class CredentialsIndex implements IdentitySource {
     scheme: Pick<SouthScheme, 'credential'> & { commonName?: unknown },
   ): { vars: Vars } | { error: 'unknown_device' | 'bad_credentials' } {
     const order = this.keys ?? [...(scheme.credential ? [scheme.credential] : []), ...Object.keys(extracted)];
-    let record: CredentialRecord | undefined;
+    let found = false;
     for (const k of order) {
       const v = extracted[k];
       if (v === undefined) continue;
-      record = this.index.get(k)?.get(v);
-      if (record) break;
+      const list = this.index.get(k)?.get(v);
+      if (!list) continue;
+      found = true;
+      // The first record that agrees with everything the CONNECT says.
+      for (const record of list)
+        if (this.consistent(record, extracted, scheme)) return this.vars(record, extracted);
     }
+    if (found) return { error: 'bad_credentials' };
     // An unknown password or token is a bad credential; an unknown certificate name, an unknown device.
-    if (!record) return { error: scheme.commonName ? 'unknown_device' : 'bad_credentials' };
+    return { error: scheme.commonName ? 'unknown_device' : 'bad_credentials' };
+  }
+
+  private consistent(
+    record: CredentialRecord,
+    extracted: Readonly<Vars>,
+    scheme: Pick<SouthScheme, 'credential'>,
+  ): boolean {
     const cred = scheme.credential;
     if (cred !== undefined) {
       const want = record.south[cred];
       const got = extracted[cred];
-      if (want === undefined || got === undefined || !same(want, got)) return { error: 'bad_credentials' };
+      if (want === undefined || got === undefined || !same(want, got)) return false;
     }
     for (const [k, v] of Object.entries(extracted)) {
       const want = record.south[k];
-      if (want !== undefined && !same(want, v)) return { error: 'bad_credentials' };
+      if (want !== undefined && !same(want, v)) return false;
     }
+    return true;
+  }
+
+  private vars(record: CredentialRecord, extracted: Readonly<Vars>): { vars: Vars } {
     return { vars: { ...record.south, ...extracted, ...record.north } };
   }
 }
