@@ -125,3 +125,28 @@ test('resolveConfig equals configWith for the same overrides', () => {
   const viaFlags = resolveConfig({ args: ['--tcp-port', '1884', '--route', 'akenza'], env: {} });
   assert.deepEqual(viaFlags, configWith({ listen: { tcpPort: 1884 }, mapping: { route: 'akenza' } }));
 });
+
+test('the installed command: mqtt-dialect-proxy config --print through the CLI dispatcher', async () => {
+  const { execFile } = await import('node:child_process');
+  const root = new URL('../../', import.meta.url);
+  const run = (args: string[], env: Record<string, string>) =>
+    new Promise<{ code: number; out: string; err: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        ['--import', 'tsx', 'src/cli/main.ts', 'config', ...args],
+        { cwd: root, timeout: 30_000, env: { PATH: process.env.PATH ?? '', ...env } },
+        (e, out, err) => resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, out, err }),
+      );
+    });
+  const ok = await run(['--print', '--format', 'json', '--tcp-port', '1999'], {
+    MQTT_PROXY_NORTH_URL: 'mqtts://dev:cliPassw0rd@broker.example:8883',
+  });
+  assert.equal(ok.code, 0, ok.err);
+  const printed = JSON.parse(ok.out) as ProxyConfig;
+  assert.equal(printed.listen.tcpPort, 1999);
+  assert.equal(printed.north.url, `mqtts://dev:${MASK}@broker.example:8883`);
+  assert.ok(!ok.out.includes('cliPassw0rd'));
+  const bad = await run(['--print', '--metrics-port', 'nine'], {});
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /metrics\.port/);
+});
