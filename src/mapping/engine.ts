@@ -89,7 +89,19 @@ export function recognise(
   south: CompiledDialect,
   hello: SouthHello,
 ): { scheme: SouthScheme; vars: Vars } | undefined {
+  return recogniseAll(south, hello)[0];
+}
+
+/**
+ * Every south scheme a CONNECT satisfies, in the dialect's order: one CONNECT may fit
+ * several (Connector: username = device id with a token or with a password).
+ */
+export function recogniseAll(
+  south: CompiledDialect,
+  hello: SouthHello,
+): Array<{ scheme: SouthScheme; vars: Vars }> {
   const c = hello.connect;
+  const out: Array<{ scheme: SouthScheme; vars: Vars }> = [];
   for (const s of south.southAuth) {
     const vars: Vars = {};
     if (s.commonName) {
@@ -100,9 +112,9 @@ export function recognise(
     if (!matchField(s.username, c.username ?? '', vars)) continue;
     if (!matchField(s.password, fieldText(c.password), vars)) continue;
     if (s.credential !== undefined && !vars[s.credential]) continue;
-    return { scheme: s, vars };
+    out.push({ scheme: s, vars });
   }
-  return undefined;
+  return out;
 }
 
 function pickNorth(north: CompiledDialect, vars: Readonly<Vars>): NorthScheme | undefined {
@@ -167,12 +179,22 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
     passThrough: false,
     async openSession(hello: SouthHello): Promise<ConnectDecision> {
       const c = hello.connect;
-      const found = recognise(south, hello);
+      const candidates = recogniseAll(south, hello);
+      let found = candidates[0];
       if (!found) {
         const anonymous = !c.username && !c.password && hello.peerCommonName === undefined;
         return anonymous ? reject(5, 0x87, 'not_authorized') : reject(4, 0x86, 'bad_credentials');
       }
-      const resolved = await opts.identity.resolve(found.vars, found.scheme);
+      let resolved = await opts.identity.resolve(found.vars, found.scheme);
+      // A credential that is not the first scheme's may be the next one's (token or password).
+      for (const next of candidates.slice(1)) {
+        if (!('error' in resolved) || resolved.error !== 'bad_credentials') break;
+        const r = await opts.identity.resolve(next.vars, next.scheme);
+        if (!('error' in r)) {
+          resolved = r;
+          found = next;
+        }
+      }
       if ('error' in resolved)
         return resolved.error === 'unknown_device'
           ? reject(5, 0x87, 'unknown_device')

@@ -118,3 +118,37 @@ export function subackCodes(client: MqttClient, filters: string[], qos: 0 | 1 | 
     client.subscribe(filters, { qos }, () => undefined);
   });
 }
+
+export const TOKENS = {
+  a: 'a1b2c3d4e5f60718293a4b5c6d7e8f9001122334',
+  b: 'b1b2c3d4e5f60718293a4b5c6d7e8f9001122334',
+};
+export const PASSWORD_P = 'correct-horse-battery-staple-42';
+
+/** A Connector → EVRYTHNG route on a credentials file: token, password and certificate devices. */
+export function quirksMappings(): MappingsDir {
+  return mappingsDir({
+    'routes/test-connector.yaml': [
+      'route: test-connector',
+      'south: connector',
+      'north: evrythng',
+      'connection: direct',
+      'offline_sync: true',
+      'identity:',
+      '  file: credentials/test-connector.yaml',
+      '  key: [token, deviceId]',
+      '',
+    ].join('\n'),
+    'credentials/test-connector.yaml': [
+      `- south: { deviceId: dev-a, token: "${TOKENS.a}" }`,
+      `  north: { thngId: THNGA, apiKey: "${API_KEY}" }`,
+      `- south: { deviceId: dev-b, token: "${TOKENS.b}" }`,
+      `  north: { thngId: THNGB, apiKey: "${API_KEY}" }`,
+      `- south: { deviceId: dev-p, password: "${PASSWORD_P}" }`,
+      `  north: { thngId: THNGP, apiKey: "${API_KEY}" }`,
+      '- south: { deviceId: cert-dev }',
+      `  north: { thngId: THNGC, apiKey: "${API_KEY}" }`,
+      '',
+    ].join('\n'),
+  });
+}
