@@ -36,7 +36,7 @@ const only = args
 
 const S = quick
   ? { reps: 1, warmupMs: 300, measureMs: 700, latWarmupMs: 300, latMs: 1200, devices: 2000, idleMs: 500 }
-  : { reps: 3, warmupMs: 700, measureMs: 2000, latWarmupMs: 500, latMs: 2500, devices: 8000, idleMs: 1500 };
+  : { reps: 3, warmupMs: 600, measureMs: 1800, latWarmupMs: 400, latMs: 2000, devices: 8000, idleMs: 1500 };
 const RATE = 5000;
 const PAYLOAD = 100;
 const TRANSLATE = 'proxy-connector-evrythng';

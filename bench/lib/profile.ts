@@ -1,6 +1,7 @@
 /**
- * `npm run bench -- --profile`: runs the translating proxy (or `--paths=proxy-passthrough`)
- * under `node --cpu-prof` with QoS 0 and QoS 1 load, then prints where its CPU went:
+ * `npm run bench -- --profile [--connects]`: runs the translating proxy (or
+ * `--paths=proxy-passthrough`) under `node --cpu-prof` with QoS 0 and QoS 1 load (or, with
+ * `--connects`, three rounds of 4,000 device connects), then prints where its CPU went:
  * self time by function and by source area. The .cpuprofile stays in bench/results/.
  */
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
@@ -8,7 +9,10 @@ import { join } from 'node:path';
 import { startMosquitto } from './brokers.js';
 import { Child } from './proc.js';
 import { prepareTranslate } from './routes.js';
-import { type Path, type Rig, throughput } from './scenarios.js';
+import { devices, type Path, type Rig, throughput } from './scenarios.js';
+
+const CONNECT_DEVICES = 4000;
+
 import { fmt, table } from './stats.js';
 
 interface ProfileNode {
@@ -35,10 +39,9 @@ export function summarize(file: string, top = 20): string {
     if (!hits || n.callFrame.functionName === '(idle)') continue;
     total += hits;
     const where = area(n.callFrame.url);
-    const fn = `${n.callFrame.functionName || '(anonymous)'} ${where}:${n.callFrame.lineNumber + 1}`;
+    const fn = `${n.callFrame.functionName || '(anonymous)'}  ${where}`;
     byFn.set(fn, (byFn.get(fn) ?? 0) + hits);
-    const a = where.replace(/:\d+$/, '');
-    byArea.set(a, (byArea.get(a) ?? 0) + hits);
+    byArea.set(where, (byArea.get(where) ?? 0) + hits);
   }
   const rows = (m: Map<string, number>): string[][] =>
     [...m.entries()]
@@ -55,6 +58,7 @@ export function summarize(file: string, top = 20): string {
 
 export async function profileTranslate(here: string, quick: boolean): Promise<void> {
   const passthrough = process.argv.includes('--paths=proxy-passthrough');
+  const connects = process.argv.includes('--connects');
   const outDir = join(here, 'results', `profile-${Date.now()}`);
   mkdirSync(outDir, { recursive: true });
   const north = await startMosquitto();
@@ -65,7 +69,7 @@ export async function profileTranslate(here: string, quick: boolean): Promise<vo
     let identity: Path['identity'] = { clientId: 'bench-prof-{i}' };
     let topic = '$resource/temperature';
     if (!passthrough) {
-      setup = prepareTranslate(200);
+      setup = prepareTranslate(connects ? CONNECT_DEVICES : 200);
       if (typeof setup === 'string') throw new Error(`cannot profile the translating route: ${setup}`);
       routeArgs = [setup.route, setup.credentials];
       identity = setup.identity;
@@ -96,11 +100,16 @@ export async function profileTranslate(here: string, quick: boolean): Promise<vo
       devices: false,
     };
     const ms = quick ? 2000 : 6000;
-    for (const qos of [0, 1] as const) {
+    for (const qos of connects ? [] : ([0, 1] as const)) {
       const s = await throughput(rig, path, qos, 4, 500, ms);
       console.log(
-        `profiled QoS${qos} 4pub: ${fmt(s.msgsPerSec)} msg/s, ${fmt(s.hopUsPerMsg, 2)} µs/msg in the proxy`,
+        `profiled QoS${qos} 4pub: ${fmt(s.msgsPerSec)} msg/s, ${fmt(s.hopUsPerMsg, 2)} µs/msg in the proxy, ` +
+          `${fmt(s.downlinks)} downlinks back to the publishing devices`,
       );
+    }
+    for (let rep = 0; connects && rep < 3; rep++) {
+      const d = await devices(rig, { ...path, hopChild: proxy }, CONNECT_DEVICES, 200);
+      console.log(`profiled connects: ${d.devices} devices (${d.failed} failed), ${fmt(d.connectsPerSec)}/s`);
     }
     await proxy.stop(10000);
     const file = readdirSync(outDir).find((f) => f.endsWith('.cpuprofile'));

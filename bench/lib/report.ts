@@ -37,6 +37,8 @@ export function medians(r: Results) {
         brokerUsPerMsg: med(xs, (x) => x.brokerUsPerMsg),
         genUsPerMsg: med(xs, (x) => x.genUsPerMsg),
         lost: med(xs, (x) => x.lost),
+        foreignCpuShare: med(xs, (x) => x.foreignCpuShare),
+        downlinksPerMsg: med(xs, (x) => (x.delivered > 0 ? x.downlinks / x.delivered : 0)),
       };
     }
   }
@@ -44,7 +46,13 @@ export function medians(r: Results) {
   for (const [sc, byPath] of Object.entries(r.latency)) {
     lat[sc] = {};
     for (const [p, xs] of Object.entries(byPath)) {
-      lat[sc][p] = { p50: med(xs, (x) => x.p50), p99: med(xs, (x) => x.p99), max: med(xs, (x) => x.max) };
+      lat[sc][p] = {
+        p50: med(xs, (x) => x.p50),
+        p99: med(xs, (x) => x.p99),
+        max: med(xs, (x) => x.max),
+        deliveredPerSec: med(xs, (x) => x.deliveredPerSec),
+        hopUsPerMsg: med(xs, (x) => x.hopUsPerMsg),
+      };
     }
   }
   const dev: Record<string, Record<string, number>> = {};
@@ -125,6 +133,11 @@ export function render(m: Medians, labels: Record<string, string>, tgts: Target[
         ...tpPaths.map((p) => [label(p), ...tpScenarios.map((s) => fmt(m.throughput[s]?.[p]?.msgsPerSec))]),
       ]),
     );
+    const foreign = tpScenarios.map((sc) => {
+      const v = median(Object.values(m.throughput[sc] ?? {}).map((x) => x.foreignCpuShare ?? Number.NaN));
+      return `${sc} ${fmt(100 * v)}%`;
+    });
+    parts.push(`(machine CPU used by processes outside the benchmark, median: ${foreign.join(', ')})`);
     parts.push('\nCPU µs per message in the middle hop (median; broker CPU in brackets)');
     parts.push(
       table([
@@ -139,10 +152,19 @@ export function render(m: Medians, labels: Record<string, string>, tgts: Target[
       ]),
     );
   }
+  const echoes = tpScenarios.flatMap((sc) =>
+    Object.entries(m.throughput[sc] ?? {})
+      .filter(([, x]) => (x.downlinksPerMsg ?? 0) > 0)
+      .map(([p, x]) => `${label(p)}, ${sc}: ${fmt(x.downlinksPerMsg, 2)} per delivered message`),
+  );
+  if (echoes.length)
+    parts.push(`\nDownlinks received by the publishing devices during the window:\n  ${echoes.join('\n  ')}`);
   const latScenarios = Object.keys(m.latency);
   const latPaths = [...new Set(latScenarios.flatMap((s) => Object.keys(m.latency[s] ?? {})))];
   if (latPaths.length) {
-    parts.push('\nLatency at a fixed rate, µs p50 / p99 / max (median of repetitions)');
+    parts.push(
+      '\nLatency at a fixed rate, µs p50 / p99 / max (median of repetitions; 4 publishers) [hop CPU µs per message at that rate]',
+    );
     parts.push(
       table([
         ['path', ...latScenarios],
@@ -150,7 +172,10 @@ export function render(m: Medians, labels: Record<string, string>, tgts: Target[
           label(p),
           ...latScenarios.map((s) => {
             const x = m.latency[s]?.[p];
-            return `${fmt(x?.p50)} / ${fmt(x?.p99)} / ${fmt(x?.max)}`;
+            const rate = Number(/@(\d+)/.exec(s)?.[1] ?? 0);
+            const sat =
+              (x?.deliveredPerSec ?? 0) < 0.95 * rate ? ` (saturated: ${fmt(x?.deliveredPerSec)}/s)` : '';
+            return `${fmt(x?.p50)} / ${fmt(x?.p99)} / ${fmt(x?.max)} [${fmt(x?.hopUsPerMsg, 1)}]${sat}`;
           }),
         ]),
       ]),

@@ -1,8 +1,9 @@
 /**
  * What the translating path needs: the Connector → EVRYTHNG route from mappings/ and a
- * credentials file with one identity per simulated device, written to a temp dir.
+ * credentials file with one identity per simulated device (Connector token → Thng and
+ * API key), written to a temp dir that `cleanup` removes.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Identity } from './mqtt-raw.js';
@@ -17,16 +18,27 @@ export interface TranslateSetup {
 
 export const ROUTE = 'connector-to-evrythng';
 
-/** Returns the setup, or why the translating path cannot run yet. */
+/** The token of simulated device i (`{i}` in the load generator's identity template). */
+const token = (i: number | string): string => `bench-token-${i}-${'f'.repeat(24)}`;
+
+/** Returns the setup for `devices` devices (numbered from 0), or why the path cannot run. */
 export function prepareTranslate(devices: number): TranslateSetup | string {
   const routeFile = join('mappings', 'routes', `${ROUTE}.yaml`);
   if (!existsSync(routeFile)) return `${routeFile} does not exist yet`;
   const dir = mkdtempSync(join(tmpdir(), 'bench-creds-'));
-  void devices;
+  const lines = ['# Simulated Connector devices of the benchmark'];
+  const n = Math.max(devices, 100);
+  for (let i = 0; i < n; i++) {
+    lines.push(`- south: { deviceId: "d${i}", token: "${token(i)}" }`);
+    lines.push(`  north: { thngId: "T${i}", apiKey: "bench-api-key-${i}" }`);
+  }
+  const credentials = join(dir, 'credentials.yaml');
+  writeFileSync(credentials, `${lines.join('\n')}\n`);
   return {
     route: ROUTE,
-    credentials: '',
-    identity: { clientId: '' },
+    credentials,
+    // Token scheme: client id and username the device id, password the token.
+    identity: { clientId: 'd{i}', username: 'd{i}', password: token('{i}') },
     topic: '$resource/temperature',
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };

@@ -3,8 +3,10 @@
  * devices (memory and connect rate). Each function opens what it needs through the
  * load generator workers and closes it before returning, even on error.
  */
+
+import os from 'node:os';
 import type { Identity } from './mqtt-raw.js';
-import { type Child, cpuUs, rssBytes, sleep } from './proc.js';
+import { type Child, cpuUs, machineBusyUs, rssBytes, sleep } from './proc.js';
 
 export interface Path {
   key: string;
@@ -41,6 +43,10 @@ export interface ThroughputSample {
   delivered: number;
   /** QoS 0 messages given up as lost by the closed loop during the window. */
   lost: number;
+  /** PUBLISH packets the publishing devices received back during the window. */
+  downlinks: number;
+  /** Share of the machine's CPU (all cores) used by processes outside the benchmark. */
+  foreignCpuShare: number;
   seconds: number;
 }
 
@@ -74,9 +80,21 @@ async function withLoad<T>(
     });
     return await body();
   } finally {
+    await drain(rig);
     await rig.gen.request({ op: 'pub-close' }).catch(() => undefined);
     await rig.gen.request({ op: 'sub-close' }).catch(() => undefined);
     await sleep(200);
+  }
+}
+
+/** Waits (at most 10 s) until the subscriber stops receiving: no backlog leaks into the next run. */
+async function drain(rig: Rig): Promise<void> {
+  let prev = -1;
+  for (let i = 0; i < 40; i++) {
+    const c = (await rig.gen.request({ op: 'sub-count' }).catch(() => ({ count: prev }))).count as number;
+    if (c === prev) return;
+    prev = c;
+    await sleep(250);
   }
 }
 
@@ -85,13 +103,16 @@ interface Snap {
   tUs: number;
   genCpu: number;
   lost: number;
+  downlinks: number;
   hop: number;
   broker: number;
+  machine: number;
 }
 
 async function snap(rig: Rig, path: Path): Promise<Snap> {
   const hop = path.hopPid ? cpuUs(path.hopPid) : 0;
   const broker = cpuUs(rig.brokerPid);
+  const machine = machineBusyUs();
   const [s, p] = await Promise.all([
     rig.gen.request({ op: 'sub-count' }),
     rig.gen.request({ op: 'pub-stat' }),
@@ -101,8 +122,10 @@ async function snap(rig: Rig, path: Path): Promise<Snap> {
     tUs: s.tUs as number,
     genCpu: s.cpuUs as number,
     lost: p.lost as number,
+    downlinks: p.downlinks as number,
     hop,
     broker,
+    machine,
   };
 }
 
@@ -131,6 +154,10 @@ export function throughput(
       genUsPerMsg: per(b.genCpu - a.genCpu),
       delivered,
       lost: b.lost - a.lost,
+      downlinks: b.downlinks - a.downlinks,
+      foreignCpuShare:
+        (b.machine - a.machine - (b.hop - a.hop) - (b.broker - a.broker) - (b.genCpu - a.genCpu)) /
+        ((b.tUs - a.tUs) * os.cpus().length),
       seconds,
     };
   });
@@ -138,6 +165,10 @@ export function throughput(
 
 export interface LatencySample {
   n: number;
+  /** Messages per second received in the window: below the offered rate means the path saturated. */
+  deliveredPerSec: number;
+  /** Middle hop CPU per offered message at this rate (messages arrive one or two at a time). */
+  hopUsPerMsg: number;
   p50: number;
   p99: number;
   max: number;
@@ -155,14 +186,18 @@ export function latency(
   return withLoad(rig, path, qos, 4, true, async () => {
     await rig.gen.request({ op: 'pub-start', mode: 'rate', rate });
     await sleep(warmupMs);
+    const hop0 = path.hopPid ? cpuUs(path.hopPid) : Number.NaN;
     const from = (await rig.gen.request({ op: 'sub-count' })).tUs as number;
     await sleep(measureMs);
     const to = (await rig.gen.request({ op: 'sub-count' })).tUs as number;
+    const hop1 = path.hopPid ? cpuUs(path.hopPid) : Number.NaN;
     const stop = await rig.gen.request({ op: 'pub-stop' });
     await sleep(300);
     const r = await rig.gen.request({ op: 'sub-latency', fromUs: from, toUs: to });
     return {
       n: r.n as number,
+      deliveredPerSec: (r.n as number) / ((to - from) / 1e6),
+      hopUsPerMsg: (hop1 - hop0) / ((rate * (to - from)) / 1e6),
       p50: r.p50 as number,
       p99: r.p99 as number,
       max: r.max as number,
