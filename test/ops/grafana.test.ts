@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import type { SyntaxNode } from '@lezer/common';
 import { parser } from '@prometheus-io/lezer-promql';
 import {
@@ -39,7 +40,9 @@ const TARGET_LABELS = ['instance', 'job'];
 
 let broker: MosquittoBroker;
 let proxy: TestProxy;
+let translating: TestProxy;
 let scrape = '';
+let savedSecret: string | undefined;
 const clients: MqttClient[] = [];
 
 before(async () => {
@@ -56,13 +59,37 @@ before(async () => {
     await got;
   }
   await proxy.reload();
-  scrape = await (await fetch(`${proxy.metricsUrl}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+
+  // A translating route too (Connector devices onto akenza), for the per-route series.
+  savedSecret = process.env.AKENZA_SECRET;
+  process.env.AKENZA_SECRET = 'dashboard-test-secret';
+  translating = await startTestProxy({
+    north: { url: broker.url },
+    mapping: { dir: fileURLToPath(new URL('../../mappings', import.meta.url)), route: 'connector-to-akenza' },
+  });
+  // Device 12345 and its token, from mappings/credentials/connector-akenza.yaml.
+  const connector = await connectClient(translating.url, {
+    clientId: '12345',
+    username: '12345',
+    password: 'b7b34f55e948b94841820ea50868a2490632d78f',
+    protocolVersion: 4,
+  });
+  clients.push(connector);
+  // The translation histogram samples 1 PUBLISH in 16.
+  for (let i = 0; i < 40; i++)
+    await publish(connector, '$resource/temperature', String(20 + i / 10), { qos: 1 });
+  const get = async (p: TestProxy) =>
+    (await fetch(`${p.metricsUrl}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+  scrape = `${await get(proxy)}\n${await get(translating)}`;
 });
 
 after(async () => {
   await closeAll(clients);
   await proxy?.close(1000);
+  await translating?.close(1000);
   await broker?.stop();
+  if (savedSecret === undefined) delete process.env.AKENZA_SECRET;
+  else process.env.AKENZA_SECRET = savedSecret;
 });
 
 /** Metric families in the scrape: name -> type. */
@@ -149,6 +176,8 @@ test('traffic through the proxy produced samples for the core series', () => {
     'mqtt_proxy_north_connect_duration_seconds_bucket{',
     'mqtt_proxy_qos1_ack_duration_seconds_bucket{',
     'mqtt_proxy_config_reloads_total{',
+    'mqtt_proxy_messages_total{route="connector-to-akenza",direction="uplink"',
+    'mqtt_proxy_translate_duration_seconds_bucket{',
     'mqtt_proxy_process_cpu_seconds_total ',
   ]) {
     assert.ok(
