@@ -22,7 +22,7 @@ import {
   Service,
 } from 'kubernetes-models/v1';
 import { parseAllDocuments } from 'yaml';
-import { schemaLeaves } from '../../src/config/print.js';
+import { resolveConfig, schemaLeaves } from '../../src/config/print.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const k8sDir = join(root, 'deploy/kubernetes');
@@ -129,6 +129,17 @@ test('both the sidecar and the standalone examples run the proxy, with probes on
       assert.doesNotMatch(`${e.value ?? ''}`, /:[^/@\s]+@/, `${file}: ${e.name} holds a password literal`);
     }
     const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value]));
+    // The literal values form a valid configuration (Secret-backed ones get a stand-in).
+    const literal = Object.fromEntries(
+      (c.env ?? []).map((e) => [
+        e.name,
+        e.value ?? (e.name === 'MQTT_PROXY_NORTH_URL' ? 'mqtts://h:8883' : 'x'),
+      ]),
+    );
+    assert.doesNotThrow(
+      () => resolveConfig({ env: literal }),
+      `${file}: environment is not a valid configuration`,
+    );
     const grace = Number(env['MQTT_PROXY_SHUTDOWN_GRACE_MS'] ?? 10000);
     const preStop = c.lifecycle?.preStop?.sleep?.seconds ?? 0;
     assert.ok(
