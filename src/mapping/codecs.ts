@@ -171,13 +171,14 @@ export function makeCodec(spec: CodecSpec, defaultName: CodecName): Codec {
           return undefined;
         },
         encode(_msg, samples, _vars, nowUs) {
-          const list = samples.map((s) => {
+          const list: Array<Record<string, unknown>> = [];
+          for (const s of samples) {
             const o: Record<string, unknown> = withKey ? { [keyF]: s.key } : {};
             o[valueF] = sampleValue(s);
             const ts = s.ts ?? (stamp ? nowUs : undefined);
             if (timeF && ts !== undefined) o[timeF] = tsOut(ts, factor);
-            return o;
-          });
+            list.push(o);
+          }
           return Buffer.from(JSON.stringify(list));
         },
       };

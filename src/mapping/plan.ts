@@ -23,6 +23,15 @@ export interface PairSettings {
   kinds?: { up?: Partial<Record<Kind, Kind>>; down?: Partial<Record<Kind, Kind>> };
 }
 
+/** A message without a name cannot use a kind whose every rule needs one. */
+function fits(available: ReadonlyMap<Kind, readonly Rule[]>, k: Kind, name: string | undefined): boolean {
+  const rules = available.get(k);
+  if (rules === undefined) return false;
+  if (name !== undefined || k === 'samples') return true;
+  for (const r of rules) if (!r.nameCap) return true;
+  return false;
+}
+
 export class Plan {
   constructor(
     readonly south: CompiledDialect,
@@ -47,15 +56,11 @@ export class Plan {
     available: ReadonlyMap<Kind, readonly Rule[]>,
     name?: string,
   ): Kind | undefined {
-    // A message without a name cannot use a kind whose every rule needs one.
-    const fits = (k: Kind) => {
-      const rules = available.get(k);
-      return rules !== undefined && (name !== undefined || k === 'samples' || rules.some((r) => !r.nameCap));
-    };
     const forced = this.settings.kinds?.[dir]?.[kind];
-    if (forced) return fits(forced) ? forced : undefined;
-    if (fits(kind)) return kind;
-    for (const k of FALLBACK[kind] ?? []) if (fits(k)) return k;
+    if (forced) return fits(available, forced, name) ? forced : undefined;
+    if (fits(available, kind, name)) return kind;
+    const fb = FALLBACK[kind];
+    if (fb) for (const k of fb) if (fits(available, k, name)) return k;
     return undefined;
   }
 
@@ -91,15 +96,24 @@ export function encodeAll(
   if (msg.kind === 'samples') rule = targets[0];
   else {
     const named = msg.name !== undefined;
-    rule = targets.find((r) => r.nameCap === named) ?? targets.find((r) => !r.nameCap);
+    for (const r of targets)
+      if (r.nameCap === named) {
+        rule = r;
+        break;
+      }
+    if (!rule)
+      for (const r of targets)
+        if (!r.nameCap) {
+          rule = r;
+          break;
+        }
   }
   if (!rule) return { ok: false, reason: 'no_name' };
   const list: PublishOut[] = [];
   const qos = (rule.qos ?? msg.qos) as QoS;
   const dropped = peerVersion < 5 && (msg.contentType !== undefined || msg.userProperties !== undefined);
   if (msg.kind !== 'samples') {
-    const tv: Vars = rule.nameCap && msg.name !== undefined ? { ...vars, name: msg.name } : (vars as Vars);
-    const topic = rule.tpl.build(tv);
+    const topic = rule.tpl.build(vars, undefined, rule.nameCap ? msg.name : undefined);
     if (topic === undefined) return { ok: false, reason: 'unsafe_capture' };
     const payload = rule.codec.samples ? Buffer.alloc(0) : rule.codec.encode(msg, [], vars, nowUs);
     list.push(
@@ -125,7 +139,7 @@ export function encodeAll(
     }
     if (groups.size === 0) return { ok: false, reason: 'no_key' };
     for (const [key, g] of groups) {
-      const topic = rule.tpl.build(rule.keyCap ? { ...vars, key } : vars);
+      const topic = rule.tpl.build(vars, rule.keyCap ? key : undefined);
       if (topic === undefined) return { ok: false, reason: 'unsafe_capture' };
       const single =
         g.length === 1 && samples.length === 1 && rule.codec.name === 'value' && g[0]?.raw === original;

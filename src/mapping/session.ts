@@ -136,7 +136,8 @@ export class DialectSession implements SessionMapper {
     const out = encodeAll(msg, targets, this.p.vars, this.p.nowUs(), this.p.southVersion, payload);
     if (!out.ok) return { verdict: 'drop', reason: out.reason, rule: rule.name };
     if (!this.south.subs.automatic) {
-      const list = out.list.filter((o) => this.subscribed(o.topic));
+      const list: PublishOut[] = [];
+      for (const o of out.list) if (this.subscribed(o.topic)) list.push(o);
       if (list.length === 0) return { verdict: 'drop', reason: 'not_subscribed', rule: rule.name };
       return { south: list, verdict: 'continue', rule: rule.name };
     }
@@ -238,10 +239,11 @@ export class DialectSession implements SessionMapper {
     const out: string[] = [];
     for (const nk of this.p.plan.sourcesOf(southKind, this.northDownByKind, this.southDownByKind)) {
       for (const r of this.northDownByKind.get(nk) ?? []) {
-        const vars: Vars = { ...this.p.vars };
-        if (caps.key !== undefined && r.keyCap) vars.key = caps.key;
-        if (caps.name !== undefined && r.nameCap) vars.name = caps.name;
-        const f = (r.subscribe ?? r.tpl).filter(vars);
+        const f = (r.subscribe ?? r.tpl).filter(
+          this.p.vars,
+          r.keyCap ? caps.key : undefined,
+          r.nameCap ? caps.name : undefined,
+        );
         if (f !== undefined && !out.includes(f)) out.push(f);
         if (nk === 'samples') break; // one subscription per kind: the preferred rule
       }

@@ -18,10 +18,13 @@ export interface Template {
   readonly literal: boolean;
   /** Matches pre-split topic levels; captured values go into `out`. */
   match(levels: readonly string[], out: Vars): boolean;
-  /** Builds a topic; undefined when a value is missing or could widen the topic. */
-  build(vars: Readonly<Vars>): string | undefined;
-  /** Builds a subscription filter: captures absent from `vars` become `+` (or `#` for a multi-level one). */
-  filter(vars: Readonly<Vars>): string | undefined;
+  /**
+   * Builds a topic from identity variables and the message's key and name (given apart so
+   * that nothing is copied per message); undefined when a value is missing or could widen the topic.
+   */
+  build(vars: Readonly<Vars>, key?: string, name?: string): string | undefined;
+  /** Builds a subscription filter: captures without a value become `+` (or `#` for a multi-level one). */
+  filter(vars: Readonly<Vars>, key?: string, name?: string): string | undefined;
 }
 
 export interface TemplateOptions {
@@ -129,14 +132,19 @@ function compile(
       }
       return true;
     },
-    build(vars) {
+    build(vars, key, name) {
       let t = '';
       for (let i = 0; i < n; i++) {
         const l = levels[i] as Level;
         if (i > 0) t += '/';
         if ('lit' in l) t += l.lit;
         else {
-          const v = vars[l.cap];
+          const v =
+            l.cap === 'key' && key !== undefined
+              ? key
+              : l.cap === 'name' && name !== undefined
+                ? name
+                : vars[l.cap];
           if (v === undefined) return undefined;
           if (l.multi) {
             if (!safeLevels(v)) return undefined;
@@ -149,14 +157,19 @@ function compile(
       }
       return t;
     },
-    filter(vars) {
+    filter(vars, key, name) {
       let t = '';
       for (let i = 0; i < n; i++) {
         const l = levels[i] as Level;
         if (i > 0) t += '/';
         if ('lit' in l) t += l.lit;
         else {
-          const v = vars[l.cap];
+          const v =
+            l.cap === 'key' && key !== undefined
+              ? key
+              : l.cap === 'name' && name !== undefined
+                ? name
+                : vars[l.cap];
           if (v === undefined) t += l.multi ? '#' : '+';
           else if (!safeLevel(v)) return undefined;
           else t += enc(v);
