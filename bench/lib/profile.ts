@@ -19,6 +19,7 @@ interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
   hitCount?: number;
+  children?: number[];
 }
 
 function area(url: string): string {
@@ -43,6 +44,24 @@ export function summarize(file: string, top = 20): string {
     byFn.set(fn, (byFn.get(fn) ?? 0) + hits);
     byArea.set(where, (byArea.get(where) ?? 0) + hits);
   }
+  // Each busy sample charged to the nearest project function on its stack (itself or the
+  // library and native code it called): which part of src/ the time is spent for.
+  const parent = new Map<number, ProfileNode>();
+  for (const n of prof.nodes) {
+    for (const c of n.children ?? []) parent.set(c, n);
+  }
+  const byProjectFn = new Map<string, number>();
+  for (const n of prof.nodes) {
+    const hits = n.hitCount ?? 0;
+    if (!hits || n.callFrame.functionName === '(idle)') continue;
+    let cur: ProfileNode | undefined = n;
+    let guard = 0;
+    while (cur && !/\/src\//.test(cur.callFrame.url) && guard++ < 500) cur = parent.get(cur.id);
+    const key = cur
+      ? `${cur.callFrame.functionName || '(anonymous)'}  ${area(cur.callFrame.url)}`
+      : '(no project frame)';
+    byProjectFn.set(key, (byProjectFn.get(key) ?? 0) + hits);
+  }
   const rows = (m: Map<string, number>): string[][] =>
     [...m.entries()]
       .sort((a, b) => b[1] - a[1])
@@ -53,6 +72,11 @@ export function summarize(file: string, top = 20): string {
     table([['self time by function (busy samples only)', 'share'], ...rows(byFn)]),
     '',
     table([['self time by file / package', 'share'], ...rows(byArea)]),
+    '',
+    table([
+      ['time by nearest src/ function on the stack (incl. library/native callees)', 'share'],
+      ...rows(byProjectFn),
+    ]),
   ].join('\n');
 }
 
@@ -121,3 +145,5 @@ export async function profileTranslate(here: string, quick: boolean): Promise<vo
     if (setup && typeof setup !== 'string') setup.cleanup();
   }
 }
+
+if (process.argv[1]?.endsWith('profile.ts') && process.argv[2]) console.log(summarize(process.argv[2], 25));
