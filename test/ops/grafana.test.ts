@@ -10,6 +10,7 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { SyntaxNode } from '@lezer/common';
 import { parser } from '@prometheus-io/lezer-promql';
+import { parseAllDocuments } from 'yaml';
 import {
   closeAll,
   connectClient,
@@ -187,38 +188,61 @@ test('traffic through the proxy produced samples for the core series', () => {
   }
 });
 
+/**
+ * Problems of one query: syntax, metrics the proxy does not export, labels they lack, and
+ * `{{ label }}` / `{{ $labels.label }}` references (legends, alert texts) absent from the result.
+ */
+function checkQuery(where: string, expr: string, shownText: string, fams: Map<string, string>): string[] {
+  const problems: string[] = [];
+  const a = analyse(expr);
+  for (const e of a.errors) problems.push(`${where}: ${e}`);
+  if (a.selectors.length === 0) problems.push(`${where}: selects no metric`);
+  const available = new Set(TARGET_LABELS);
+  for (const s of a.selectors) {
+    const fam = familyOf(s.name, fams);
+    if (!fam) {
+      problems.push(`${where}: ${s.name || '(no name)'} is not exported by the proxy`);
+      continue;
+    }
+    const labels = new Set([...labelNamesOf(fam), ...(s.name.endsWith('_bucket') ? ['le'] : [])]);
+    for (const l of labels) available.add(l);
+    for (const l of s.labels) {
+      if (!labels.has(l) && !TARGET_LABELS.includes(l))
+        problems.push(`${where}: ${s.name} has no label ${l}`);
+    }
+  }
+  for (const l of a.grouping) if (!available.has(l)) problems.push(`${where}: groups by unknown label ${l}`);
+  // After `sum by (...)` only the grouping labels survive: a legend can show only those.
+  const shown = a.grouping.length > 0 ? new Set(a.grouping) : available;
+  for (const m of shownText.matchAll(/\{\{\s*(?:\$labels\.)?(\w+)\s*\}\}/g)) {
+    if (!shown.has(m[1] as string)) problems.push(`${where}: shows label ${m[1]}, absent from the result`);
+  }
+  return problems;
+}
+
 test('every panel query parses and selects only metrics the proxy exports, with labels they have', () => {
   const fams = families(scrape);
   assert.ok(fams.size > 20);
-  const problems: string[] = [];
-  for (const q of queries) {
-    const a = analyse(q.expr);
-    const where = `panel "${q.panel}": ${q.expr}`;
-    for (const e of a.errors) problems.push(`${where}: ${e}`);
-    if (a.selectors.length === 0) problems.push(`${where}: selects no metric`);
-    const available = new Set(TARGET_LABELS);
-    for (const s of a.selectors) {
-      const fam = familyOf(s.name, fams);
-      if (!fam) {
-        problems.push(`${where}: ${s.name || '(no name)'} is not exported by the proxy`);
-        continue;
-      }
-      const labels = new Set([...labelNamesOf(fam), ...(s.name.endsWith('_bucket') ? ['le'] : [])]);
-      for (const l of labels) available.add(l);
-      for (const l of s.labels) {
-        if (!labels.has(l) && !TARGET_LABELS.includes(l))
-          problems.push(`${where}: ${s.name} has no label ${l}`);
-      }
-    }
-    for (const l of a.grouping)
-      if (!available.has(l)) problems.push(`${where}: groups by unknown label ${l}`);
-    // After `sum by (...)` only the grouping labels survive: a legend can show only those.
-    const shown = a.grouping.length > 0 ? new Set(a.grouping) : available;
-    for (const m of q.legend.matchAll(/\{\{\s*(\w+)\s*\}\}/g)) {
-      if (!shown.has(m[1] as string))
-        problems.push(`${where}: legend shows label ${m[1]}, absent from the result`);
-    }
-  }
+  const problems = queries.flatMap((q) =>
+    checkQuery(`panel "${q.panel}": ${q.expr}`, q.expr, q.legend, fams),
+  );
+  assert.deepEqual(problems, []);
+});
+
+test('every alert rule of the PrometheusRule passes the same checks', () => {
+  const fams = families(scrape);
+  const rule = parseAllDocuments(
+    readFileSync(new URL('../../deploy/kubernetes/standalone/prometheusrule.yaml', import.meta.url), 'utf8'),
+  )[0]!.toJS() as {
+    spec: {
+      groups: Array<{ rules: Array<{ alert: string; expr: string; annotations?: Record<string, string> }> }>;
+    };
+  };
+  const rules = rule.spec.groups.flatMap((g) => g.rules);
+  assert.ok(rules.length >= 5);
+  const problems = rules.flatMap((r) =>
+    checkQuery(`alert ${r.alert}`, r.expr, Object.values(r.annotations ?? {}).join(' '), fams),
+  );
   assert.deepEqual(problems, []);
 });
 

@@ -9,7 +9,10 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
+import {
+  PrometheusRule,
+  ServiceMonitor,
+} from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { Deployment, type IDeployment } from 'kubernetes-models/apps/v1';
 import { HorizontalPodAutoscaler, type IHorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
@@ -55,6 +58,8 @@ const validators: Record<string, (body: object) => { validate(): void }> = {
   'autoscaling/v2/HorizontalPodAutoscaler': (b) => new HorizontalPodAutoscaler(b as IHorizontalPodAutoscaler),
   'policy/v1/PodDisruptionBudget': (b) =>
     new PodDisruptionBudget(b as ConstructorParameters<typeof PodDisruptionBudget>[0]),
+  'monitoring.coreos.com/v1/PrometheusRule': (b) =>
+    new PrometheusRule(b as ConstructorParameters<typeof PrometheusRule>[0]),
   'monitoring.coreos.com/v1/ServiceMonitor': (b) =>
     new ServiceMonitor(b as ConstructorParameters<typeof ServiceMonitor>[0]),
 };
