@@ -125,3 +125,30 @@ test('close() ends open keep-alive connections and is idempotent', async () => {
   await Promise.all([srv.close(), srv.close()]);
   await assert.rejects(fetch(`http://127.0.0.1:${srv.port}/healthz`));
 });
+
+test('malformed HTTP affects only its own connection', async () => {
+  const { connect } = await import('node:net');
+  const m = createMetrics();
+  const srv = await startMetricsServer({
+    host: '127.0.0.1',
+    port: 0,
+    registry: m.registry,
+    readiness: () => ({ ready: true, checks: {} }),
+  });
+  try {
+    const answer = await new Promise<string>((resolve) => {
+      const s = connect(srv.port, '127.0.0.1', () => s.write('\x00\x01 NOT HTTP AT ALL\r\n\r\n'));
+      let data = '';
+      s.setEncoding('utf8');
+      s.on('data', (d: string) => {
+        data += d;
+      });
+      s.on('close', () => resolve(data));
+      s.on('error', () => resolve(data));
+    });
+    assert.doesNotMatch(answer, /200 OK/);
+    assert.equal((await get(srv.port, '/healthz')).status, 200, 'still serving');
+  } finally {
+    await srv.close();
+  }
+});
