@@ -222,6 +222,21 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
         northVersion: connect.protocolVersion ?? 4,
         nowUs,
       });
+      // A will is translated like an uplink; one that does not map to exactly one north
+      // publish (or a shared gateway connection) cannot carry it and it is left out.
+      if (c.will && quirks.will === 'pass' && !gateway) {
+        const w = c.will;
+        const o = mapper.translateWill({
+          cmd: 'publish',
+          topic: w.topic,
+          payload: typeof w.payload === 'string' ? Buffer.from(w.payload) : w.payload,
+          qos: w.qos ?? 0,
+          retain: w.retain ?? false,
+          dup: false,
+        });
+        const out = o.north?.length === 1 ? o.north[0] : undefined;
+        if (out) connect.will = { topic: out.topic, payload: out.payload, qos: out.qos, retain: out.retain };
+      }
       let northPlan: NorthPlan = { mode: 'direct', connect, ...(opts.url ? { url: opts.url } : {}) };
       if (gateway && north.gateway) {
         const rules = usable(north.upRules, scheme.scheme, vars);

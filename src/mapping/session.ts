@@ -112,6 +112,14 @@ export class DialectSession implements SessionMapper {
       : { north: out.list, verdict: 'continue', rule: rule.name };
   }
 
+  /** The north form of a will message: an uplink that is never remembered as an echo. */
+  translateWill(packet: IPublishPacket): Outcome {
+    const n = this.echo.length;
+    const o = this.uplink(packet);
+    this.echo.length = n;
+    return o;
+  }
+
   downlink(packet: IPublishPacket): Outcome {
     const { levels } = splitTopic(packet.topic);
     const caps: Vars = {};
@@ -298,8 +306,26 @@ export class DialectSession implements SessionMapper {
     return false;
   }
 
+  /** A publish outside the rules: disconnect, drop, or an error message on the device's error topic. */
   private unknown(): Outcome {
     const u = this.south.unknownTopic;
+    if (u === 'error') {
+      const rule = this.southDownByKind.get('error')?.[0];
+      const topic = rule?.tpl.build(this.p.vars);
+      if (topic !== undefined && (this.south.subs.automatic || this.subscribed(topic))) {
+        const error = {
+          error_type: 'GATEWAY_INVALID_MQTT_TOPIC',
+          device_id: this.p.vars.deviceId,
+          description: 'no rule matches this topic',
+        };
+        const payload = Buffer.from(JSON.stringify(error));
+        return {
+          south: [{ topic, payload, qos: 0, retain: false }],
+          verdict: 'drop',
+          reason: 'unknown_topic',
+        };
+      }
+    }
     return { verdict: u === 'disconnect' ? 'disconnect' : 'drop', reason: 'unknown_topic' };
   }
 

@@ -27,6 +27,8 @@ interface Case {
   down?: Pkt;
   out?: Pkt[];
   drop?: string;
+  /** Packets sent back to the sender's side (an error answer). */
+  back?: Pkt[];
   disconnect?: string;
   reason?: string;
   subscribe?: Array<{ topic: string; qos: QoS }>;
@@ -120,6 +122,7 @@ async function runCase(t: ReturnType<typeof openTranslator>, c: Case): Promise<v
   if (c.drop) {
     assert.equal(o.verdict, 'drop');
     assert.equal(o.reason, c.drop);
+    assert.deepEqual(shown(c.up ? o.south : o.north), c.back ?? []);
     return;
   }
   if (c.disconnect) {
