@@ -22,7 +22,7 @@ import { startRouteProxy, tempDir, writeCredentials } from './kit.js';
 
 const API_KEY = 'evt-key-foxtrackr-0123456789';
 const FOX_PW = 'fox-password-777';
-const envelope = (type: string, field: string, body: unknown, timeMs: number): string =>
+const envelope = (field: string, body: unknown, timeMs: number): string =>
   JSON.stringify({ messageType: 1, deviceId: '777', version: 3, timeMs, [field]: body });
 
 describe('foxtrackr trackers → EVRYTHNG', () => {
@@ -62,22 +62,13 @@ describe('foxtrackr trackers → EVRYTHNG', () => {
 
   it('an envelope becomes a Thng property update with the tracker time in ms', async () => {
     const up = nextMessage(platform, '/thngs/UXYZ777/properties/bat', 5000);
-    await publish(
-      tracker,
-      'foxtrackr/777/V3.0/bat',
-      envelope('bat', 'battery', { level: 87 }, 1700000000123),
-      {
-        qos: 1,
-      },
-    );
+    await publish(tracker, 'foxtrackr/777/V3.0/bat', envelope('battery', { level: 87 }, 1700000000123), {
+      qos: 1,
+    });
     const m = await up;
     assert.deepEqual(JSON.parse(m.payload.toString()), [{ value: { level: 87 }, timestamp: 1700000000123 }]);
     const t = nextMessage(platform, '/thngs/UXYZ777/properties/temp', 5000);
-    await publish(
-      tracker,
-      'foxtrackr/777/V3.0/temp',
-      envelope('temp', 'temperature', { c: 4.5 }, 1700000001000),
-    );
+    await publish(tracker, 'foxtrackr/777/V3.0/temp', envelope('temperature', { c: 4.5 }, 1700000001000));
     assert.deepEqual(JSON.parse((await t).payload.toString()), [
       { value: { c: 4.5 }, timestamp: 1700000001000 },
     ]);
@@ -85,7 +76,7 @@ describe('foxtrackr trackers → EVRYTHNG', () => {
 
   it("drops another tracker's topic and an envelope without its body", async () => {
     const seen = gather(platform, '/thngs/#', 1000);
-    await publish(tracker, 'foxtrackr/778/V3.0/bat', envelope('bat', 'battery', { level: 1 }, 1), { qos: 1 });
+    await publish(tracker, 'foxtrackr/778/V3.0/bat', envelope('battery', { level: 1 }, 1), { qos: 1 });
     await publish(tracker, 'foxtrackr/777/V3.0/bat', JSON.stringify({ deviceId: '777', timeMs: 1 }), {
       qos: 1,
     });
