@@ -38,6 +38,8 @@ export interface LoadRouteOptions {
   mintJwtSync?: MintJwtSync;
   /** Watch the files and reload on change (default true). */
   watch?: boolean;
+  /** The process's north URL (routes without their own `url`): used to activate devices north. */
+  northUrl?: string | undefined;
 }
 
 /** Thrown when a mapping is invalid; each line of `errors` reads "file:line:col: message (hint)". */
@@ -80,7 +82,10 @@ export async function buildRoute(
       `${spec.file}:1:1: route '${spec.name}' has no identity source (add identity: { file: ... } or pass --credentials)`,
     );
   }
-  const local = await routeLocal(spec, opts.dir, opts.store, index, errors);
+  const local = await routeLocal(spec, opts.dir, opts.store, index, errors, {
+    url: opts.northUrl,
+    log: opts.log,
+  });
   if (errors.length > 0) return { errors, watched: [] };
   const handler = createDialectRoute({
     name: spec.name,

@@ -13,6 +13,7 @@ import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import type { ConnectDecision, RouteHandler, SouthHello } from '../core/contract.js';
+import type { Logger } from '../log/logger.js';
 import { compileText } from '../mapping/codecs.js';
 import type { SouthScheme } from '../mapping/dialect.js';
 import { type IdentitySource, recognise } from '../mapping/engine.js';
@@ -28,6 +29,7 @@ import {
 } from '../mapping/provision.js';
 import type { Vars } from '../mapping/template.js';
 import type { CredentialStore, StoreRecord } from '../store/types.js';
+import { ActivatingIdentity, type NorthActivation } from './north-provision.js';
 
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 
@@ -197,9 +199,25 @@ export async function routeLocal(
   store: CredentialStore | undefined,
   index: CredentialsIndex,
   errors: string[],
+  north: { url?: string | undefined; log: Logger },
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<RouteLocal | undefined> {
   const id = spec.identity;
+  const activation = northActivation(spec, store, north.url);
+  if (activation && store) {
+    const ns = id.store ?? `${spec.north}-north`;
+    return {
+      identity: new ActivatingIdentity(
+        index,
+        store,
+        ns,
+        activation,
+        north.log.child({ part: 'north-activation' }),
+      ),
+      watched: [],
+      wrap: (h) => h,
+    };
+  }
   if (!id.provision && !spec.content && !spec.offlineSync) return undefined;
   const local: LocalServices = spec.offlineSync ? { offlineSync: true } : {};
   const out: RouteLocal = { watched: [], wrap: (h) => h };
@@ -236,4 +254,22 @@ export async function routeLocal(
   const keepalive = spec.plan.north.keepaliveMax;
   out.wrap = (h) => withLocalRequests(h, spec.plan, keepalive, local);
   return out;
+}
+
+/** North activation settings when the north dialect lets devices activate themselves and a store is there. */
+function northActivation(
+  spec: RouteSpec,
+  store: CredentialStore | undefined,
+  northUrl: string | undefined,
+): NorthActivation | undefined {
+  const rule = spec.plan.north.upRules.find((r) => r.up === 'provision');
+  const url = spec.url ?? northUrl;
+  if (!rule || !store || !spec.identity.store || !url) return undefined;
+  return {
+    url,
+    topic: (v) => rule.tpl.build(v),
+    idVar: 'deviceId',
+    tokenVar: 'token',
+    credentialVars: ['token', 'password'],
+  };
 }

@@ -1,0 +1,193 @@
+/**
+ * EVRYTHNG as the face shown to devices and applications, Connector as the platform behind
+ * (the aedes Connector emulator): the shipped route evrythng-to-connector. The proxy
+ * activates a device on the Connector when it has no token yet and keeps the token in the
+ * store; properties are translated both ways; a subscription outside the key's thng stays
+ * silent; the native WebSocket face (the `ws` client) works through the same route, 403 on a
+ * bad key.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import WebSocket from 'ws';
+import { type ConnectorPlatform, startConnectorPlatform } from '../emulators/connector-platform.js';
+import {
+  closeAll,
+  connectClient,
+  gather,
+  type MqttClient,
+  nextMessage,
+  publish,
+  subscribe,
+  tryConnect,
+} from '../helpers/clients.js';
+import type { TestProxy } from '../helpers/proxy.js';
+import { type MappingsDir, mappingsDir, proxyFor, type TempStore, tempStore } from './connector-env.js';
+
+const KEY_1 = 'evt-device-key-one-0123456789';
+const KEY_2 = 'evt-device-key-two-0123456789';
+
+describe('EVRYTHNG face onto a Connector platform (route evrythng-to-connector)', () => {
+  let connector: ConnectorPlatform;
+  let mappings: MappingsDir;
+  let st: TempStore;
+  let proxy: TestProxy;
+  const clients: MqttClient[] = [];
+
+  before(async () => {
+    connector = await startConnectorPlatform({
+      authType: 'token',
+      devices: [{ id: 'dev-known', token: 'known-token-0123456789' }],
+    });
+    const shipped = readFileSync(
+      join(import.meta.dirname, '../../mappings/routes/evrythng-to-connector.yaml'),
+      'utf8',
+    );
+    mappings = mappingsDir({
+      // The shipped route with this test's Connector URL and credentials.
+      'routes/evrythng-to-connector.yaml': shipped
+        .replace(/^# url: .*$/m, `url: ${connector.url}`)
+        .replace('credentials/evrythng-connector.yaml', 'credentials/test-evrythng-connector.yaml'),
+      'credentials/test-evrythng-connector.yaml': [
+        `- south: { apiKey: "${KEY_1}", thngId: THNG1 }`,
+        '  north: { deviceId: dev-e1 }',
+        `- south: { apiKey: "${KEY_2}", thngId: THNG2 }`,
+        '  north: { deviceId: dev-known, token: "known-token-0123456789" }',
+        '',
+      ].join('\n'),
+    });
+    st = tempStore();
+    proxy = await proxyFor(connector, mappings, 'evrythng-to-connector', st.store, {
+      listen: { nativeWs: true },
+    });
+  });
+
+  after(async () => {
+    await closeAll(clients);
+    await proxy?.close();
+    await st?.cleanup();
+    await connector?.stop();
+    mappings?.cleanup();
+  });
+
+  const evt = async (key: string) => {
+    const c = await connectClient(proxy.url, { username: 'authorization', password: key });
+    clients.push(c);
+    return c;
+  };
+
+  it('activates a device without a token on the Connector once and keeps the token', async () => {
+    const c = await evt(KEY_1);
+    assert.ok(c.connected);
+    assert.deepEqual(connector.provisionRequests, [{ deviceId: 'dev-e1', accepted: true }]);
+    const kept = await st.store.get('connector-north', 'dev-e1');
+    assert.equal(kept?.token, connector.device('dev-e1')?.token);
+    c.end();
+    const again = await evt(KEY_1);
+    assert.ok(again.connected);
+    assert.equal(connector.provisionRequests.length, 1, 'a second activation was attempted');
+  });
+
+  it('uses a token from the credentials file without activating', async () => {
+    const c = await evt(KEY_2);
+    assert.ok(c.connected);
+    assert.ok(!connector.provisionRequests.some((r) => r.deviceId === 'dev-known'));
+  });
+
+  it('refuses a wrong API key (CONNACK 4) and a wrong username', async () => {
+    const bad = await tryConnect(proxy.url, { username: 'authorization', password: 'nope-not-a-key' });
+    assert.notEqual(bad.connack?.returnCode ?? -1, 0);
+    const user = await tryConnect(proxy.url, { username: 'someone', password: KEY_1 });
+    assert.notEqual(user.connack?.returnCode ?? -1, 0);
+  });
+
+  it('translates property updates to $resource publishes on the device', async () => {
+    const c = await evt(KEY_1);
+    await publish(
+      c,
+      '/thngs/THNG1/properties/temp',
+      JSON.stringify([{ value: 21.5, timestamp: Date.now() }]),
+      {
+        qos: 1,
+      },
+    );
+    await publish(
+      c,
+      '/thngs/THNG1/properties',
+      JSON.stringify([
+        { key: 'mode', value: 'eco' },
+        { key: 'level', value: 3 },
+      ]),
+      { qos: 1 },
+    );
+    await connector.waitFor(() => connector.device('dev-e1')?.resources.has('level') === true, 5000, 'level');
+    const r = connector.device('dev-e1')!.resources;
+    assert.equal(r.get('temp')?.value, '21.5');
+    assert.equal(r.get('mode')?.value, 'eco');
+    assert.equal(r.get('level')?.value, '3');
+    // Another thng's topic is not this key's: nothing reaches the Connector.
+    const before = connector.device('dev-e1')!.uplinks.length;
+    await publish(c, '/thngs/THNG2/properties/temp', JSON.stringify([{ value: 99 }]), { qos: 1 });
+    await new Promise((res) => setTimeout(res, 200));
+    assert.equal(connector.device('dev-e1')!.uplinks.length, before);
+    assert.equal(connector.device('dev-known')?.resources.get('temp'), undefined);
+  });
+
+  it('delivers Connector changes as [{value, timestamp}] on the subscribed property topic', async () => {
+    const c = await evt(KEY_1);
+    await subscribe(c, '/thngs/THNG1/properties/setpoint', { qos: 1 });
+    const got = nextMessage(c, '/thngs/THNG1/properties/setpoint');
+    await connector.set('dev-e1', 'setpoint', '19');
+    const body = JSON.parse((await got).payload.toString()) as Array<{ value: unknown; timestamp: number }>;
+    assert.equal(body[0]?.value, 19);
+    assert.ok(Math.abs((body[0]?.timestamp ?? 0) - Date.now()) < 60_000, 'timestamp in ms');
+  });
+
+  it('keeps a subscription outside the key silent: granted, nothing arrives', async () => {
+    const c = await evt(KEY_1);
+    const granted = await subscribe(c, '/thngs/THNG2/properties/setpoint', { qos: 1 });
+    assert.ok(granted.every((g) => g.qos < 0x80));
+    const watch = gather(c, '#', 500);
+    await connector.set('dev-known', 'setpoint', '5');
+    assert.deepEqual(await watch, []);
+  });
+
+  it('native WebSocket: publishes from the socket and pushes updates as JSON; 403 on a bad key', async () => {
+    const port = proxy.ports.ws;
+    const url = `ws://127.0.0.1:${port}/thngs/THNG1/properties/humidity?access_token=${KEY_1}`;
+    const ws = new WebSocket(url);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    const pushed = new Promise<string>((resolve) => ws.once('message', (d: Buffer) => resolve(d.toString())));
+    ws.send(JSON.stringify([{ value: 48 }]));
+    await connector.waitFor(
+      () => connector.device('dev-e1')?.resources.get('humidity')?.value === '48',
+      5000,
+      'ws uplink',
+    );
+    await connector.set('dev-e1', 'humidity', '50');
+    const body = JSON.parse(await pushed) as Array<{ value: unknown }>;
+    assert.equal(body[0]?.value, 50);
+    ws.close();
+    // Authorization header instead of the query string.
+    const viaHeader = new WebSocket(`ws://127.0.0.1:${port}/thngs/THNG1/properties/humidity`, {
+      headers: { Authorization: KEY_1 },
+    });
+    await new Promise<void>((resolve, reject) => {
+      viaHeader.once('open', () => resolve());
+      viaHeader.once('error', reject);
+    });
+    viaHeader.close();
+    const status = await new Promise<number>((resolve) => {
+      const bad = new WebSocket(
+        `ws://127.0.0.1:${port}/thngs/THNG1/properties/humidity?access_token=wrong-key`,
+      );
+      bad.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      bad.once('error', () => resolve(-1));
+    });
+    assert.equal(status, 403);
+  });
+});
