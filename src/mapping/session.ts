@@ -245,6 +245,9 @@ export class DialectSession implements SessionMapper {
   /** North filters to subscribe for a kind the south side receives. */
   northFiltersFor(southKind: Kind, caps: Readonly<Vars>): string[] {
     const out: string[] = [];
+    // A north dialect that scopes subscriptions with ?project= (EVRYTHNG) gets the session's project.
+    const project = this.north.options.has('project') ? this.p.vars.project : undefined;
+    const scope = project ? `?project=${encodeURIComponent(project)}` : '';
     for (const nk of this.p.plan.sourcesOf(southKind, this.northDownByKind, this.southDownByKind)) {
       for (const r of this.northDownByKind.get(nk) ?? []) {
         const f = (r.subscribe ?? r.tpl).filter(
@@ -252,7 +255,7 @@ export class DialectSession implements SessionMapper {
           r.keyCap ? caps.key : undefined,
           r.nameCap ? caps.name : undefined,
         );
-        if (f !== undefined && !out.includes(f)) out.push(f);
+        if (f !== undefined && !out.includes(f + scope)) out.push(f + scope);
         if (nk === 'samples') break; // one subscription per kind: the preferred rule
       }
     }
