@@ -183,8 +183,8 @@ export async function startProxy(config: ProxyConfig, opts: ProxyOptions = {}): 
       connectionCount: () => sessions.size,
       async reload() {
         if (!loaded) return true;
+        // The route loader counts reloads (config_reloads_total{kind="mapping"}).
         const res = await loaded.reload();
-        metrics.reloadsTotal.labels('mappings', res.ok ? 'success' : 'failure').inc();
         if (!res.ok)
           for (const e of res.errors)
             log.error({ error: e }, 'reload refused: mapping invalid, old version kept');

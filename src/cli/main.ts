@@ -49,6 +49,12 @@ async function run(argv: string[]): Promise<number> {
       return 2;
     }
     args.push(a);
+    // `--flag value` as well as `--flag=value`.
+    const next = argv[i + 1];
+    if (!a.includes('=') && next !== undefined && !next.startsWith('--')) {
+      args.push(next);
+      i++;
+    }
   }
   let config: ReturnType<typeof resolveConfig>;
   try {

@@ -5,14 +5,14 @@
  */
 import convict from 'convict';
 
+const isPort = (v: unknown): boolean => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 65535;
 const port = (v: unknown): void => {
-  if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > 65535) {
-    throw new Error('must be a port number from 0 to 65535 (0 picks a free port, -1 is not allowed)');
-  }
+  if (!isPort(v)) throw new Error('must be a port number from 0 to 65535 (0 picks a free port)');
 };
 const optionalPort = (v: unknown): void => {
-  if (v === -1) return;
-  port(v);
+  if (v !== -1 && !isPort(v)) {
+    throw new Error('must be a port number from 0 to 65535 (0 picks a free port), or -1 to disable it');
+  }
 };
 const positiveInt = (v: unknown): void => {
   if (!Number.isInteger(v) || (v as number) <= 0) throw new Error('must be a positive whole number');
