@@ -7,24 +7,11 @@ import { type Logger, pino } from 'pino';
 
 export type { Logger } from 'pino';
 
-/** Field paths censored in every log line. */
+const SECRET_FIELDS = ['password', 'secret', 'token', 'apiKey', 'jwt', 'authorization', 'key', 'privateKey'];
+
+/** Field paths censored in every log line: each secret field at the top and two levels down. */
 export const REDACT_PATHS = [
-  'password',
-  '*.password',
-  'secret',
-  '*.secret',
-  'token',
-  '*.token',
-  'apiKey',
-  '*.apiKey',
-  'jwt',
-  '*.jwt',
-  'authorization',
-  '*.authorization',
-  'key',
-  '*.key',
-  'privateKey',
-  '*.privateKey',
+  ...SECRET_FIELDS.flatMap((f) => [f, `*.${f}`, `*.*.${f}`]),
   'headers.authorization',
   'req.headers.authorization',
 ];
