@@ -14,6 +14,8 @@ import {
   collect,
   connectClient,
   type MqttClient,
+  mosquittoPub,
+  mosquittoSub,
   nextMessage,
   publish,
   subscribe,
@@ -144,6 +146,37 @@ describe('Connector device through the proxy to EVRYTHNG (mosquitto)', () => {
     assert.equal(m.topic, '$resource/target');
     assert.equal(m.payload.toString(), '19.5');
     assert.equal(m.packet.qos, 0, 'Connector downlinks are QoS 0');
+  });
+
+  test('mosquitto_pub as the device, mosquitto_sub as the platform observer: a batch keeps the device times', async () => {
+    assert.ok(r);
+    const sub = mosquittoSub({
+      url: r.broker.url,
+      topics: ['/thngs/UXYZ/properties/batt'],
+      count: 1,
+      qos: 1,
+      extra: ['-u', 'observer', '-P', 'observer-pw'],
+    });
+    await sub.ready;
+    const batch = JSON.stringify([
+      { timestamp: 1600000000000000, values: { batt: 90 } },
+      { timestamp: 1600000060000000, values: { batt: 89 } },
+    ]);
+    const pub = await mosquittoPub({
+      url: r.proxy.url,
+      topic: '$resource.batch',
+      message: batch,
+      qos: 1,
+      version: 'mqttv311',
+      extra: ['-i', '12345', '-u', '12345', '-P', TOKEN],
+    });
+    assert.equal(pub.code, 0, pub.stderr);
+    const got = await sub.result;
+    assert.equal(got.messages.length, 1);
+    assert.deepEqual(JSON.parse(got.messages[0]?.payload ?? ''), [
+      { value: 90, timestamp: 1600000000000 },
+      { value: 89, timestamp: 1600000060000 },
+    ]);
   });
 
   test('a wrong token is refused with CONNACK 4 and never reaches the platform', async () => {
