@@ -8,9 +8,8 @@ import { isAbsolute, join } from 'node:path';
 import type { IPublishPacket, QoS } from 'mqtt-packet';
 import { parse } from 'yaml';
 import type { Outcome, PublishOut, SubscribePlan, UnsubscribePlan } from '../core/contract.js';
-import { loadMappings } from '../mapping/load.js';
+import { loadMappings, planFor } from '../mapping/load.js';
 import type { PairSettings } from '../mapping/plan.js';
-import { Plan } from '../mapping/plan.js';
 import type { DialectSession } from '../mapping/session.js';
 import { openTranslator } from '../mapping/translator.js';
 import { parseCredentials } from '../routes/credentials.js';
@@ -299,7 +298,9 @@ async function translate(a: Args, io: Io): Promise<number> {
   if (credentials)
     vars = { ...routeVars, ...(await pickCredentials(credentials, { ...session?.vars, ...a.vars })) };
   const now = a.now;
-  const t = openTranslator(new Plan(s, n, settings), vars, {
+  const plan = planFor(m, south, north, settings);
+  if (!plan) throw new UsageError(`no plan for ${south} -> ${north}`);
+  const t = openTranslator(plan, vars, {
     ...(now !== undefined ? { nowUs: () => now * 1000 } : {}),
     southVersion: a.mqtt5 ? 5 : 4,
   });

@@ -39,6 +39,8 @@ export interface RouteSpec {
 
 export interface LoadedMappings {
   dialects: Map<string, CompiledDialect>;
+  /** Per "south>north" pair file: its settings and the dialects with its rule overrides. */
+  pairs: Map<string, { settings: PairSettings; south?: CompiledDialect; north?: CompiledDialect }>;
   routes: Map<string, RouteSpec>;
   errors: string[];
 }
@@ -66,6 +68,54 @@ interface RawRoute {
 interface RawPair extends PairSettings {
   south: string;
   north: string;
+  override?: {
+    south?: Record<string, Record<string, unknown>>;
+    north?: Record<string, Record<string, unknown>>;
+  };
+}
+
+/**
+ * A dialect with some of its topic rules replaced for one pair. Errors point into the pair
+ * file (at the override of the rule concerned).
+ */
+function overridden(
+  dialectSrc: Source,
+  pairSrc: Source,
+  side: 'south' | 'north',
+  changes: Record<string, Record<string, unknown>>,
+  report: Reporter,
+): CompiledDialect | undefined {
+  const raw = structuredClone(dialectSrc.value) as { dialect: string; topics: Array<{ name: string }> };
+  const names: string[] = [];
+  let ok = true;
+  for (const [rule, fields] of Object.entries(changes)) {
+    const i = raw.topics.findIndex((t) => t.name === rule);
+    if (i < 0) {
+      report.error(
+        pairSrc,
+        ['override', side, rule],
+        `no topic rule named '${rule}' in dialect '${raw.dialect}'`,
+        undefined,
+        true,
+      );
+      ok = false;
+      continue;
+    }
+    raw.topics[i] = { ...raw.topics[i], ...fields } as { name: string };
+    names[i] = rule;
+  }
+  if (!ok) return undefined;
+  const src: Source = {
+    file: pairSrc.file,
+    value: raw,
+    pos: (path, key) => {
+      const rule = path[0] === 'topics' && typeof path[1] === 'number' ? names[path[1]] : undefined;
+      return rule
+        ? pairSrc.pos(['override', side, rule, ...path.slice(2)], key)
+        : pairSrc.pos(['override', side], key);
+    },
+  };
+  return compileDialect(src, report);
 }
 
 export function loadMappings(files: readonly MappingFile[]): LoadedMappings {
@@ -101,16 +151,32 @@ export function loadMappings(files: readonly MappingFile[]): LoadedMappings {
     }
   }
   const known = (name: string) => dialects.has(name) || broken.has(name);
-  for (const { src, pair } of pairs.values()) {
+  const pairOut: LoadedMappings['pairs'] = new Map();
+  for (const [key, { src, pair }] of pairs) {
+    const entry: { settings: PairSettings; south?: CompiledDialect; north?: CompiledDialect } = {
+      settings: {
+        ...(pair.prefer ? { prefer: pair.prefer } : {}),
+        ...(pair.kinds ? { kinds: pair.kinds } : {}),
+      },
+    };
     for (const side of ['south', 'north'] as const) {
-      if (!known(pair[side]))
+      if (!known(pair[side])) {
         report.error(
           src,
           [side],
           `unknown dialect '${pair[side]}'`,
           `dialects: ${[...dialectFile.keys()].join(', ')}`,
         );
+        continue;
+      }
+      const changes = pair.override?.[side];
+      const dsrc = dialectFile.get(pair[side]);
+      if (changes && dsrc && dialects.has(pair[side])) {
+        const d = overridden(dsrc, src, side, changes, report);
+        if (d) entry[side] = d;
+      }
     }
+    pairOut.set(key, entry);
   }
   for (const src of routeSrcs) {
     const r = src.value as RawRoute;
@@ -126,8 +192,9 @@ export function loadMappings(files: readonly MappingFile[]): LoadedMappings {
         ok = false;
       }
     }
-    const south = dialects.get(r.south);
-    const north = dialects.get(r.north);
+    const pairEntry = pairOut.get(`${r.south}>${r.north}`);
+    const south = pairEntry?.south ?? dialects.get(r.south);
+    const north = pairEntry?.north ?? dialects.get(r.north);
     if (r.connection === 'gateway' && north && !north.gateway) {
       report.error(src, ['connection'], `dialect '${r.north}' declares no gateway`, `use connection: direct`);
       ok = false;
@@ -161,19 +228,31 @@ export function loadMappings(files: readonly MappingFile[]): LoadedMappings {
       plan: new Plan(south, north, settings),
     });
   }
-  return { dialects, routes, errors: report.errors };
+  return { dialects, pairs: pairOut, routes, errors: report.errors };
 }
 
-/** A plan for any two loaded dialects (the `translate` command needs no route file). */
+/**
+ * A plan for any two loaded dialects (the `translate` command needs no route file): the
+ * pair file's overrides and settings apply, `settings` win over the pair's.
+ */
 export function planFor(
   m: LoadedMappings,
   south: string,
   north: string,
   settings: PairSettings = {},
 ): Plan | undefined {
-  const s = m.dialects.get(south);
-  const n = m.dialects.get(north);
-  return s && n ? new Plan(s, n, settings) : undefined;
+  const pair = m.pairs.get(`${south}>${north}`);
+  const s = pair?.south ?? m.dialects.get(south);
+  const n = pair?.north ?? m.dialects.get(north);
+  if (!s || !n) return undefined;
+  const p = pair?.settings;
+  return new Plan(s, n, {
+    prefer: { ...p?.prefer, ...settings.prefer },
+    kinds: {
+      up: { ...p?.kinds?.up, ...settings.kinds?.up },
+      down: { ...p?.kinds?.down, ...settings.kinds?.down },
+    },
+  });
 }
 
 function baseName(p: string): string {

@@ -212,6 +212,12 @@ export const routeSchema = {
   },
 };
 
+const { name: _ruleName, ...ruleFields } = topicRule.properties;
+const ruleOverrides = {
+  type: 'object',
+  additionalProperties: { type: 'object', additionalProperties: false, properties: ruleFields },
+};
+
 export const pairSchema = {
   type: 'object',
   additionalProperties: false,
@@ -222,6 +228,12 @@ export const pairSchema = {
     north: { type: 'string' },
     prefer,
     kinds: kindMap,
+    // Replaces fields of named topic rules of either dialect, for this pair only.
+    override: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { south: ruleOverrides, north: ruleOverrides },
+    },
   },
 };
 

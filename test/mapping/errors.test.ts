@@ -146,3 +146,54 @@ test('credentials: unset environment variables are named, never their values', (
   assert.deepEqual(csv.records, [{ south: { token: 't1' }, north: { thngId: 'T1', apiKey: 'k' } }]);
   assert.deepEqual(csv.errors, ['creds.csv:3:1: 2 cells, the header has 3']);
 });
+
+test('a pair file overrides a rule for one pair; its errors point into the pair file', async () => {
+  const { planFor } = await import('../../src/mapping/load.js');
+  const { openTranslator } = await import('../../src/mapping/translator.js');
+  const pair = {
+    path: 'mappings/pairs/connector-evrythng.yaml',
+    folder: 'pairs',
+    text: 'south: connector\nnorth: evrythng\noverride:\n  north:\n    property:\n      payload: { codec: value_list, value: v, time: t, unit: s, stamp: true }\n',
+  };
+  const m = loadMappings([...shippedMappings(), pair]);
+  assert.deepEqual(m.errors, []);
+  const plan = planFor(m, 'connector', 'evrythng');
+  assert.ok(plan);
+  const t = openTranslator(
+    plan,
+    { deviceId: 'd', token: 'x', thngId: 'T', apiKey: 'k' },
+    { nowUs: () => 1_700_000_000_000_000 },
+  );
+  const o = await t.uplink({
+    cmd: 'publish',
+    topic: '$resource/temp',
+    payload: Buffer.from('5'),
+    qos: 0,
+    retain: false,
+    dup: false,
+  });
+  assert.equal(o.north?.[0]?.payload.toString(), '[{"v":5,"t":1700000000}]');
+  // other pairs keep the dialect as written
+  const other = planFor(m, 'akenza', 'evrythng');
+  assert.ok(other?.north.rules.find((r) => r.name === 'property')?.codec.name === 'value_list');
+
+  const bad = loadMappings([
+    ...shippedMappings(),
+    {
+      ...pair,
+      text: 'south: connector\nnorth: evrythng\noverride:\n  north:\n    nothing: { qos: 1 }\n    property:\n      topic: "/thngs/{thing}/p/{key}"\n',
+    },
+  ]).errors;
+  assert.deepEqual(bad, [
+    "mappings/pairs/connector-evrythng.yaml:5:5: no topic rule named 'nothing' in dialect 'evrythng'",
+  ]);
+  const bad2 = loadMappings([
+    ...shippedMappings(),
+    {
+      ...pair,
+      text: 'south: connector\nnorth: evrythng\noverride:\n  north:\n    property:\n      topic: "/thngs/{thing}/p/{key}"\n',
+    },
+  ]).errors;
+  assert.equal(bad2.length, 1);
+  assert.match(bad2[0] ?? '', /^mappings\/pairs\/connector-evrythng\.yaml:6:14: unknown capture \{thing\}/);
+});
