@@ -75,6 +75,8 @@ export interface CompiledDialect {
   readonly file: string;
   readonly versions: readonly number[];
   readonly keepaliveMax: number;
+  /** Highest QoS the platform accepts: publishes written for it are capped. */
+  readonly maxQos: QoS;
   readonly identity: ReadonlySet<string>;
   readonly options: ReadonlySet<string>;
   readonly rules: readonly Rule[];

@@ -21,6 +21,12 @@ export interface SessionParams {
   southVersion: number;
   northVersion: number;
   nowUs: () => number;
+  /**
+   * The north session outlives the connection (clean session 0): auto-subscriptions are made
+   * QoS 1 so the platform keeps what arrives while the device is offline, and what it kept is
+   * delivered before the device has subscribed again.
+   */
+  persistent?: boolean;
 }
 
 /** Rules usable by this session: scheme matches and every identity capture has a value. */
@@ -76,7 +82,8 @@ export class DialectSession implements SessionMapper {
         for (const f of this.northFiltersFor(k, {})) {
           if (!this.northRefs.has(f)) {
             this.northRefs.set(f, 1);
-            this.auto.push({ topic: f, qos: Math.min(1, this.south.quirks.maxDownlinkQos) as QoS });
+            const qos = p.persistent ? 1 : Math.min(1, this.south.quirks.maxDownlinkQos);
+            this.auto.push({ topic: f, qos: qos as QoS });
           }
         }
       }
@@ -106,7 +113,11 @@ export class DialectSession implements SessionMapper {
     if (bad) return { verdict: 'drop', reason: bad, rule: rule.name };
     const out = encodeAll(msg, targets, this.p.vars, this.p.nowUs(), this.p.northVersion, payload);
     if (!out.ok) return { verdict: 'drop', reason: out.reason, rule: rule.name };
-    for (const o of out.list) if (out.echo) this.remember(o);
+    const cap = this.north.maxQos;
+    for (const o of out.list) {
+      if (o.qos > cap) o.qos = cap;
+      if (out.echo) this.remember(o);
+    }
     return out.reason
       ? { north: out.list, verdict: 'continue', rule: rule.name, reason: out.reason }
       : { north: out.list, verdict: 'continue', rule: rule.name };
@@ -143,7 +154,7 @@ export class DialectSession implements SessionMapper {
     if (bad) return { verdict: 'drop', reason: bad, rule: rule.name };
     const out = encodeAll(msg, targets, this.p.vars, this.p.nowUs(), this.p.southVersion, payload);
     if (!out.ok) return { verdict: 'drop', reason: out.reason, rule: rule.name };
-    if (!this.south.subs.automatic) {
+    if (!this.south.subs.automatic && !(this.p.persistent && this.southSubs.size === 0)) {
       const list: PublishOut[] = [];
       for (const o of out.list) if (this.subscribed(o.topic)) list.push(o);
       if (list.length === 0) return { verdict: 'drop', reason: 'not_subscribed', rule: rule.name };
