@@ -7,6 +7,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import { RedisStore } from '../../src/store/redis.js';
+import { type RedisServer, startRedis } from '../emulators/redis.js';
 import {
   closeAll,
   collect,
@@ -279,5 +281,74 @@ c.loop_stop()
     const a = await runPaho(ACTIVATE, [new URL(proxy.url).port, 'device002', 'short-password']);
     assert.match(a.stdout, /closed/);
     assert.equal(await st.store.get('connector', 'device002'), undefined);
+  });
+});
+
+describe('Connector south: two proxies sharing one Redis store', () => {
+  let north: Broker;
+  let mappings: MappingsDir;
+  let redis: RedisServer;
+  const stores: RedisStore[] = [];
+  const proxies: TestProxy[] = [];
+  const clients: MqttClient[] = [];
+
+  before(async () => {
+    process.env.TEST_EVRYTHNG_KEY = API_KEY;
+    north = await startEvrythngNorth();
+    redis = await startRedis();
+    mappings = mappingsDir({
+      'routes/test-provision-shared.yaml': provisionRoute('test-provision-shared', 'token'),
+    });
+    for (let i = 0; i < 2; i++) {
+      const store = new RedisStore({ url: redis.url });
+      stores.push(store);
+      proxies.push(await proxyFor(north, mappings, 'test-provision-shared', store));
+    }
+  });
+
+  after(async () => {
+    await closeAll(clients);
+    for (const p of proxies) await p.close();
+    for (const s of stores) await s.close();
+    await redis?.stop();
+    await north?.stop();
+    mappings?.cleanup();
+  });
+
+  it('a device activated through one replica connects through the other', async () => {
+    const anon = await connectClient(proxies[0]!.url, { clientId: '' });
+    clients.push(anon);
+    const reply = nextMessage(anon, '$provision/shared-1');
+    await publish(anon, '$provision/shared-1', '');
+    const token = (await reply).payload.toString();
+    const dev = await connectClient(proxies[1]!.url, { clientId: '', username: '', password: token });
+    clients.push(dev);
+    assert.ok(dev.connected);
+  });
+
+  it('simultaneous activations of one id on both replicas: exactly one token', async () => {
+    const anons = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => connectClient(proxies[i % 2]!.url, { clientId: '' })),
+    );
+    clients.push(...anons);
+    const outcomes = await Promise.all(
+      anons.map(
+        (c) =>
+          new Promise<string>((resolve) => {
+            const timer = setTimeout(() => resolve('timeout'), 5000);
+            c.once('message', () => {
+              clearTimeout(timer);
+              resolve('token');
+            });
+            c.once('close', () => {
+              clearTimeout(timer);
+              resolve('closed');
+            });
+            c.publish('$provision/shared-race', '');
+          }),
+      ),
+    );
+    assert.equal(outcomes.filter((o) => o === 'token').length, 1, outcomes.join(','));
+    assert.equal(outcomes.filter((o) => o === 'closed').length, 7);
   });
 });

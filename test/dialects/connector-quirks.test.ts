@@ -233,6 +233,18 @@ describe('Connector face: protocol quirks (MQTT.js)', () => {
     await closed;
   });
 
+  it('clamps the keepalive sent north to 120 s (EVRYTHNG) and keeps a shorter one', async () => {
+    await device(TOKENS.a, { keepalive: 600 });
+    await device(TOKENS.b, { keepalive: 45 });
+    const log = () => north.log();
+    const deadline = Date.now() + 3000;
+    while (!/as THNGB \(p2, c0, k45/.test(log()) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    assert.match(log(), /as THNGA \(p2, c0, k120,/);
+    assert.doesNotMatch(log(), /as THNGA \(p2, c\d, k600/);
+    assert.match(log(), /as THNGB \(p2, c0, k45,/);
+  });
+
   it('refuses anonymous clients when the route does not provision (CONNACK 5)', async () => {
     const r = await tryConnect(proxy.url, { clientId: '' });
     assert.equal(r.connack?.returnCode, 5);
