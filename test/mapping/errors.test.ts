@@ -127,12 +127,14 @@ test('a subscription receiving a kind no rule carries is reported', () => {
 test('credentials: unset environment variables are named, never their values', () => {
   const r = parseCredentials(
     'creds.yaml',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the text of a credentials file, ${NAME} is its syntax
     '- south: { token: "t1" }\n  north: { apiKey: "${NOT_SET_FOR_TEST}" }\n',
     {},
   );
   assert.deepEqual(r.errors, [
     'creds.yaml:2:20: environment variable NOT_SET_FOR_TEST not set (export it before starting the proxy)',
   ]);
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: the text of a credentials file, ${NAME} is its syntax
   const ok = parseCredentials('creds.yaml', '- south: { token: "t1" }\n  north: { apiKey: "${K}" }\n', {
     K: 'secret-value',
   });
@@ -140,6 +142,7 @@ test('credentials: unset environment variables are named, never their values', (
     records: [{ south: { token: 't1' }, north: { apiKey: 'secret-value' } }],
     errors: [],
   });
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: the text of a credentials file, ${NAME} is its syntax
   const csv = parseCredentials('creds.csv', 'south.token,north.thngId,north.apiKey\nt1,T1,${K}\nt2,T2\n', {
     K: 'k',
   });
