@@ -29,7 +29,6 @@ export class CredentialsIndex implements IdentitySource {
   ) {
     for (const r of records) {
       for (const [k, v] of Object.entries(r.south)) {
-        if (keys && !keys.includes(k)) continue;
         let m = this.index.get(k);
         if (!m) {
           m = new Map();
@@ -57,7 +56,13 @@ export class CredentialsIndex implements IdentitySource {
     extracted: Readonly<Vars>,
     scheme: Pick<SouthScheme, 'credential'> & { commonName?: unknown },
   ): { vars: Vars } | { error: 'unknown_device' | 'bad_credentials' } {
-    const order = this.keys ?? [...(scheme.credential ? [scheme.credential] : []), ...Object.keys(extracted)];
+    // The route's keys first, then the scheme's credential, then whatever the CONNECT gave: a
+    // certificate device (CN) is found even on a route keyed by token.
+    const order = [
+      ...(this.keys ?? []),
+      ...(scheme.credential ? [scheme.credential] : []),
+      ...Object.keys(extracted),
+    ];
     let found = false;
     for (const k of order) {
       const v = extracted[k];

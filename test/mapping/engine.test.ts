@@ -182,3 +182,28 @@ test('gateway route: ClearBlade north gets a shared connection key, attach/detac
   assert.deepEqual(minted[0]?.claims, { aud: 'p1' });
   assert.equal(minted[0]?.alg, 'auto');
 });
+
+test('a route keyed by token still finds certificate devices by their CN', async () => {
+  const plan = planFor(m, 'connector', 'evrythng');
+  assert.ok(plan);
+  const r = createDialectRoute({
+    name: 'c-e',
+    plan,
+    identity: new CredentialsIndex(
+      [
+        { south: { deviceId: 'tok-dev', token: TOKEN }, north: { thngId: 'T1', apiKey: 'K1' } },
+        { south: { deviceId: 'cert-dev' }, north: { thngId: 'T2', apiKey: 'K2' } },
+      ],
+      ['token'],
+    ),
+  });
+  const d = accepted(await r.openSession({ connect: base, listener: 'tls', peerCommonName: 'cert-dev' }));
+  assert.ok(d.north.mode === 'direct');
+  assert.equal(d.north.connect.clientId, 'T2');
+  // a token-less CONNECT naming a token device's id gets nothing
+  const no = await r.openSession({
+    connect: { ...base, username: 'tok-dev', password: Buffer.from('guess-guess-guess') },
+    listener: 'tcp',
+  });
+  assert.equal(no.accept, false);
+});
