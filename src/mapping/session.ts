@@ -157,6 +157,20 @@ export class DialectSession implements SessionMapper {
     if (!this.south.subs.automatic && !(this.p.persistent && this.southSubs.size === 0)) {
       const list: PublishOut[] = [];
       for (const o of out.list) if (this.subscribed(o.topic)) list.push(o);
+      // Samples fit several topics (EVRYTHNG /properties/{key} or /properties): when the
+      // preferred one is not subscribed, the first other shape the client subscribed to.
+      if (msg.kind === 'samples')
+        for (let i = 1; list.length === 0 && i < targets.length; i++) {
+          const more = encodeAll(
+            msg,
+            [targets[i] as Rule],
+            this.p.vars,
+            this.p.nowUs(),
+            this.p.southVersion,
+            payload,
+          );
+          if (more.ok) for (const o of more.list) if (this.subscribed(o.topic)) list.push(o);
+        }
       if (list.length === 0) return { verdict: 'drop', reason: 'not_subscribed', rule: rule.name };
       return { south: list, verdict: 'continue', rule: rule.name };
     }

@@ -191,3 +191,92 @@ describe('EVRYTHNG face onto a Connector platform (route evrythng-to-connector)'
     assert.equal(status, 403);
   });
 });
+
+describe('EVRYTHNG face onto a Connector that uses password authentication', () => {
+  let connector: ConnectorPlatform;
+  let mappings: MappingsDir;
+  let proxy: TestProxy;
+  const clients: MqttClient[] = [];
+  const PASSWORD = 'a-connector-password-of-24';
+
+  before(async () => {
+    connector = await startConnectorPlatform({
+      authType: 'password',
+      devices: [{ id: 'dev-pw', password: PASSWORD }],
+    });
+    mappings = mappingsDir({
+      'routes/test-evt-pw.yaml': [
+        'route: test-evt-pw',
+        'south: evrythng',
+        'north: connector',
+        `url: ${connector.url}`,
+        'identity:',
+        '  file: credentials/test-evt-pw.yaml',
+        '  key: apiKey',
+        '',
+      ].join('\n'),
+      'credentials/test-evt-pw.yaml': [
+        `- south: { apiKey: "${KEY_1}", thngId: THNG1 }`,
+        `  north: { deviceId: dev-pw, password: "${PASSWORD}" }`,
+        '',
+      ].join('\n'),
+    });
+    proxy = await proxyFor(connector, mappings, 'test-evt-pw');
+  });
+
+  after(async () => {
+    await closeAll(clients);
+    await proxy?.close();
+    await connector?.stop();
+    mappings?.cleanup();
+  });
+
+  it('connects north with username = device id and the password; properties flow both ways', async () => {
+    const c = await connectClient(proxy.url, { username: 'authorization', password: KEY_1 });
+    clients.push(c);
+    await publish(c, '/thngs/THNG1/properties/temp', JSON.stringify([{ value: 17 }]), { qos: 1 });
+    await connector.waitFor(
+      () => connector.device('dev-pw')?.resources.get('temp')?.value === '17',
+      5000,
+      'temp',
+    );
+    // Subscribed to the properties list only: the change arrives as a list.
+    await subscribe(c, '/thngs/THNG1/properties', { qos: 0 });
+    const all = nextMessage(c, '/thngs/THNG1/properties');
+    await connector.set('dev-pw', 'valve', '"open"');
+    const list = JSON.parse((await all).payload.toString()) as Array<{ key: string; value: unknown }>;
+    assert.deepEqual(
+      list.map((p) => [p.key, p.value]),
+      [['valve', 'open']],
+    );
+    // Subscribed to the property itself too: it arrives there, once.
+    await subscribe(c, '/thngs/THNG1/properties/valve', { qos: 0 });
+    const one = gather(c, '#', 600);
+    await connector.set('dev-pw', 'valve', '"closed"');
+    const got = await one;
+    assert.deepEqual(
+      got.map((m) => [m.topic, (JSON.parse(m.payload.toString()) as Array<{ value: unknown }>)[0]?.value]),
+      [['/thngs/THNG1/properties/valve', 'closed']],
+    );
+  });
+
+  it('drops what a Connector cannot carry (actions, location) without closing the client', async () => {
+    const c = await connectClient(proxy.url, { username: 'authorization', password: KEY_1 });
+    clients.push(c);
+    const before = connector.device('dev-pw')!.uplinks.length;
+    await publish(c, '/thngs/THNG1/actions/scans', JSON.stringify({ type: 'scans' }), { qos: 1 });
+    await publish(
+      c,
+      '/thngs/THNG1/location',
+      JSON.stringify([{ position: { type: 'Point', coordinates: [1, 2] } }]),
+      {
+        qos: 1,
+      },
+    );
+    await publish(c, '/thngs/THNG1/properties/after', JSON.stringify([{ value: 1 }]), { qos: 1 });
+    await connector.waitFor(() => connector.device('dev-pw')?.resources.has('after') === true, 5000, 'after');
+    assert.equal(connector.device('dev-pw')!.uplinks.length, before + 1);
+    assert.ok(c.connected);
+    assert.deepEqual(connector.violations, []);
+  });
+});
