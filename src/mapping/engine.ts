@@ -152,7 +152,8 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
     c: IConnectPacket,
     id: string,
   ): Promise<IConnectPacket> => {
-    const v: Vars = { ...vars, clientId: c.clientId ?? '' };
+    // A client id from the credentials (e.g. foxtrackr's id-{given}-{nn}) wins over the device's.
+    const v: Vars = { clientId: c.clientId ?? '', ...vars };
     const version = north.versions.includes(c.protocolVersion ?? 4)
       ? (c.protocolVersion ?? 4)
       : (north.versions[north.versions.length - 1] ?? 4);
@@ -221,6 +222,7 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
         southVersion: c.protocolVersion ?? 4,
         northVersion: connect.protocolVersion ?? 4,
         nowUs,
+        persistent: !gateway && (connect.clean === false || quirks.cleanSession === 'force_false'),
       });
       // A will is translated like an uplink; one that does not map to exactly one north
       // publish (or a shared gateway connection) cannot carry it and it is left out.
