@@ -17,7 +17,15 @@ import {
   subscribe,
 } from '../helpers/clients.js';
 import type { TestProxy } from '../helpers/proxy.js';
-import { metricValue, rsaKey, scrape, startRouteProxy, tempDir, writeCredentials } from './kit.js';
+import {
+  captureLogs,
+  metricValue,
+  rsaKey,
+  scrape,
+  startRouteProxy,
+  tempDir,
+  writeCredentials,
+} from './kit.js';
 
 const SECRET = 'akzGatewaySecret987654321';
 const gw = rsaKey();
@@ -29,6 +37,7 @@ describe('akenza devices behind the proxy as a ClearBlade gateway', () => {
   let v5: MqttClient;
   let v4: MqttClient;
   const tmp = tempDir();
+  const logs = captureLogs();
 
   before(async () => {
     cb = await startClearBladePlatform({
@@ -47,7 +56,7 @@ describe('akenza devices behind the proxy as a ClearBlade gateway', () => {
         north: { privateKey: gw.pem },
       })),
     );
-    proxy = await startRouteProxy('akenza-to-clearblade', cb.url, creds);
+    proxy = await startRouteProxy('akenza-to-clearblade', cb.url, creds, { logger: logs.logger });
     v5 = await connectClient(proxy.url, {
       clientId: 'dev-5',
       username: 'conn-1',
@@ -113,6 +122,19 @@ describe('akenza devices behind the proxy as a ClearBlade gateway', () => {
       ),
       0,
     );
+  });
+
+  it('keeps the secret that devices put in their topics out of every log line and metric', async () => {
+    // Topics the proxy cannot map or must refuse are logged and counted by shape only.
+    await publish(v4, `/up/${SECRET}/id/dev-4/a/b/c/d/e/f/g/h`, '{"x":1}', { qos: 1 });
+    await publish(v4, `/up/${SECRET}/id/someone-else`, '{"x":1}', { qos: 1 });
+    await publish(v4, `/up/${SECRET}/nowhere`, '{"x":1}', { qos: 1 });
+    await publish(v4, `/up/${SECRET}/id/dev-4`, 'not json', { qos: 1 });
+    const text = await scrape(proxy);
+    assert.ok(text.includes('mqtt_proxy_messages_total'));
+    assert.ok(logs.lines().length > 0);
+    assert.equal(text.includes(SECRET), false, 'the secret is in /metrics');
+    assert.equal(logs.text().includes(SECRET), false, 'the secret is in a log line');
   });
 
   it('config and named commands reach the subscribed device on its downlink topics, JSON typed for MQTT 5', async () => {
