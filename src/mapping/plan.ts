@@ -93,8 +93,13 @@ export function encodeAll(
   original: Buffer,
 ): Encoded {
   let rule: Rule | undefined;
-  if (msg.kind === 'samples') rule = targets[0];
-  else {
+  if (msg.kind === 'samples') {
+    rule = targets[0];
+    // Several points of one key do not fit a one-value shape: a list shape keeps them all
+    // (EVRYTHNG history onto a Connector goes to $resource.batch, not to $resource/{key}).
+    if (rule && !HISTORY_CODECS.has(rule.codec.name) && repeatsKey(msg.samples))
+      rule = targets.find((r) => HISTORY_CODECS.has(r.codec.name)) ?? rule;
+  } else {
     const named = msg.name !== undefined;
     for (const r of targets)
       if (r.nameCap === named) {
@@ -153,6 +158,19 @@ export function encodeAll(
   const payload = rule.codec.encode(msg, samples, vars, nowUs);
   list.push(withProps({ topic, payload, qos, retain: msg.retain }, msg, rule, peerVersion, undefined));
   return finish(list, rule, dropped);
+}
+
+/** Codecs that carry several timed points of a key in one payload. */
+const HISTORY_CODECS: ReadonlySet<string> = new Set(['batch', 'value_list', 'key_value_list']);
+
+function repeatsKey(samples: readonly Sample[] | undefined): boolean {
+  if (!samples || samples.length < 2) return false;
+  const seen = new Set<string>();
+  for (const s of samples) {
+    if (seen.has(s.key)) return true;
+    seen.add(s.key);
+  }
+  return false;
 }
 
 function finish(list: PublishOut[], rule: Rule, dropped: boolean): Encoded {

@@ -134,6 +134,28 @@ describe('EVRYTHNG face onto a Connector platform (route evrythng-to-connector)'
     assert.equal(connector.device('dev-known')?.resources.get('temp'), undefined);
   });
 
+  it('sends several timed points of a property as $resource.batch (ms become µs): none lost', async () => {
+    const c = await evt(KEY_1);
+    const points = [
+      { value: 10, timestamp: 1_700_000_000_123 },
+      { value: 11, timestamp: 1_700_000_060_123 },
+      { value: 12, timestamp: 1_700_000_120_123 },
+    ];
+    await publish(c, '/thngs/THNG1/properties/flow', JSON.stringify(points), { qos: 1 });
+    const dev = () => connector.device('dev-e1')!;
+    await connector.waitFor(
+      () => dev().history.filter((h) => h.alias === 'flow').length === 3,
+      5000,
+      'history',
+    );
+    assert.deepEqual(
+      dev()
+        .history.filter((h) => h.alias === 'flow')
+        .map((h) => [h.value, h.ts]),
+      points.map((p) => [p.value, p.timestamp * 1000]),
+    );
+  });
+
   it('delivers Connector changes as [{value, timestamp}] on the subscribed property topic', async () => {
     const c = await evt(KEY_1);
     await subscribe(c, '/thngs/THNG1/properties/setpoint', { qos: 1 });
