@@ -42,7 +42,7 @@ describe('conformance: mosquitto broker test suite through the proxy', () => {
         await ctl.close();
       }
       assert.equal(runs[mode]?.length, tests.length);
-      if (mode === 'direct') {
+      if (mode === 'direct' && !process.env.MQTT_PROXY_CONFORMANCE_ONLY) {
         // The suite really ran: mosquitto passes its own tests.
         const passed = runs.direct?.filter((r) => r.passed).length ?? 0;
         assert.ok(tests.length >= 40, `only ${tests.length} tests selected`);
