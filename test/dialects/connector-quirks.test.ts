@@ -245,6 +245,20 @@ describe('Connector face: protocol quirks (MQTT.js)', () => {
     assert.match(log(), /as THNGB \(p2, c0, k45,/);
   });
 
+  it('serves the same device over MQTT over WebSocket', async () => {
+    const c = await connectClient(proxy.wsUrl, { clientId: '', username: '', password: TOKENS.a });
+    clients.push(c);
+    const seen = nextMessage(platform, '/thngs/THNGA/properties/ws');
+    await publish(c, '$resource/ws', '"over-ws"', { qos: 1 });
+    assert.equal(
+      (JSON.parse((await seen).payload.toString()) as Array<{ value: unknown }>)[0]?.value,
+      'over-ws',
+    );
+    const down = nextMessage(c, '$resource/wsdown');
+    await publish(platform, '/thngs/THNGA/properties/wsdown', JSON.stringify([{ value: 1 }]), { qos: 1 });
+    assert.equal((await down).payload.toString(), '1');
+  });
+
   it('refuses anonymous clients when the route does not provision (CONNACK 5)', async () => {
     const r = await tryConnect(proxy.url, { clientId: '' });
     assert.equal(r.connack?.returnCode, 5);
