@@ -21,6 +21,7 @@ interface RawRule {
   down?: Kind;
   payload?: CodecSpec;
   join?: string;
+  split?: string;
   scheme?: string;
   subscribe?: string;
   qos?: QoS;
@@ -91,7 +92,11 @@ export function compileDialect(src: Source, report: Reporter): CompiledDialect |
   const rules: Rule[] = [];
   d.topics.forEach((r, i) => {
     const at: Path = ['topics', i];
-    const opts = { percent, ...(r.join !== undefined ? { join: r.join } : {}) };
+    const opts = {
+      percent,
+      ...(r.join !== undefined ? { join: r.join } : {}),
+      ...(r.split !== undefined ? { split: r.split } : {}),
+    };
     const tpl = parseTemplate(r.topic, opts);
     if (typeof tpl === 'string') {
       err([...at, 'topic'], `bad topic template: ${tpl}`);
@@ -109,15 +114,26 @@ export function compileDialect(src: Source, report: Reporter): CompiledDialect |
         err([...at, 'also', j], `'${a}' must have the same captures as '${r.topic}'`);
       alts.push(t);
     });
-    if (r.join !== undefined && !tpl.multi)
-      err([...at, 'join'], `'join' needs a multi-level capture such as {name...}`);
-    if (r.join !== undefined && r.down) {
+    // join: on an uplink with {name...}, levels are joined on match; on a downlink with a
+    // single-level {name}, a multi-level name is joined on build. split: the reverse, on build.
+    if (r.join !== undefined && !tpl.multi && (r.up || !r.down))
+      err(
+        [...at, 'join'],
+        `'join' needs a multi-level capture such as {name...}`,
+        `or a downlink-only rule with a single-level {name}`,
+      );
+    if (r.join !== undefined && tpl.multi && r.down) {
       err(
         [...at, 'join'],
         `a downlink cannot be mapped back through a joined capture`,
         `split the rule: 'up' with join, 'down' with a single-level {name}`,
       );
     }
+    if (r.split !== undefined && (!tpl.multi || r.up || !r.down))
+      err(
+        [...at, 'split'],
+        `'split' needs a downlink-only rule with a multi-level capture such as {name...}`,
+      );
     const kinds = [r.up, r.down].filter((k): k is Kind => k !== undefined);
     const samples = kinds.includes('samples');
     if (samples && kinds.some((k) => k !== 'samples'))

@@ -40,6 +40,7 @@ const topicRule = {
     down: kind,
     payload,
     join: { type: 'string', minLength: 1 },
+    split: { type: 'string', minLength: 1 },
     scheme: { type: 'string' },
     subscribe: { type: 'string' },
     qos: { enum: [0, 1, 2] },

@@ -28,8 +28,13 @@ export interface Template {
 }
 
 export interface TemplateOptions {
-  /** Multi-level captures are joined with this separator on match (akenza: `_`). */
+  /**
+   * Multi-level captures are joined with this separator on match (akenza: `_`); a single-level
+   * capture built from a multi-level value gets its levels joined with it (`a/b` → `a_b`).
+   */
   join?: string;
+  /** A multi-level capture is built by splitting its value on this separator (`a_b` → `a/b`). */
+  split?: string;
   /** Captured values are percent-decoded on match and percent-encoded on build (EVRYTHNG). */
   percent?: boolean;
 }
@@ -95,6 +100,7 @@ function compile(
 ): Template {
   const n = levels.length;
   const join = opts.join;
+  const split = opts.split;
   const percent = opts.percent === true;
   const dec = (v: string): string | undefined => {
     if (!percent) return v;
@@ -147,11 +153,13 @@ function compile(
                 : vars[l.cap];
           if (v === undefined) return undefined;
           if (l.multi) {
-            if (!safeLevels(v)) return undefined;
-            t += percent ? v.split('/').map(enc).join('/') : v;
+            const w = split !== undefined ? v.split(split).join('/') : v;
+            if (!safeLevels(w)) return undefined;
+            t += percent ? w.split('/').map(enc).join('/') : w;
           } else {
-            if (!safeLevel(v)) return undefined;
-            t += enc(v);
+            const w = join !== undefined ? v.split('/').join(join) : v;
+            if (!safeLevel(w)) return undefined;
+            t += enc(w);
           }
         }
       }
