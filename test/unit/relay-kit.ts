@@ -1,0 +1,50 @@
+/**
+ * Fake peers for the Relay tests: each records every packet the relay sends it.
+ */
+import type { Packet, QoS } from 'mqtt-packet';
+import type { PublishOut } from '../../src/core/contract.js';
+import { IdAllocator, Relay } from '../../src/session/relay.js';
+
+export interface Peer {
+  sent: Packet[];
+  send(p: Packet): boolean;
+  /** Takes and returns what was sent since the last take. */
+  take(): Packet[];
+}
+
+export function peer(): Peer {
+  const p: Peer = {
+    sent: [],
+    send(packet) {
+      p.sent.push(packet);
+      return true;
+    },
+    take() {
+      const out = p.sent;
+      p.sent = [];
+      return out;
+    },
+  };
+  return p;
+}
+
+export function setup() {
+  const src = peer();
+  const dst = peer();
+  const ids = new IdAllocator();
+  const hooks = { started: 0, settled: [] as number[] };
+  const relay = new Relay(src, dst, ids, {
+    onStart: () => hooks.started++,
+    onSettled: (t0) => hooks.settled.push(t0),
+  });
+  return { src, dst, ids, hooks, relay };
+}
+
+export function out(topic: string, qos: QoS, extra: Partial<PublishOut> = {}): PublishOut {
+  return { topic, payload: Buffer.from(topic), qos, retain: false, ...extra };
+}
+
+/** Destination message ids of the PUBLISH packets among `packets`. */
+export function publishIds(packets: Packet[]): number[] {
+  return packets.filter((p) => p.cmd === 'publish').map((p) => p.messageId ?? 0);
+}
