@@ -182,10 +182,21 @@ describe('core: misbehaving clients affect only their own connection', () => {
     const silent = await rawConnect(port(proxy.url));
     silent.send(connectPacket({ keepalive: 1 }));
     assert.equal((await silent.nextPacket()).cmd, 'connack');
-    const pinging = await connectClient(proxy.url, { keepalive: 1 });
-    await silent.closed(8000);
-    assert.ok(pinging.connected, 'the client that pings is still connected');
-    await closeAll([pinging]);
+    // Same keepalive, but a PINGREQ every 300 ms until the silent one is gone (bounded: 30 pings).
+    const pinging = await rawConnect(port(proxy.url));
+    pinging.send(connectPacket({ keepalive: 1 }));
+    assert.equal((await pinging.nextPacket()).cmd, 'connack');
+    for (let i = 0; i < 30 && !silent.isClosed(); i++) {
+      pinging.send({ cmd: 'pingreq' });
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    await silent.closed(2000);
+    assert.equal(pinging.isClosed(), false, 'the client that pings is still connected');
+    assert.ok(
+      pinging.packets.some((p) => p.cmd === 'pingresp'),
+      'PINGRESP relayed',
+    );
+    pinging.destroy();
     await assertServes(proxy, bystander, 'keepalive');
   });
 });
