@@ -54,6 +54,12 @@ interface SouthSub {
   north: string[];
 }
 
+/** application/json and the structured +json types. */
+function isJsonType(ct: string): boolean {
+  const t = ct.split(';')[0]?.trim().toLowerCase() ?? '';
+  return t === 'application/json' || t.endsWith('+json');
+}
+
 export class DialectSession implements SessionMapper {
   private readonly south: CompiledDialect;
   private readonly north: CompiledDialect;
@@ -99,11 +105,18 @@ export class DialectSession implements SessionMapper {
       return { verdict: 'drop', reason: 'foreign_identity', rule: rule.name };
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     const msg: Canonical = { kind: rule.up as Kind, qos: packet.qos, retain: packet.retain };
-    const err = rule.codec.decode(payload, caps.key ?? rule.fixedKey, msg);
-    if (err) return { verdict: 'drop', reason: err, rule: rule.name };
-    if (caps.name !== undefined) msg.name = caps.name;
-    if (rule.codec.contentType) msg.typeHint = rule.codec.contentType;
     const props = packet.properties;
+    if (rule.codec.samples && props?.contentType !== undefined && !isJsonType(props.contentType)) {
+      // A declared non-JSON payload on a topic read as JSON values (akenza reads a payload by
+      // its content type; JSON only when there is none): carried as an opaque event body.
+      msg.kind = 'event';
+      msg.body = payload;
+    } else {
+      const err = rule.codec.decode(payload, caps.key ?? rule.fixedKey, msg);
+      if (err) return { verdict: 'drop', reason: err, rule: rule.name };
+      if (rule.codec.contentType) msg.typeHint = rule.codec.contentType;
+    }
+    if (caps.name !== undefined) msg.name = caps.name;
     if (props?.contentType) msg.contentType = props.contentType;
     if (props?.userProperties) msg.userProperties = props.userProperties;
     const kind = this.p.plan.mapKind('up', msg.kind, this.northUpByKind, msg.name);

@@ -107,6 +107,22 @@ describe('akenza devices behind the proxy as a ClearBlade gateway', () => {
     assert.ok(text.includes('reason="properties_dropped"'), 'the dropped content type is counted');
   });
 
+  it('a non-JSON content type on the plain uplink topic is carried as an opaque event, not parsed as JSON', async () => {
+    const before = cb.telemetry('dev-5').length;
+    await publish(v5, `/up/${SECRET}/id/dev-5`, 'time,temp\n2,21\n', {
+      qos: 1,
+      properties: { contentType: 'text/csv' },
+    });
+    await publish(v5, `/up/${SECRET}/id/dev-5`, '{"temp":22}', {
+      qos: 1,
+      properties: { contentType: 'application/json' },
+    });
+    await cb.waitFor(() => cb.telemetry('dev-5').length === before + 2);
+    const [csv, json] = cb.telemetry('dev-5').slice(before);
+    assert.deepEqual([csv?.subfolder, csv?.payload], [undefined, 'time,temp\n2,21\n']);
+    assert.deepEqual([json?.subfolder, JSON.parse(json?.payload ?? '')], [undefined, { temp: 22 }]);
+  });
+
   it('never sends QoS 2 north: a QoS 2 uplink completes and the platform sees no unsupported packet', async () => {
     await publish(v5, `/up/${SECRET}/id/dev-5/q2`, '{"q":2}', { qos: 2 });
     await cb.waitFor(() => cb.telemetry('dev-5').some((t) => t.subfolder === 'q2'));
