@@ -72,11 +72,17 @@ function matchField(tpls: readonly Template[] | undefined, value: string, out: V
   for (const t of tpls) {
     if (t.captures.length === 1 && t.source === `{${t.captures[0]}}`) {
       if (value.length === 0 || value.includes('\0')) continue;
-      out[t.captures[0] as string] = value;
+      const name = t.captures[0] as string;
+      // A variable named by two fields (client id and username) must be the same in both.
+      if (out[name] !== undefined && out[name] !== value) continue;
+      out[name] = value;
       return true;
     }
     const caps: Vars = {};
-    if (t.match(value.split('/'), caps)) {
+    if (
+      t.match(value.split('/'), caps) &&
+      Object.entries(caps).every(([k, v]) => out[k] === undefined || out[k] === v)
+    ) {
       Object.assign(out, caps);
       return true;
     }

@@ -25,6 +25,7 @@ import type { TestProxy } from '../helpers/proxy.js';
 import {
   type Broker,
   type MappingsDir,
+  PASSWORD_P,
   platformClient,
   proxyFor,
   quirksMappings,
@@ -81,6 +82,31 @@ describe('Connector face: protocol quirks (MQTT.js)', () => {
       r.client.end(true);
     }
   });
+
+  // The spec's table: token (client id and username empty or the device id), password
+  // (username = device id, client id empty or the device id).
+  const table: Array<[string, string, () => string, boolean]> = [
+    ['', '', () => TOKENS.a, true],
+    ['dev-a', '', () => TOKENS.a, true],
+    ['', 'dev-a', () => TOKENS.a, true],
+    ['dev-a', 'dev-a', () => TOKENS.a, true],
+    ['dev-b', '', () => TOKENS.a, false],
+    ['', 'dev-b', () => TOKENS.a, false],
+    ['some-client', '', () => TOKENS.a, false],
+    ['', 'dev-p', () => PASSWORD_P, true],
+    ['dev-p', 'dev-p', () => PASSWORD_P, true],
+    ['', '', () => PASSWORD_P, false],
+    ['other', 'dev-p', () => PASSWORD_P, false],
+  ];
+  for (const [clientId, username, secret, ok] of table) {
+    it(`client id "${clientId}", username "${username}", ${secret() === PASSWORD_P ? 'password' : 'token'}: ${ok ? 'accepted' : 'refused'}`, async () => {
+      const r = await tryConnect(proxy.url, { clientId, username, password: secret(), clean: true });
+      clients.push(r.client);
+      if (ok) assert.equal(r.connack?.returnCode, 0);
+      else assert.ok(r.connack === undefined || r.connack.returnCode !== 0, 'accepted');
+      r.client.end(true);
+    });
+  }
 
   it('acknowledges QoS 1 with PUBACK and translates $resource/{alias} to a property list', async () => {
     const c = await device();
