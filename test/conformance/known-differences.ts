@@ -38,3 +38,12 @@ export const KNOWN_DIFFERENCES: Record<string, string> = {
   '03-publish-c2b-disconnect-qos2.py': 'QoS 2 flow from the client not resumed after reconnect (no PUBCOMP)',
   '02-subpub-qos1-message-expiry.py': 'message expiry of queued messages differs',
 };
+
+/**
+ * Tests left out of the comparison: they assert timing, not behaviour (the project's tests
+ * assert no timings), so their result depends on the machine's load.
+ */
+export const EXCLUDED_TESTS: Record<string, string> = {
+  '01-connect-575314.py':
+    'passes when a CONNECT with 20,000 user properties is answered within 20× a plain one',
+};
