@@ -7,6 +7,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { IClientOptions } from 'mqtt';
+import type { RouteHandler } from '../../src/core/contract.js';
+import { passThroughRoute } from '../../src/routes/passthrough.js';
 import { generateCerts, type TestPki } from '../helpers/certs.js';
 import {
   closeAll,
@@ -166,6 +168,50 @@ print(sorted(got))
       assert.equal(r.code, 0, r.stderr);
       const topic = `paho/${transport}/${version}`;
       assert.equal(r.stdout.trim(), `[('${topic}', 'p0', 0), ('${topic}', 'p1', 1), ('${topic}', 'p2', 2)]`);
+    }
+  });
+});
+
+describe('core: TLS client certificates', () => {
+  it('the verified certificate CN reaches the route; an unknown CA gives none', async () => {
+    const broker = await startMosquitto();
+    const pki = generateCerts({ clients: ['device-42'] });
+    const seen: Array<string | undefined> = [];
+    const base = passThroughRoute();
+    const route: RouteHandler = {
+      ...base,
+      openSession(hello) {
+        seen.push(hello.peerCommonName);
+        return base.openSession(hello);
+      },
+    };
+    const proxy = await startTestProxy(
+      {
+        north: { url: broker.url },
+        listen: { tlsCert: pki.server.certPath, tlsKey: pki.server.keyPath, tlsCa: pki.ca.certPath },
+      },
+      { route },
+    );
+    const clients: MqttClient[] = [];
+    try {
+      const device = pki.clients['device-42']!;
+      const tlsBase = { ca: pki.ca.cert, rejectUnauthorized: true };
+      clients.push(await connectClient(proxy.tlsUrl, { ...tlsBase, cert: device.cert, key: device.key }));
+      clients.push(await connectClient(proxy.wssUrl, { ...tlsBase, cert: device.cert, key: device.key }));
+      clients.push(
+        await connectClient(proxy.tlsUrl, {
+          ...tlsBase,
+          cert: pki.rogue.client.cert,
+          key: pki.rogue.client.key,
+        }),
+      );
+      clients.push(await connectClient(proxy.tlsUrl, tlsBase));
+      assert.deepEqual(seen, ['device-42', 'device-42', undefined, undefined]);
+    } finally {
+      await closeAll(clients);
+      await proxy.close(200);
+      await broker.stop();
+      pki.cleanup();
     }
   });
 });
