@@ -23,6 +23,8 @@ server.listen(0, '127.0.0.1', () => {
   process.send?.({ ready: true, port: typeof addr === 'object' && addr ? addr.port : 0 });
 });
 serve((m) => {
-  if (m.op === 'gc') globalThis.gc?.();
-  return {};
+  if (m.op !== 'gc') return {};
+  globalThis.gc?.();
+  const u = process.memoryUsage();
+  return { heapUsed: u.heapUsed, external: u.external, rss: u.rss };
 });

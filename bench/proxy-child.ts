@@ -4,6 +4,7 @@
  *   proxy-child.ts NORTH_PORT ROUTE [CREDENTIALS_FILE] [STORE_FILE]
  * ROUTE is "passthrough" or a route name from mappings/routes.
  */
+import { writeHeapSnapshot } from 'node:v8';
 import { configWith } from '../src/config/schema.js';
 import { createLogger } from '../src/log/logger.js';
 import { startProxy } from '../src/proxy.js';
@@ -24,9 +25,12 @@ async function main(): Promise<void> {
   const proxy = await startProxy(config, { logger });
   serve(
     (m) => {
-      if (m.op === 'gc') globalThis.gc?.();
       if (m.op === 'connections') return { count: proxy.connectionCount() };
-      return {};
+      if (m.op === 'heap') return { file: writeHeapSnapshot(String(m.file)) };
+      if (m.op !== 'gc') return {};
+      globalThis.gc?.();
+      const u = process.memoryUsage();
+      return { heapUsed: u.heapUsed, external: u.external, rss: u.rss };
     },
     () => proxy.close(1000),
   );

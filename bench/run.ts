@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --paths=a,b] [-- --profile]`
+ * `npm run bench [-- --quick] [--paths=a,b] [--scenarios=throughput,latency,devices] [--profile]`
  *
  * Starts on loopback: a north mosquitto, the middle hops (TCP forwarder, haproxy when
  * installed, the reference proxy, a bridging mosquitto, the proxy in pass-through and
@@ -19,6 +19,7 @@ import {
   startMosquitto,
   startMosquittoBridge,
 } from './lib/brokers.js';
+import { buildForBench, script } from './lib/build.js';
 import { Child } from './lib/proc.js';
 import { profileTranslate } from './lib/profile.js';
 import { medians, type Results, render, targets } from './lib/report.js';
@@ -33,9 +34,14 @@ const only = args
   .find((a) => a.startsWith('--paths='))
   ?.slice(8)
   .split(',');
+const scenarios = args
+  .find((a) => a.startsWith('--scenarios='))
+  ?.slice(12)
+  .split(',');
+const want2 = (s: string): boolean => !scenarios || scenarios.includes(s);
 
 const S = quick
-  ? { reps: 1, warmupMs: 300, measureMs: 700, latWarmupMs: 300, latMs: 1200, devices: 2000, idleMs: 500 }
+  ? { reps: 1, warmupMs: 300, measureMs: 600, latWarmupMs: 300, latMs: 1000, devices: 2000, idleMs: 300 }
   : { reps: 3, warmupMs: 600, measureMs: 1800, latWarmupMs: 400, latMs: 2000, devices: 8000, idleMs: 1500 };
 const RATE = 5000;
 const PAYLOAD = 100;
@@ -50,8 +56,8 @@ async function cleanup(): Promise<void> {
   await Promise.all(externals.map((e) => e.stop().catch(() => undefined)));
 }
 
-async function hop(name: string, script: string, argv: string[]): Promise<Child> {
-  const c = new Child(name, join(here, script), argv, { gc: true });
+async function hop(name: string, file: string, argv: string[]): Promise<Child> {
+  const c = new Child(name, script(here, file), argv, { gc: true });
   children.push(c);
   await c.ready;
   return c;
@@ -189,8 +195,8 @@ async function main(): Promise<void> {
         });
     }
   }
-  const gen = new Child('loadgen', join(here, 'loadgen-worker.ts'));
-  const helper = new Child('loadgen-helper', join(here, 'loadgen-worker.ts'));
+  const gen = new Child('loadgen', script(here, 'loadgen-worker.ts'));
+  const helper = new Child('loadgen-helper', script(here, 'loadgen-worker.ts'));
   children.push(gen, helper);
   await Promise.all([gen.ready, helper.ready]);
   const rig: Rig = {
@@ -205,7 +211,7 @@ async function main(): Promise<void> {
   const order = (rep: number): Path[] => paths.map((_, i) => paths[(i + rep) % paths.length] as Path);
   const log = (s: string): void => console.log(`[${((Date.now() - started) / 1000).toFixed(0)}s] ${s}`);
 
-  for (const qos of [0, 1] as const) {
+  for (const qos of want2('throughput') ? ([0, 1] as const) : []) {
     for (const pubs of [4, 100]) {
       const sc = `QoS${qos} ${pubs}pub`;
       const by: Record<string, import('./lib/scenarios.js').ThroughputSample[]> = {};
@@ -219,7 +225,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  for (const qos of [0, 1] as const) {
+  for (const qos of want2('latency') ? ([0, 1] as const) : []) {
     const sc = `QoS${qos} @${RATE}/s`;
     const by: Record<string, import('./lib/scenarios.js').LatencySample[]> = {};
     results.latency[sc] = by;
@@ -231,7 +237,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  for (let rep = 0; rep < Math.min(S.reps, 2); rep++) {
+  for (let rep = 0; want2('devices') && rep < Math.min(S.reps, 2); rep++) {
     for (const p of order(rep).filter((x) => x.devices)) {
       const s = await devices(rig, p, S.devices, S.idleMs);
       push(results.devices, p.key, s);
@@ -292,6 +298,7 @@ async function main(): Promise<void> {
 }
 
 async function entry(): Promise<void> {
+  buildForBench(here);
   if (args.includes('--profile')) return profileTranslate(here, quick);
   return main();
 }

@@ -82,7 +82,7 @@ export class Child {
     args: string[] = [],
     opts: { gc?: boolean; cpuProf?: string } = {},
   ) {
-    const execArgv = ['--import', 'tsx'];
+    const execArgv = script.endsWith('.ts') ? ['--import', 'tsx'] : [];
     if (opts.gc) execArgv.push('--expose-gc');
     if (opts.cpuProf) execArgv.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProf}`);
     this.proc = fork(script, args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });

@@ -1,17 +1,22 @@
 /**
  * `npm run bench -- --profile [--connects]`: runs the translating proxy (or
  * `--paths=proxy-passthrough`) under `node --cpu-prof` with QoS 0 and QoS 1 load (or, with
- * `--connects`, three rounds of 4,000 device connects), then prints where its CPU went:
+ * `--connects`, three rounds of 4,000 device connects), then prints where its CPU went.
+ * With `--heap`: heap snapshots before and after 2,000 idle devices, diffed per device.
+ * CPU:
  * self time by function and by source area. The .cpuprofile stays in bench/results/.
  */
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startMosquitto } from './brokers.js';
-import { Child } from './proc.js';
+import { script } from './build.js';
+import { census, diffPerDevice } from './heap.js';
+import { Child, sleep } from './proc.js';
 import { prepareTranslate } from './routes.js';
 import { devices, type Path, type Rig, throughput } from './scenarios.js';
 
 const CONNECT_DEVICES = 4000;
+const HEAP_DEVICES = 2000;
 
 import { fmt, table } from './stats.js';
 
@@ -26,7 +31,7 @@ function area(url: string): string {
   if (!url) return '(native / gc / idle)';
   if (url.includes('/node_modules/')) return `npm:${url.split('/node_modules/').pop()?.split('/')[0] ?? '?'}`;
   if (url.startsWith('node:')) return 'node core';
-  const m = /\/(src|bench)\/(.+)$/.exec(url);
+  const m = /\/(src|bench)\/(.+)$/.exec(url.replace(/^.*\/results\/build\//, '/'));
   return m ? `${m[1]}/${m[2]}` : url;
 }
 
@@ -80,9 +85,35 @@ export function summarize(file: string, top = 20): string {
   ].join('\n');
 }
 
+/** Heap snapshots before and after HEAP_DEVICES idle devices connect: what one session keeps. */
+async function heapPerDevice(
+  gen: Child,
+  proxy: Child,
+  port: number,
+  identity: Path['identity'],
+  dir: string,
+) {
+  const open = (from: number, count: number) =>
+    gen.request({ op: 'devices-open', port, from, count, concurrency: 50, identity }, 120_000);
+  await open(HEAP_DEVICES, 200); // warm up: lazily built state, compiled code
+  await gen.request({ op: 'devices-close' });
+  await sleep(1500);
+  const a = (await proxy.request({ op: 'heap', file: join(dir, 'before.heapsnapshot') }, 120_000))
+    .file as string;
+  const r = await open(0, HEAP_DEVICES);
+  await sleep(1000);
+  const b = (await proxy.request({ op: 'heap', file: join(dir, 'after.heapsnapshot') }, 120_000))
+    .file as string;
+  await gen.request({ op: 'devices-close' });
+  console.log(`${r.connected} idle devices connected (${r.failed} failed)\n`);
+  console.log(diffPerDevice(census(a), census(b), r.connected as number));
+  console.log(`\nsnapshots: ${a} ${b}`);
+}
+
 export async function profileTranslate(here: string, quick: boolean): Promise<void> {
   const passthrough = process.argv.includes('--paths=proxy-passthrough');
   const connects = process.argv.includes('--connects');
+  const heap = process.argv.includes('--heap');
   const outDir = join(here, 'results', `profile-${Date.now()}`);
   mkdirSync(outDir, { recursive: true });
   const north = await startMosquitto();
@@ -93,16 +124,19 @@ export async function profileTranslate(here: string, quick: boolean): Promise<vo
     let identity: Path['identity'] = { clientId: 'bench-prof-{i}' };
     let topic = '$resource/temperature';
     if (!passthrough) {
-      setup = prepareTranslate(connects ? CONNECT_DEVICES : 200);
+      setup = prepareTranslate(connects || heap ? CONNECT_DEVICES : 200);
       if (typeof setup === 'string') throw new Error(`cannot profile the translating route: ${setup}`);
       routeArgs = [setup.route, setup.credentials];
       identity = setup.identity;
       topic = setup.topic;
     }
-    const proxy = new Child('proxy', join(here, 'proxy-child.ts'), [String(north.port), ...routeArgs], {
-      cpuProf: outDir,
-    });
-    const gen = new Child('loadgen', join(here, 'loadgen-worker.ts'));
+    const proxy = new Child(
+      'proxy',
+      script(here, 'proxy-child.ts'),
+      [String(north.port), ...routeArgs],
+      heap ? { gc: true } : { cpuProf: outDir },
+    );
+    const gen = new Child('loadgen', script(here, 'loadgen-worker.ts'));
     kids.push(proxy, gen);
     const port = (await proxy.ready).port as number;
     await gen.ready;
@@ -123,6 +157,10 @@ export async function profileTranslate(here: string, quick: boolean): Promise<vo
       topic,
       devices: false,
     };
+    if (heap) {
+      await heapPerDevice(gen, proxy, port, identity, outDir);
+      return;
+    }
     const ms = quick ? 2000 : 6000;
     for (const qos of connects ? [] : ([0, 1] as const)) {
       const s = await throughput(rig, path, qos, 4, 500, ms);

@@ -62,6 +62,8 @@ export function medians(r: Results) {
       failed: med(xs, (x) => x.failed),
       connectsPerSec: med(xs, (x) => x.connectsPerSec),
       hopBytesPerDevice: med(xs, (x) => x.hopBytesPerDevice),
+      heapBytesPerDevice: med(xs, (x) => x.heapBytesPerDevice),
+      externalBytesPerDevice: med(xs, (x) => x.externalBytesPerDevice),
     };
   }
   return { throughput: tp, latency: lat, devices: dev };
@@ -186,7 +188,7 @@ export function render(m: Medians, labels: Record<string, string>, tgts: Target[
     parts.push('\nIdle connected devices (median)');
     parts.push(
       table([
-        ['path', 'devices', 'failed', 'connects/s', 'hop B/device'],
+        ['path', 'devices', 'failed', 'connects/s', 'hop RSS B/device', 'JS heap', 'external'],
         ...devPaths.map((p) => {
           const x = m.devices[p];
           return [
@@ -195,6 +197,8 @@ export function render(m: Medians, labels: Record<string, string>, tgts: Target[
             fmt(x?.failed),
             fmt(x?.connectsPerSec),
             fmt(x?.hopBytesPerDevice),
+            fmt(x?.heapBytesPerDevice),
+            fmt(x?.externalBytesPerDevice),
           ];
         }),
       ]),

@@ -212,16 +212,23 @@ export interface DevicesSample {
   firstError: string;
   connectsPerSec: number;
   hopBytesPerDevice: number;
+  /** Of which live JS heap after a full GC (Node hops only). */
+  heapBytesPerDevice: number;
+  /** Of which Buffers and other memory outside the JS heap that V8 knows of. */
+  externalBytesPerDevice: number;
 }
 
-async function settle(path: Path): Promise<void> {
-  if (path.hopChild) await path.hopChild.request({ op: 'gc' }).catch(() => undefined);
+/** Collects garbage in a Node hop and returns its JS heap and external (Buffer) bytes. */
+async function settle(path: Path): Promise<{ heapUsed: number; external: number }> {
+  const none = { heapUsed: Number.NaN, external: Number.NaN };
+  const m = path.hopChild ? await path.hopChild.request({ op: 'gc' }).catch(() => none) : none;
   await sleep(300);
+  return { heapUsed: m.heapUsed as number, external: m.external as number };
 }
 
 /** Connects `count` idle devices through the path, half from each worker; measures and closes them. */
 export async function devices(rig: Rig, path: Path, count: number, idleMs: number): Promise<DevicesSample> {
-  await settle(path);
+  const mem0 = await settle(path);
   const hop0 = path.hopPid ? rssBytes(path.hopPid) : 0;
   const half = Math.floor(count / 2);
   const parts = [
@@ -249,7 +256,7 @@ export async function devices(rig: Rig, path: Path, count: number, idleMs: numbe
     const start = Math.min(...res.map((r) => r.startUs as number));
     const end = Math.max(...res.map((r) => r.endUs as number));
     await sleep(idleMs);
-    await settle(path);
+    const mem1 = await settle(path);
     const hop1 = path.hopPid ? rssBytes(path.hopPid) : 0;
     return {
       devices: connected,
@@ -257,6 +264,8 @@ export async function devices(rig: Rig, path: Path, count: number, idleMs: numbe
       firstError: res.map((r) => r.firstError as string).find((e) => e) ?? '',
       connectsPerSec: connected / ((end - start) / 1e6),
       hopBytesPerDevice: path.hopPid && connected ? (hop1 - hop0) / connected : Number.NaN,
+      heapBytesPerDevice: connected ? (mem1.heapUsed - mem0.heapUsed) / connected : Number.NaN,
+      externalBytesPerDevice: connected ? (mem1.external - mem0.external) / connected : Number.NaN,
     };
   } finally {
     await Promise.all(parts.map((p) => p.w.request({ op: 'devices-close' }).catch(() => undefined)));
