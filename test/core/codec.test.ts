@@ -74,7 +74,7 @@ describe('Framer', () => {
         off += step;
       }
       assert.equal(frames.length, packets.length, `seed ${seed}`);
-      frames.forEach((fr, i) => assert.ok(fr.equals(packets[i]!), `seed ${seed}, packet ${i}`));
+      for (const [i, fr] of frames.entries()) assert.ok(fr.equals(packets[i]!), `seed ${seed}, packet ${i}`);
     }
   });
 
