@@ -218,22 +218,29 @@ export async function routeLocal(
       wrap: (h) => h,
     };
   }
-  if (!id.provision && !spec.content && !spec.offlineSync) return undefined;
+  // Devices activated earlier keep connecting when activation is turned off (no `provision`).
+  const keptDevices =
+    id.store !== undefined && id.north !== undefined && spec.plan.south.anonymous === 'provision_only';
+  if (!id.provision && !keptDevices && !spec.content && !spec.offlineSync) return undefined;
   const local: LocalServices = spec.offlineSync ? { offlineSync: true } : {};
   const out: RouteLocal = { watched: [], wrap: (h) => h };
-  if (id.provision) {
+  if (id.provision && !id.north)
+    errors.push(
+      `${spec.file}:1:1: route '${spec.name}' lets devices activate themselves: identity.north must give their north variables (e.g. { thngId: "{deviceId}", apiKey: "\${KEY}" })`,
+    );
+  if (id.provision || keptDevices) {
     if (!store) {
       errors.push(
-        `${spec.file}:1:1: route '${spec.name}' lets devices activate themselves but no store is configured (store.kind)`,
+        `${spec.file}:1:1: route '${spec.name}' keeps device identities in a store but none is configured (store.kind)`,
       );
     } else {
-      const registry = new StoreRegistry(store, id.store ?? spec.south, id.provision);
+      const registry = new StoreRegistry(store, id.store ?? spec.south, id.provision ?? 'token');
       const missing: string[] = [];
       const north: Record<string, string> = {};
       for (const [k, v] of Object.entries(id.north ?? {})) north[k] = expandEnv(v, env, missing);
       for (const m of missing)
         errors.push(`${spec.file}:1:1: environment variable ${m} is not set (identity.north)`);
-      local.provisioner = registry;
+      if (id.provision) local.provisioner = registry;
       out.identity = new StoreIdentity(index, registry, north);
     }
   }

@@ -5,7 +5,8 @@
  * north EVRYTHNG (mosquitto with a password file and ACL) seeing the translated traffic.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { RedisStore } from '../../src/store/redis.js';
 import { type RedisServer, startRedis } from '../emulators/redis.js';
@@ -182,6 +183,23 @@ describe('Connector south: activation by token, store, content', () => {
     const m = await reply;
     assert.deepEqual(JSON.parse(m.payload.toString()), CONTENT);
     assert.equal(m.packet.qos, 0);
+  });
+
+  it('with activation turned off, activated devices still connect and anonymous clients are refused', async () => {
+    const token = await activate('dev-8');
+    const off = provisionRoute('test-provision-off', 'token').replace('  provision: token\n', '');
+    assert.ok(!off.includes('provision:'));
+    writeFileSync(join(mappings.dir, 'routes/test-provision-off.yaml'), off);
+    const second = await proxyFor(north, mappings, 'test-provision-off', st.store);
+    try {
+      const dev = await connectClient(second.url, { clientId: '', username: '', password: token });
+      clients.push(dev);
+      assert.ok(dev.connected);
+      const anon = await tryConnect(second.url, { clientId: '' });
+      assert.equal(anon.connack?.returnCode, 5);
+    } finally {
+      await second.close();
+    }
   });
 
   it('keeps identities across a restart (file store), hashed: no token in the file', async () => {
