@@ -7,7 +7,9 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { createLogger } from '../../src/log/logger.js';
 import { RedisStore } from '../../src/store/redis.js';
 import { type RedisServer, startRedis } from '../emulators/redis.js';
 import {
@@ -22,7 +24,7 @@ import {
   tryConnect,
   waitClosed,
 } from '../helpers/clients.js';
-import type { TestProxy } from '../helpers/proxy.js';
+import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
 import {
   API_KEY,
   type Broker,
@@ -368,5 +370,67 @@ describe('Connector south: two proxies sharing one Redis store', () => {
     );
     assert.equal(outcomes.filter((o) => o === 'token').length, 1, outcomes.join(','));
     assert.equal(outcomes.filter((o) => o === 'closed').length, 7);
+  });
+});
+
+describe('Connector south: no secret in logs or metrics', () => {
+  it('activation, connections, refusals and content leave no token or password in logs and metrics', async () => {
+    process.env.TEST_EVRYTHNG_KEY = API_KEY;
+    const north = await startEvrythngNorth();
+    const mappings = mappingsDir({
+      'routes/test-provision-logs.yaml': provisionRoute('test-provision-logs', 'token'),
+      'routes/test-provision-logs-pw.yaml': provisionRoute('test-provision-logs-pw', 'password'),
+    });
+    const st = tempStore();
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        lines.push(chunk.toString());
+        cb();
+      },
+    });
+    const logger = createLogger({ level: 'trace', format: 'json', destination: sink });
+    const clients: MqttClient[] = [];
+    const proxy = await startTestProxy(
+      { north: { url: north.url }, mapping: { dir: mappings.dir, route: 'test-provision-logs' } },
+      { store: st.store, logger },
+    );
+    const pwProxy = await startTestProxy(
+      { north: { url: north.url }, mapping: { dir: mappings.dir, route: 'test-provision-logs-pw' } },
+      { store: st.store, logger },
+    );
+    const PASSWORD = 'a-device-password-long-enough';
+    try {
+      const anon = await connectClient(proxy.url, { clientId: '' });
+      clients.push(anon);
+      const reply = nextMessage(anon, '$provision/log-dev');
+      await publish(anon, '$provision/log-dev', '');
+      const token = (await reply).payload.toString();
+      const dev = await connectClient(proxy.url, { clientId: '', username: '', password: token });
+      clients.push(dev);
+      await publish(dev, '$resource/temp', '1', { qos: 1 });
+      await tryConnect(proxy.url, { clientId: '', username: 'log-dev', password: `${token}x` });
+      const closed = waitClosed(dev);
+      dev.publish('$nope', '1');
+      await closed;
+      const anon2 = await connectClient(pwProxy.url, { clientId: '' });
+      clients.push(anon2);
+      await publish(anon2, '$provision/log-dev-2', PASSWORD, { qos: 1 });
+      await tryConnect(pwProxy.url, { clientId: '', username: 'log-dev-2', password: `${PASSWORD}-wrong` });
+      const metrics = (await proxy.metrics.registry.metrics()) + (await pwProxy.metrics.registry.metrics());
+      const text = lines.join('');
+      assert.ok(lines.length > 5, 'the logger saw the traffic');
+      for (const secret of [token, PASSWORD, API_KEY]) {
+        assert.ok(!text.includes(secret), 'a secret reached the log');
+        assert.ok(!metrics.includes(secret), 'a secret reached a metric');
+      }
+    } finally {
+      await closeAll(clients);
+      await proxy.close();
+      await pwProxy.close();
+      await st.cleanup();
+      await north.stop();
+      mappings.cleanup();
+    }
   });
 });
