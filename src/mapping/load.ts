@@ -201,6 +201,33 @@ export function loadMappings(files: readonly MappingFile[]): LoadedMappings {
     }
     if (routes.has(r.route)) report.error(src, ['route'], `route '${r.route}' is defined twice`);
     if (!ok || !south || !north) continue;
+    const keys =
+      r.identity?.key === undefined ? [] : Array.isArray(r.identity.key) ? r.identity.key : [r.identity.key];
+    keys.forEach((k, i) => {
+      if (!south.identity.has(k)) {
+        const at = Array.isArray(r.identity?.key) ? ['identity', 'key', i] : ['identity', 'key'];
+        report.error(
+          src,
+          at,
+          `identity key '${k}' is not an identity variable of dialect '${r.south}'`,
+          `one of: ${[...south.identity].join(', ')}`,
+        );
+        ok = false;
+      }
+    });
+    for (const v of Object.keys(r.vars ?? {})) {
+      if (!south.identity.has(v) && !north.identity.has(v)) {
+        report.error(
+          src,
+          ['vars', v],
+          `variable '${v}' is used by neither '${r.south}' nor '${r.north}'`,
+          'declare it under identity: in a dialect, or remove it',
+          true,
+        );
+        ok = false;
+      }
+    }
+    if (!ok) continue;
     const pair = pairs.get(`${r.south}>${r.north}`)?.pair;
     const settings: PairSettings = {
       prefer: { ...pair?.prefer, ...r.prefer },

@@ -200,3 +200,18 @@ test('a pair file overrides a rule for one pair; its errors point into the pair 
   assert.equal(bad2.length, 1);
   assert.match(bad2[0] ?? '', /^mappings\/pairs\/connector-evrythng\.yaml:6:14: unknown capture \{thing\}/);
 });
+
+test('a route keyed by, or setting, a variable no dialect knows is reported', () => {
+  const e = loadMappings([
+    ...shippedMappings(),
+    {
+      path: 'mappings/routes/k.yaml',
+      folder: 'routes',
+      text: 'route: k\nsouth: connector\nnorth: evrythng\nvars: { colour: red }\nidentity: { key: apiKey }\n',
+    },
+  ]).errors;
+  assert.deepEqual(e, [
+    "mappings/routes/k.yaml:5:18: identity key 'apiKey' is not an identity variable of dialect 'connector' (one of: deviceId, token, password)",
+    "mappings/routes/k.yaml:4:9: variable 'colour' is used by neither 'connector' nor 'evrythng' (declare it under identity: in a dialect, or remove it)",
+  ]);
+});
