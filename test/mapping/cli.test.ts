@@ -226,3 +226,39 @@ test('translate: usage errors exit 2 and name the problem', async () => {
   assert.equal(v.code, 2);
   assert.match(v.err, /--var takes NAME=VALUE/);
 });
+
+test('translate --session --json: one object per step', async () => {
+  const r = await capture((io) =>
+    translate(
+      [
+        '--dir',
+        MAPPINGS_DIR,
+        '--session',
+        join(import.meta.dirname, 'sessions', 'connector-evrythng.yaml'),
+        '--now',
+        '1700000000000',
+        '--json',
+      ],
+      io,
+    ),
+  );
+  assert.equal(r.code, 0, r.err);
+  const steps = JSON.parse(r.out) as Array<Record<string, unknown>>;
+  assert.equal(steps.length, 4);
+  assert.deepEqual(steps[0], { step: 1, subscribe: { north: [], granted: [{ code: 0 }] } });
+  assert.deepEqual(steps[1], {
+    step: 2,
+    verdict: 'continue',
+    north: [
+      {
+        topic: '/thngs/UXYZ/properties/temp',
+        payload: '[{"value":21,"timestamp":1700000000000}]',
+        qos: 1,
+        retain: false,
+        properties: {},
+      },
+    ],
+  });
+  assert.deepEqual(steps[3], { step: 4, verdict: 'disconnect', reason: 'unknown_topic', north: [] });
+  assert.match(r.err, /#4 the device would be disconnected \(unknown_topic\)/);
+});
