@@ -66,7 +66,7 @@ describe('Connector → akenza, uplink-secret scheme, on mosquitto', () => {
   });
 
   it('delivers /down/{secret}/id/{deviceId} and its subtopics to the device as resource values', async () => {
-    const dev = clients[1] as MqttClient;
+    const dev = clients.find((c) => c.options.clientId === '12345') as MqttClient;
     const a = nextMessage(dev, '$resource/target', 5000);
     await publish(platform, `/down/${SECRET}/id/12345`, '{"target":22}', { qos: 1 });
     assert.equal((await a).payload.toString(), '22');
