@@ -12,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { createLogger } from '../../src/log/logger.js';
 import { RedisStore } from '../../src/store/redis.js';
 import { type RedisServer, startRedis } from '../emulators/redis.js';
+import { generateCerts, type TestPki } from '../helpers/certs.js';
 import {
   closeAll,
   collect,
@@ -432,5 +433,103 @@ describe('Connector south: no secret in logs or metrics', () => {
       await north.stop();
       mappings.cleanup();
     }
+  });
+});
+
+/** The spec's activate.py and publish.py, with the host, port and CA from argv instead of prompts. */
+const SPEC_ACTIVATE = `
+import ssl
+host = sys.argv[1]; port = int(sys.argv[2]); ca = sys.argv[3]; did = sys.argv[4]
+def on_connect(client, userdata, flags, rc):
+    provision_str = "$provision/" + did
+    client.publish(provision_str, None, qos=0)
+def on_message(client, userdata, msg):
+    print("Activation succeeded!")
+    token = msg.payload.decode()
+    print("Token: ", token)
+    client.disconnect()
+def on_disconnect(client, userdata, rc):
+    if rc != 0:
+        print("Disconnected with error", rc)
+        exit()
+client = make_client("")
+client.tls_set(ca_certs=ca)
+client.on_connect = on_connect
+client.on_disconnect = on_disconnect
+client.on_message = on_message
+client.connect(host, port)
+client.loop_forever()
+`;
+
+const SPEC_PUBLISH = `
+import ssl, time
+host = sys.argv[1]; port = int(sys.argv[2]); ca = sys.argv[3]; token = sys.argv[4]; value = sys.argv[5]
+def on_connect(client, userdata, flags, rc):
+    res = "temp"
+    resource = "$resource/" + res
+    print("Publishing to Resource: ", res, "rc", rc, flush=True)
+    client.publish(resource, value, qos=0)
+def on_message(client, userdata, msg):
+    print("Value set, previous was: ", msg.payload.decode(), flush=True)
+client = make_client("")
+client.tls_set(ca_certs=ca)
+client.username_pw_set("", token)
+client.on_connect = on_connect
+client.on_message = on_message
+client.connect(host, port)
+client.loop_start()
+time.sleep(float(sys.argv[6]))
+client.disconnect()
+client.loop_stop()
+`;
+
+describe("Connector south: the spec's own paho scripts over TLS", () => {
+  let north: Broker;
+  let mappings: MappingsDir;
+  let st: TempStore;
+  let proxy: TestProxy;
+  let platform: MqttClient;
+  let pki: TestPki;
+
+  before(async () => {
+    process.env.TEST_EVRYTHNG_KEY = API_KEY;
+    pki = generateCerts();
+    north = await startEvrythngNorth();
+    mappings = mappingsDir({
+      'routes/test-provision-spec.yaml': provisionRoute('test-provision-spec', 'token'),
+    });
+    st = tempStore();
+    proxy = await proxyFor(north, mappings, 'test-provision-spec', st.store, {
+      listen: { tlsCert: pki.server.certPath, tlsKey: pki.server.keyPath },
+    });
+    platform = await platformClient(north);
+    await subscribe(platform, '/thngs/#', { qos: 1 });
+  });
+
+  after(async () => {
+    await closeAll([platform]);
+    await proxy?.close();
+    await st?.cleanup();
+    await north?.stop();
+    mappings?.cleanup();
+    pki?.cleanup();
+  });
+
+  it('activate.py gets a token; publish.py sends a value with it and receives a change', async () => {
+    const port = new URL(proxy.tlsUrl).port;
+    const a = await runPaho(SPEC_ACTIVATE, ['localhost', port, pki.ca.certPath, '12345']);
+    assert.equal(a.code, 0, a.stderr);
+    assert.match(a.stdout, /Activation succeeded!/);
+    const token = /Token:\s+([0-9a-f]{40})/.exec(a.stdout)?.[1];
+    assert.ok(token, a.stdout);
+    const seen = nextMessage(platform, '/thngs/12345/properties/temp', 10_000);
+    const run = runPaho(SPEC_PUBLISH, ['localhost', port, pki.ca.certPath, token, '36.6', '2.5']);
+    const m = await seen;
+    assert.equal((JSON.parse(m.payload.toString()) as Array<{ value: unknown }>)[0]?.value, 36.6);
+    await publish(platform, '/thngs/12345/properties/temp', JSON.stringify([{ value: 20 }]), { qos: 1 });
+    const p = await run;
+    assert.equal(p.code, 0, p.stderr);
+    assert.match(p.stdout, /rc 0/);
+    assert.match(p.stdout, /Value set, previous was:\s+20/);
   });
 });
