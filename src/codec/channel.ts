@@ -4,6 +4,7 @@
  * batches writes per event-loop turn (cork/uncork) and reports backpressure, one error path,
  * and an idempotent `close()`.
  */
+import { isUtf8 } from 'node:buffer';
 import type { Duplex } from 'node:stream';
 import mqtt, { type Packet } from 'mqtt-packet';
 import { FrameError, Framer } from './framer.js';
@@ -14,6 +15,8 @@ export interface ChannelEvents {
   onClose(reason: string, error?: Error): void;
   /** The peer's write buffer drained after `write` returned false. */
   onDrain(): void;
+  /** A last packet to send before a failed channel closes (e.g. CONNACK 1 for an unknown protocol level). */
+  lastWords?(reason: string): Packet | undefined;
 }
 
 export interface ChannelOptions {
@@ -43,16 +46,38 @@ export class PacketChannel {
     this.genOpts = { protocolVersion: opts.protocolVersion || 4 };
     this.parser = mqtt.parser(opts.protocolVersion ? { protocolVersion: opts.protocolVersion } : {});
     let frameBytes = 0;
-    this.parser.on('packet', (p: Packet) => this.events.onPacket(p, frameBytes));
-    this.parser.on('error', (err: Error) => this.fail('malformed_packet', err));
+    let expectPayload = -1;
+    this.parser.on('packet', (p: Packet) => {
+      // Keepalive counts whole packets, not bytes: a trickled, never-finished packet does not.
+      this.lastReadAt = Date.now();
+      // mqtt-packet lets an MQTT 5 property overrun the property length into the payload.
+      if (expectPayload >= 0 && p.cmd === 'publish' && p.payload.length !== expectPayload) {
+        this.fail('malformed_packet', new Error('MQTT 5 properties overrun their length'));
+        return;
+      }
+      this.events.onPacket(p, frameBytes);
+    });
+    this.parser.on('error', (err: Error) =>
+      this.fail(
+        /protocol version/i.test(err.message) ? 'unsupported_protocol_version' : 'malformed_packet',
+        err,
+      ),
+    );
     this.framer = new Framer(opts.maxPacketBytes, (frame) => {
       if (this.closed) return;
+      expectPayload = -1;
+      if (frame[0]! >> 4 === PUBLISH) {
+        if (!validTopicBytes(frame)) {
+          this.fail('malformed_topic');
+          return;
+        }
+        if (this.genOpts.protocolVersion === 5) expectPayload = v5PayloadLength(frame);
+      }
       frameBytes = frame.length;
       this.parser.parse(frame);
     });
     stream.on('data', (chunk: Buffer) => {
       if (this.closed) return;
-      this.lastReadAt = Date.now();
       try {
         this.framer.push(chunk);
       } catch (err) {
@@ -138,10 +163,53 @@ export class PacketChannel {
     if (this.closed) {
       return;
     }
-    this.closed = true;
-    this.stream.destroy();
+    const last = this.events.lastWords?.(reason);
+    if (last) {
+      this.write(last);
+      this.end();
+    } else {
+      this.closed = true;
+      this.stream.destroy();
+    }
     this.events.onClose(reason, err);
   }
+}
+
+const PUBLISH = 3;
+
+/**
+ * A PUBLISH topic must be well-formed UTF-8 without U+0000 (MQTT-1.5.3-1, -2). The parser
+ * would silently replace bad sequences, so the raw bytes are checked here.
+ */
+function validTopicBytes(frame: Buffer): boolean {
+  let off = 1;
+  while (off < 5 && (frame[off]! & 0x80) !== 0) off++;
+  off++;
+  if (off + 2 > frame.length) return true; // too short: the parser reports it
+  const len = frame.readUInt16BE(off);
+  const topic = frame.subarray(off + 2, off + 2 + len);
+  return topic.indexOf(0) === -1 && isUtf8(topic);
+}
+
+/** Payload length of an MQTT 5 PUBLISH frame by its declared lengths, or -1 when unreadable. */
+function v5PayloadLength(frame: Buffer): number {
+  let off = 1;
+  while (off < 5 && (frame[off]! & 0x80) !== 0) off++;
+  off++;
+  if (off + 2 > frame.length) return -1;
+  off += 2 + frame.readUInt16BE(off);
+  if ((frame[0]! & 0x06) !== 0) off += 2; // packet identifier when QoS > 0
+  let propLen = 0;
+  let mul = 1;
+  for (let i = 0; i < 4; i++) {
+    if (off >= frame.length) return -1;
+    const b = frame[off++]!;
+    propLen += (b & 0x7f) * mul;
+    if ((b & 0x80) === 0) break;
+    mul *= 128;
+  }
+  const start = off + propLen;
+  return start <= frame.length ? frame.length - start : -1;
 }
 
 function uncork(ch: PacketChannel): void {

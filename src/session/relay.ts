@@ -47,6 +47,8 @@ interface Group {
 export class Relay {
   private readonly bySrc = new Map<number, Group>();
   private readonly byDst = new Map<number, Group>();
+  /** Copies released by the proxy itself, waiting only for their PUBCOMP. */
+  private readonly orphans: Group = this.newGroup(0, 0, true);
 
   constructor(
     private readonly src: RelayPeer,
@@ -124,27 +126,37 @@ export class Relay {
     const g = this.byDst.get(id);
     if (!g) return false;
     const rc = packet.reasonCode ?? 0;
+    if (g.local) {
+      // Nobody upstream will send PUBREL for a message the proxy made: release it here.
+      if (packet.cmd === 'pubrec' && rc < 0x80)
+        this.dst.send({ cmd: 'pubrel', messageId: id, reasonCode: 0 });
+      else this.release(id);
+      return true;
+    }
     if (rc > g.reasonCode) g.reasonCode = rc;
     if (packet.cmd === 'pubrec') {
-      if (rc < 0x80) {
-        // Keep the id: it is released with PUBREL later.
-        g.relIds.push(id);
-        this.byDst.delete(id);
-      } else {
-        this.release(id);
-      }
+      this.byDst.delete(id);
+      // Accepted: the id stays allocated until its PUBCOMP. Refused (MQTT 5): the flow ends.
+      if (rc < 0x80) g.relIds.push(id);
+      else this.ids.free(id);
     } else {
       this.release(id);
     }
     if (--g.waiting > 0) return true;
-    if (g.local) return true;
     if (g.phase === 'comp') {
       this.src.send({ cmd: 'pubcomp', messageId: g.srcId, reasonCode: 0 });
       this.settle(g);
-      return true;
-    }
-    if (g.srcQos === 1) {
+    } else if (g.srcQos === 1) {
       this.src.send({ cmd: 'puback', messageId: g.srcId, reasonCode: g.reasonCode });
+      this.settle(g);
+    } else if (g.reasonCode >= 0x80) {
+      // A refused PUBREC ends the source's flow too (MQTT 5, 4.3.3): no PUBREL will come, so
+      // copies that were accepted are released by the proxy itself.
+      for (const rid of g.relIds) {
+        this.byDst.set(rid, this.orphans);
+        this.dst.send({ cmd: 'pubrel', messageId: rid, reasonCode: 0 });
+      }
+      this.src.send({ cmd: 'pubrec', messageId: g.srcId, reasonCode: g.reasonCode });
       this.settle(g);
     } else {
       this.src.send({ cmd: 'pubrec', messageId: g.srcId, reasonCode: g.reasonCode });
@@ -180,6 +192,7 @@ export class Relay {
   /** Forgets everything (the session is closing). */
   clear(): void {
     for (const id of this.byDst.keys()) this.ids.free(id);
+    for (const g of this.bySrc.values()) for (const id of g.relIds) this.ids.free(id);
     for (let i = 0; i < this.bySrc.size; i++) this.hooks.onSettled(-1);
     this.byDst.clear();
     this.bySrc.clear();

@@ -26,6 +26,7 @@ import { connackFor, REFUSED_SERVER_UNAVAILABLE, type ReasonPair } from './codes
 import type { SessionContext, SessionLike } from './context.js';
 import { type NorthRefusal, openNorth } from './north-open.js';
 import { IdAllocator, Relay } from './relay.js';
+import { violation } from './validate.js';
 
 type State = 'new' | 'connecting' | 'online' | 'closed';
 
@@ -72,6 +73,10 @@ export class Session implements SessionLike {
         onPacket: (p, bytes) => this.onSouthPacket(p, bytes),
         onClose: (reason, err) => this.close(reason, err),
         onDrain: () => this.north?.resume(),
+        lastWords: (reason) =>
+          this.state === 'new' && reason === 'unsupported_protocol_version'
+            ? { cmd: 'connack', returnCode: 1, sessionPresent: false }
+            : undefined,
       },
       {
         maxPacketBytes: ctx.limits.maxPacketBytes,
@@ -86,6 +91,11 @@ export class Session implements SessionLike {
 
   private onSouthPacket(p: Packet, bytes: number): void {
     this.ctx.meter.count('south_in', p.cmd, bytes);
+    const bad = violation(p, this.version);
+    if (bad) {
+      this.close(bad);
+      return;
+    }
     if (this.state === 'online' && !this.busy) {
       this.dispatchSouth(p);
       return;
@@ -152,6 +162,11 @@ export class Session implements SessionLike {
     this.version = connect.protocolVersion ?? 4;
     this.south.setProtocolVersion(this.version);
     this.keepaliveMs = (connect.keepalive ?? 0) * 1500;
+    // MQTT 3.1: the client identifier must be 1 to 23 characters (CONNACK 2 otherwise).
+    if (this.version === 3 && !connect.clientId) {
+      this.refuse({ returnCode: 2, reasonCode: 0x85 }, 'identifier_rejected');
+      return;
+    }
     const route = this.ctx.route();
     this.routeName = route.name;
     let decision: Awaited<ReturnType<typeof route.openSession>>;
@@ -194,7 +209,9 @@ export class Session implements SessionLike {
       });
     } catch (err) {
       const r = err as NorthRefusal;
-      this.refuse(r.code ?? REFUSED_SERVER_UNAVAILABLE, r.reason ?? 'north_error', r.connack);
+      // The broker closed on the CONNECT without answering: do the same (transparency).
+      if (r.reason === 'north_closed') this.close(r.reason);
+      else this.refuse(r.code ?? REFUSED_SERVER_UNAVAILABLE, r.reason ?? 'north_error', r.connack);
       return;
     }
     if (opened) {
@@ -275,7 +292,10 @@ export class Session implements SessionLike {
       this.close('payload_too_large');
       return;
     }
-    if (q.qos2 !== 'pass' && p.qos === 2) p.qos = q.qos2 === 'as_qos0' ? 0 : 1;
+    // QoS 2 as QoS 0: no acknowledgement at all. As QoS 1: the client still gets its QoS 2
+    // flow (PUBREC, PUBCOMP), the copies go north at QoS 1.
+    if (q.qos2 === 'as_qos0' && p.qos === 2) p.qos = 0;
+    const maxOut: QoS = q.qos2 === 'as_qos1' && p.qos === 2 ? 1 : p.qos;
     if (q.retain === 'ignore') p.retain = false;
     if (!this.passThrough && this.version === 5 && p.properties?.topicAlias !== undefined) {
       this.southAliases ??= new Map();
@@ -286,7 +306,11 @@ export class Session implements SessionLike {
     }
     if (this.passThrough) {
       // Fast path: nothing to translate, the parsed packet is its own output.
-      this.up!.forward(p, [p as PublishOut]);
+      const src = { messageId: p.messageId, qos: p.qos };
+      const out = p as PublishOut;
+      const cap = Math.min(maxOut, this.northMaxQos) as QoS;
+      if (out.qos > cap) out.qos = cap;
+      this.up!.forward(src, [out]);
       if (this.north?.blocked) this.south.pause();
       return;
     }
@@ -337,11 +361,12 @@ export class Session implements SessionLike {
       return;
     }
     const north = o.verdict === 'drop' ? undefined : o.north;
+    const maxOut: QoS = this.quirks.qos2 === 'as_qos1' && p.qos === 2 ? 1 : p.qos;
     if (o.verdict === 'drop')
       countMessage(this.ctx.metrics, this.log, this.routeName, 'uplink', o, 'dropped', p.topic);
     else if (!this.passThrough)
       countMessage(this.ctx.metrics, this.log, this.routeName, 'uplink', o, 'translated');
-    if (north) capQos(north, Math.min(p.qos, this.northMaxQos) as QoS);
+    if (north) capQos(north, Math.min(maxOut, this.northMaxQos) as QoS);
     this.up!.forward(p, north ?? []);
     if (o.south) this.sendLocalSouth(o.south);
     if (this.north?.blocked) this.south.pause();
@@ -433,7 +458,10 @@ export class Session implements SessionLike {
       countMessage(this.ctx.metrics, this.log, this.routeName, 'downlink', o, 'translated');
     capQos(outs, Math.min(p.qos, this.quirks.maxDownlinkQos) as QoS);
     this.down!.forward(p, outs);
-    if (o.north?.length) this.up!.forward(null, o.north);
+    if (o.north?.length) {
+      capQos(o.north, 1);
+      this.up!.forward(null, o.north);
+    }
     if (this.south.blocked) this.north?.pause();
   }
 
@@ -471,6 +499,15 @@ export class Session implements SessionLike {
   tick(now: number): void {
     if (this.state === 'new' && now - this.createdAt > this.ctx.limits.connectTimeoutMs) {
       this.close('connect_timeout');
+      return;
+    }
+    // A route or store that never answers must not hold the connection forever.
+    const limits = this.ctx.limits;
+    if (
+      this.state === 'connecting' &&
+      now - this.createdAt > limits.connectTimeoutMs + limits.northConnectTimeoutMs
+    ) {
+      this.refuse(REFUSED_SERVER_UNAVAILABLE, 'connect_timeout');
       return;
     }
     if (this.state !== 'online') return;

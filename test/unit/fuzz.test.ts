@@ -22,7 +22,13 @@ import { channelHarness, prng, turn, until } from './kit.js';
 import { samples, type Version } from './packets.js';
 import { online, startSession, testRoute } from './session-kit.js';
 
-const CHANNEL_REASONS = new Set(['malformed_packet', 'packet_too_large', 'peer_closed']);
+const CHANNEL_REASONS = new Set([
+  'malformed_packet',
+  'malformed_topic',
+  'unsupported_protocol_version',
+  'packet_too_large',
+  'peer_closed',
+]);
 
 type Rand = () => number;
 const int = (r: Rand, n: number): number => Math.floor(r() * n);

@@ -1,10 +1,10 @@
 /**
  * Malformed packets and protocol violations from a client, byte by byte, at the Session (the
- * server side of the proxy). The first group is what the read path rejects today. The
- * second group, named SPEC, is KNOWN FAILING: each is a packet the MQTT specification says
- * the server MUST treat as malformed or a protocol violation and close the connection for,
- * which mqtt-packet's parser accepts and the session then handles as valid. Found by the
- * fuzz tests; each names its clause.
+ * server side of the proxy). The first group is what mqtt-packet's parser rejects. The
+ * second group, named SPEC, are packets the MQTT specification says the server MUST treat as
+ * malformed or a protocol violation, which mqtt-packet's parser accepts: the channel
+ * (topic bytes, property overruns) and the session (`src/session/validate.ts`) close them.
+ * Found by the fuzz tests; each names its clause.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -85,7 +85,7 @@ describe('malformed packets after CONNECT: closed, nothing handled', () => {
   });
 });
 
-describe('SPEC (KNOWN FAILING): protocol violations accepted as valid packets', () => {
+describe('SPEC: protocol violations the parser accepts are closed', () => {
   const cases: Array<[string, 4 | 5, string]> = [
     ['MQTT 3.1.1 [MQTT-1.5.3-1]: ill-formed UTF-8 in a PUBLISH topic MUST close', 4, '30 04 00 02 c3 28'],
     ['MQTT 3.1.1 [MQTT-1.5.3-2]: U+0000 in a PUBLISH topic MUST close', 4, '30 04 00 02 61 00'],
@@ -116,8 +116,7 @@ describe('SPEC (KNOWN FAILING): protocol violations accepted as valid packets', 
   }
 
   it('MQTT 3.1.1 [MQTT-3.1.2-2]: an unsupported protocol level gets CONNACK 0x01, then close', async () => {
-    // KNOWN FAILING: mqtt-packet's parser rejects protocol level 9 and PacketChannel closes
-    // with malformed_packet, so the client never learns why. A 3.1.1 server MUST answer
+    // mqtt-packet's parser rejects protocol level 9; a 3.1.1 server MUST still answer
     // CONNACK 0x01 (unacceptable protocol level) and then disconnect.
     const c = startSession(testRoute());
     // CONNECT, protocol name "MQTT", level 9, clean session, keepalive 0, client id "".

@@ -2,13 +2,10 @@
  * The Relay end to end with a real broker refusing a QoS 2 message: an MQTT 5 client through
  * the pass-through proxy to mosquitto with an ACL, which answers PUBREC 0x87 (not authorized).
  *
- * SPEC (KNOWN FAILING): MQTT 5 [2.2.1, MQTT-4.3.3]: a PUBREC with a reason code >= 0x80 ends
- * the QoS 2 flow; the sender sends no PUBREL and may reuse the packet identifier at once.
- * The relay keeps the refused message in phase 'rel' waiting for a PUBREL that never comes,
- * so the next QoS 2 PUBLISH reusing that id is taken for a duplicate: it is answered with
- * PUBREC 0 and PUBCOMP but never forwarded (silently lost), and the in-flight gauge never
- * comes down. A 3.1.1 client is not affected (its PUBREC carries no reason code; it always
- * releases).
+ * SPEC: MQTT 5 [2.2.1, MQTT-4.3.3]: a PUBREC with a reason code >= 0x80 ends the QoS 2
+ * flow; the sender sends no PUBREL and may reuse the packet identifier at once. The relay
+ * must settle the refused message at once, or the next QoS 2 PUBLISH reusing that id would
+ * be taken for a duplicate and never forwarded (silently lost).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';

@@ -154,20 +154,23 @@ describe('Relay: QoS 2', () => {
     assert.equal(hooks.settled.length, 1);
   });
 
-  it('a PUBREC with a failure reason code (>= 0x80) is not released; its id is freed at once', () => {
+  it('a PUBREC with a failure reason code (>= 0x80) ends the flow: accepted copies are released by the relay', () => {
     const { src, dst, relay, ids } = setup();
     relay.forward({ messageId: 21, qos: 2 }, [out('ok', 2), out('bad', 2)]);
     const [ok, bad] = publishIds(dst.take());
     relay.onDestinationAck({ cmd: 'pubrec', messageId: bad, reasonCode: 0x87 });
     assert.equal(ids.inUse, 1, 'the failed copy is over');
     relay.onDestinationAck({ cmd: 'pubrec', messageId: ok, reasonCode: 0 });
-    assert.deepEqual(src.take(), [{ cmd: 'pubrec', messageId: 21, reasonCode: 0x87 }]);
-    // A 3.1.1 source always releases (its PUBREC carries no reason code).
-    relay.onSourcePubrel(21);
+    // MQTT 5 4.3.3: the refusal ends the source's flow, so the relay releases the accepted copy.
     assert.deepEqual(dst.take(), [{ cmd: 'pubrel', messageId: ok, reasonCode: 0 }]);
+    assert.deepEqual(src.take(), [{ cmd: 'pubrec', messageId: 21, reasonCode: 0x87 }]);
+    assert.equal(relay.size, 0, 'the source message is settled');
     relay.onDestinationAck({ cmd: 'pubcomp', messageId: ok });
-    assert.deepEqual(src.take(), [{ cmd: 'pubcomp', messageId: 21, reasonCode: 0 }]);
+    assert.deepEqual(src.take(), [], 'the PUBCOMP of a released copy goes nowhere');
     assert.equal(ids.inUse, 0);
+    // A 3.1.1 source (whose PUBREC carries no reason code) still releases: it is completed.
+    relay.onSourcePubrel(21);
+    assert.deepEqual(src.take(), [{ cmd: 'pubcomp', messageId: 21, reasonCode: 0x92 }]);
   });
 
   it('a DUP resend before PUBREC is not forwarded twice and not answered', () => {
@@ -261,9 +264,8 @@ describe('Relay: local messages (no source)', () => {
   });
 
   it('SPEC (MQTT 3.1.1 4.3.3, 5.0 4.3.3): a local QoS 2 copy is released with PUBREL after its PUBREC', () => {
-    // KNOWN FAILING: the relay is the sender of a local QoS 2 message; on PUBREC (< 0x80)
-    // a sender MUST send PUBREL. Today the group is local, so nothing is sent, the receiver
-    // keeps the message forever and the destination id is never freed.
+    // The relay is the sender of a local QoS 2 message: on PUBREC (< 0x80) a sender MUST send
+    // PUBREL, or the receiver keeps the message forever and the id is never freed.
     const { src, dst, relay, ids } = setup();
     relay.forward(null, [out('local', 2)]);
     const [y] = publishIds(dst.take());
