@@ -248,11 +248,26 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
       let northPlan: NorthPlan = { mode: 'direct', connect, ...(opts.url ? { url: opts.url } : {}) };
       if (gateway && north.gateway) {
         const rules = usable(north.upRules, scheme.scheme, vars);
+        // A device that attaches with its own JWT: given as deviceJwt, or signed here with its
+        // deviceKey and the same claims as the gateway's (ClearBlade: aud = project).
+        let deviceJwt = vars.deviceJwt;
+        const gwPw = scheme.password;
+        if (!deviceJwt && vars.deviceKey && isJwt(gwPw) && opts.mintJwt) {
+          try {
+            deviceJwt = await opts.mintJwt({
+              ...jwtRequest(gwPw, vars, `device:${vars.deviceId ?? ''}`),
+              privateKey: vars.deviceKey,
+            });
+          } catch {
+            return reject(3, 0x88, 'device_credentials_unavailable');
+          }
+        }
         const control = (kind: 'attach' | 'detach'): PublishOut | undefined => {
           const r = rules.find((x) => x.up === kind);
           const topic = r?.tpl.build(vars);
           if (!r || topic === undefined) return undefined;
-          const payload = vars.deviceJwt ? JSON.stringify({ authorization: vars.deviceJwt }) : '{}';
+          const payload =
+            kind === 'attach' && deviceJwt ? JSON.stringify({ authorization: deviceJwt }) : '{}';
           return { topic, payload: Buffer.from(payload), qos: (r.qos ?? 1) as QoS, retain: false };
         };
         const attach = control('attach');

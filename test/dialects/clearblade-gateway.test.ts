@@ -17,11 +17,22 @@ import {
   tryConnect,
 } from '../helpers/clients.js';
 import type { TestProxy } from '../helpers/proxy.js';
-import { metricValue, rsaKey, scrape, startRouteProxy, tempDir, until, writeCredentials } from './kit.js';
+import {
+  ecKey,
+  metricValue,
+  rsaKey,
+  scrape,
+  startRouteProxy,
+  tempDir,
+  until,
+  writeCredentials,
+} from './kit.js';
 
 const PROJECT = 'my-project';
 const GATEWAY = 'gw-1';
 const gwKey = rsaKey();
+const devKey = ecKey();
+const otherKey = ecKey();
 const tokenOf = (id: string): string => `token-${id}-0123456789abcdef`;
 
 describe('Connector devices behind the proxy as a ClearBlade gateway', () => {
@@ -40,15 +51,28 @@ describe('Connector devices behind the proxy as a ClearBlade gateway', () => {
       project: PROJECT,
       registry: 'my-registry',
       gateways: [{ id: GATEWAY, publicKey: gwKey.publicKey }],
-      devices: [...['d1', 'd2', 'd3', 'd4'].map((id) => ({ id, boundTo: [GATEWAY] })), { id: 'unbound' }],
+      devices: [
+        ...['d1', 'd2', 'd3', 'd4'].map((id) => ({ id, boundTo: [GATEWAY] })),
+        { id: 'unbound' },
+        // Not bound: attached only with a valid JWT of their own.
+        { id: 'keyed', publicKey: devKey.publicKey },
+        { id: 'keyed-wrong', publicKey: devKey.publicKey },
+      ],
     });
-    const creds = writeCredentials(
-      tmp.dir,
-      ['d1', 'd2', 'd3', 'd4', 'unbound'].map((id) => ({
+    const creds = writeCredentials(tmp.dir, [
+      ...['d1', 'd2', 'd3', 'd4', 'unbound'].map((id) => ({
         south: { deviceId: id, token: tokenOf(id) },
         north: { privateKey: gwKey.pem },
       })),
-    );
+      {
+        south: { deviceId: 'keyed', token: tokenOf('keyed') },
+        north: { privateKey: gwKey.pem, deviceKey: devKey.pem },
+      },
+      {
+        south: { deviceId: 'keyed-wrong', token: tokenOf('keyed-wrong') },
+        north: { privateKey: gwKey.pem, deviceKey: otherKey.pem },
+      },
+    ]);
     proxy = await startRouteProxy('connector-to-clearblade', cb.url, creds, {
       overrides: { north: { connectTimeoutMs: 2000 } },
     });
@@ -134,7 +158,28 @@ describe('Connector devices behind the proxy as a ClearBlade gateway', () => {
     assert.equal((await cmd).payload.toString(), 'eco');
   });
 
+  it('attaches a device with its own JWT (signed with its key, ES256) when its record has one; a wrong key is refused', async () => {
+    const keyed = await device('keyed');
+    assert.ok(cb.attached(GATEWAY).includes('keyed'));
+    await publish(keyed, '$resource/temp', '19', { qos: 1 });
+    await cb.waitFor(() => cb.telemetry('keyed').length === 1);
+    const r = await tryConnect(proxy.url, {
+      clientId: 'keyed-wrong',
+      username: 'keyed-wrong',
+      password: tokenOf('keyed-wrong'),
+    });
+    assert.notEqual(r.connack?.returnCode ?? -1, 0);
+    assert.ok(
+      cb.controls.some((c) => c.op === 'attach' && c.deviceId === 'keyed-wrong' && !c.ok),
+      'the platform refused the attach',
+    );
+    assert.ok(!cb.attached(GATEWAY).includes('keyed-wrong'));
+  });
+
   it('routes an attachment error to the device it names: counted, and the Connector device is refused', async () => {
+    const count = async (): Promise<number> =>
+      metricValue(await scrape(proxy), 'mqtt_proxy_gateway_errors_total', 'type="GATEWAY_ATTACHMENT_ERROR"');
+    const before = await count();
     const r = await tryConnect(proxy.url, {
       clientId: 'unbound',
       username: 'unbound',
@@ -144,7 +189,6 @@ describe('Connector devices behind the proxy as a ClearBlade gateway', () => {
     assert.ok(
       cb.errors.some((e) => e.error_type === 'GATEWAY_ATTACHMENT_ERROR' && e.device_id === 'unbound'),
     );
-    const text = await scrape(proxy);
-    assert.equal(metricValue(text, 'mqtt_proxy_gateway_errors_total', 'type="GATEWAY_ATTACHMENT_ERROR"'), 1);
+    assert.equal(await count(), before + 1);
   });
 });
