@@ -22,7 +22,8 @@ export function compileSouthAuth(
     const vars = new Set<string>();
     const opt = new Set<string>();
     const tpls = (field: 'client_id' | 'username' | 'password'): Template[] | undefined => {
-      const l = listOf(s[field]);
+      const raw = s[field];
+      const l = typeof raw === 'object' && !Array.isArray(raw) ? undefined : listOf(raw);
       if (!l) return undefined;
       const out: Template[] = [];
       const seen: string[][] = [];
@@ -54,8 +55,36 @@ export function compileSouthAuth(
         for (const c of t.captures) vars.add(c);
       }
     }
+    let jwt: SouthScheme['jwt'];
+    const pw = s.password;
+    if (typeof pw === 'object' && !Array.isArray(pw)) {
+      if (!identity.has(pw.jwt.key)) {
+        err(
+          ['auth', 'south', i, 'password', 'jwt', 'key'],
+          `unknown variable '${pw.jwt.key}'`,
+          `the variable holding the device's public key, declared under 'identity:'`,
+        );
+      }
+      const aud = pw.jwt.audience;
+      for (const v of aud ? textVars(aud) : []) {
+        if (!identity.has(v))
+          err(
+            ['auth', 'south', i, 'password', 'jwt', 'audience'],
+            `unknown variable {${v}}`,
+            `declare it under 'identity:'`,
+          );
+      }
+      jwt = { key: pw.jwt.key, audience: aud ? compileText(aud) : undefined };
+    }
     const credential = commonName?.captures[0] ?? password?.[0]?.captures[0];
-    return { scheme: s.scheme, clientId, username, password, commonName, credential, vars: [...vars] };
+    if (credential === undefined && !jwt) {
+      err(
+        ['auth', 'south', i],
+        `scheme '${s.scheme}' proves nothing`,
+        `give it a password variable, a common_name or a password: { jwt: ... }`,
+      );
+    }
+    return { scheme: s.scheme, clientId, username, password, commonName, credential, jwt, vars: [...vars] };
   });
 }
 

@@ -46,7 +46,7 @@ export interface RawDialect {
       scheme: string;
       client_id?: string | string[];
       username?: string | string[];
-      password?: string | string[];
+      password?: string | string[] | { jwt: { key: string; audience?: string } };
       common_name?: string;
     }>;
     north?: Array<{

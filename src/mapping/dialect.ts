@@ -50,6 +50,10 @@ export interface SouthScheme {
   readonly commonName: Template | undefined;
   /** Variable holding the credential this scheme proves (password var or certificate CN var). */
   readonly credential: string | undefined;
+  /** The password is a JWT signed by the device: verified with the public key in variable `key`. */
+  readonly jwt:
+    | { readonly key: string; readonly audience: ((v: Readonly<Vars>) => string) | undefined }
+    | undefined;
   /** Variables every successful match provides. */
   readonly vars: readonly string[];
 }

@@ -50,6 +50,8 @@ export interface EngineOptions {
   connection?: 'direct' | 'gateway';
   mintJwt?: MintJwt;
   mintJwtSync?: MintJwtSync;
+  /** Verifies a device's JWT with its public key: undefined when valid, else a short failure code. */
+  verifyJwt?: (token: string, publicKey: string, audience: string | undefined) => string | undefined;
   /** Microseconds since the epoch (injected for golden tests). */
   nowUs?: () => number;
 }
@@ -118,6 +120,7 @@ export function recogniseAll(
     if (!matchField(s.username, c.username ?? '', vars)) continue;
     if (!matchField(s.password, fieldText(c.password), vars)) continue;
     if (s.credential !== undefined && !vars[s.credential]) continue;
+    if (s.jwt && fieldText(c.password).length === 0) continue;
     out.push({ scheme: s, vars });
   }
   return out;
@@ -207,6 +210,17 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
           ? reject(5, 0x87, 'unknown_device')
           : reject(4, 0x86, 'bad_credentials');
       const vars: Vars = { ...opts.routeVars, ...resolved.vars };
+      const jwtCheck = found.scheme.jwt;
+      if (jwtCheck) {
+        // The device's own JWT, verified with the public key of its record; kept as deviceJwt
+        // (a gateway attaches the device with it).
+        const key = vars[jwtCheck.key];
+        const token = fieldText(c.password);
+        const failure =
+          key && opts.verifyJwt ? opts.verifyJwt(token, key, jwtCheck.audience?.(vars)) : 'unverifiable';
+        if (failure !== undefined) return reject(4, 0x86, 'bad_jwt');
+        vars.deviceJwt = token;
+      }
       for (const v of topicVars)
         if (vars[v] !== undefined && !safeLevel(vars[v] as string)) return reject(5, 0x87, 'bad_identity');
       const scheme = pickNorth(north, vars);

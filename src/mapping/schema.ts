@@ -76,7 +76,26 @@ const southScheme = {
     scheme: name,
     client_id: textOrList,
     username: textOrList,
-    password: textOrList,
+    // A template, alternatives, or a JWT the device signs: verified with a key from its record.
+    password: {
+      oneOf: [
+        { type: 'string' },
+        { type: 'array', items: { type: 'string' }, minItems: 1 },
+        {
+          type: 'object',
+          additionalProperties: false,
+          required: ['jwt'],
+          properties: {
+            jwt: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['key'],
+              properties: { key: { type: 'string' }, audience: { type: 'string' } },
+            },
+          },
+        },
+      ],
+    },
     common_name: { type: 'string' },
   },
 };

@@ -5,6 +5,7 @@
  */
 import { type FSWatcher, watch } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
+import { verifyJwt } from '../auth/jwt.js';
 import type { ConnectDecision, RouteHandler, SouthHello } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
 import { createDialectRoute, type MintJwt, type MintJwtSync } from '../mapping/engine.js';
@@ -16,6 +17,17 @@ import { readCredentials } from './credentials.js';
 import { FOLDERS, readMappingFiles } from './files.js';
 import { createJwtMinter } from './jwt.js';
 import { passThroughRoute } from './passthrough.js';
+
+/** A device JWT (south `password: { jwt: ... }`): RS256 or ES256, an exp required. */
+function verifyDeviceJwt(token: string, publicKey: string, audience: string | undefined): string | undefined {
+  try {
+    const r = verifyJwt(token, publicKey, audience ? { audience } : {});
+    return r.ok ? undefined : r.reason;
+  } catch {
+    return 'key';
+  }
+}
+
 import { routeLocal } from './provision.js';
 
 export { passThroughRoute } from './passthrough.js';
@@ -96,6 +108,7 @@ export async function buildRoute(
     connection: spec.connection,
     ...(opts.mintJwt ? { mintJwt: opts.mintJwt } : {}),
     ...(opts.mintJwtSync ? { mintJwtSync: opts.mintJwtSync } : {}),
+    verifyJwt: verifyDeviceJwt,
   });
   const watched = [...(path ? [path] : []), ...(local?.watched ?? [])];
   return { handler: local ? local.wrap(handler) : handler, errors, watched };

@@ -207,3 +207,52 @@ test('a route keyed by token still finds certificate devices by their CN', async
   });
   assert.equal(no.accept, false);
 });
+
+test('device JWTs (akenza device credentials): verified with the record public key, kept as deviceJwt', async () => {
+  const { generateKeyPairSync } = await import('node:crypto');
+  const { signJwt } = await import('../../src/auth/jwt.js');
+  const { verifyJwt } = await import('../../src/auth/jwt.js');
+  const k = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const other = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const publicKey = k.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  const plan = planFor(m, 'akenza', 'clearblade');
+  assert.ok(plan);
+  const r = createDialectRoute({
+    name: 'a-cb',
+    plan,
+    connection: 'gateway',
+    routeVars: { project: 'p1', region: 'r1', registry: 'reg', gatewayId: 'gw-1' },
+    identity: new CredentialsIndex([
+      { south: { deviceId: 'dev-9', publicKey }, north: { privateKey: 'PEM' } },
+    ]),
+    mintJwt: async () => 'gateway.jwt',
+    verifyJwt: (token, key, audience) => {
+      const v = verifyJwt(token, key, audience ? { audience } : {});
+      return v.ok ? undefined : v.reason;
+    },
+  });
+  const now = Math.floor(Date.now() / 1000);
+  const good = signJwt({ iat: now, exp: now + 600 }, k.privateKey, 'ES256');
+  const d = accepted(
+    await r.openSession({
+      connect: { ...base, clientId: 'dev-9', username: 'x', password: Buffer.from(good) },
+      listener: 'tcp',
+    }),
+  );
+  assert.ok(d.north.mode === 'gateway');
+  assert.equal(
+    d.north.attach.payload.toString(),
+    JSON.stringify({ authorization: good }),
+    'attached with its own JWT',
+  );
+
+  const forged = signJwt({ iat: now, exp: now + 600 }, other.privateKey, 'ES256');
+  const expired = signJwt({ iat: now - 7200, exp: now - 3600 }, k.privateKey, 'ES256');
+  for (const token of [forged, expired, 'not.a.jwt']) {
+    const no = await r.openSession({
+      connect: { ...base, clientId: 'dev-9', username: 'x', password: Buffer.from(token) },
+      listener: 'tcp',
+    });
+    assert.deepEqual(no, { accept: false, returnCode: 4, reasonCode: 0x86, reason: 'bad_jwt' });
+  }
+});

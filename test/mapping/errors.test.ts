@@ -215,3 +215,15 @@ test('a route keyed by, or setting, a variable no dialect knows is reported', ()
     "mappings/routes/k.yaml:4:9: variable 'colour' is used by neither 'connector' nor 'evrythng' (declare it under identity: in a dialect, or remove it)",
   ]);
 });
+
+test('a south scheme that proves nothing is reported', () => {
+  const e = errorsOf(
+    dialect(
+      'x',
+      'dialect: x\nidentity: [deviceId]\ntopics:\n  - { name: a, topic: "a/{deviceId}", up: state }\nauth:\n  south:\n    - { scheme: open, client_id: "{deviceId}" }\n',
+    ),
+  );
+  assert.deepEqual(e, [
+    "mappings/dialects/x.yaml:7:7: scheme 'open' proves nothing (give it a password variable, a common_name or a password: { jwt: ... })",
+  ]);
+});
