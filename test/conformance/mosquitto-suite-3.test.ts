@@ -1,0 +1,4 @@
+/** Conformance shard 3: see shard.ts. */
+import { conformanceShard } from './shard.js';
+
+conformanceShard(3);
