@@ -92,6 +92,7 @@ export async function startProxy(config: ProxyConfig, opts: ProxyOptions = {}): 
         dir: config.mapping.dir,
         route: config.mapping.route,
         credentials: config.mapping.credentials || undefined,
+        northUrl: config.north.url || undefined,
         store: opts.store,
         log,
         metrics,

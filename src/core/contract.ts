@@ -13,7 +13,7 @@ import type { IConnectPacket, IPublishPacket, ISubscribePacket, IUnsubscribePack
 export interface SouthHello {
   /** The CONNECT packet as parsed (protocolVersion 3, 4 or 5). */
   readonly connect: IConnectPacket;
-  /** Listener name: 'tcp' | 'tls' | 'ws' | 'wss' | 'native-ws'. */
+  /** Listener name: 'tcp' | 'tls' | 'ws' | 'wss' | 'native-ws' | 'native-wss' (one socket per topic URL). */
   readonly listener: string;
   /** Common name of a verified TLS client certificate, when there is one. */
   readonly peerCommonName?: string;
@@ -59,6 +59,8 @@ export interface SubscribePlan {
   properties?: ISubscribePacket['properties'];
   /** Set to disconnect the client instead of answering. */
   disconnect?: string;
+  /** Publishes for the client right after its SUBACK (e.g. last known values, `?pubStates=1`). */
+  south?: PublishOut[];
 }
 
 export interface UnsubscribePlan {

@@ -12,7 +12,7 @@ import type { ProxyConfig } from '../config/schema.js';
 import { pem } from '../upstream/transport.js';
 
 export interface StreamInfo {
-  listener: 'tcp' | 'tls' | 'ws' | 'wss';
+  listener: 'tcp' | 'tls' | 'ws' | 'wss' | 'native-ws' | 'native-wss';
   remoteAddress?: string;
   peerCommonName?: string;
 }

@@ -72,7 +72,10 @@ export function nativeWebSocketHook(
     }
     const topic = topicOf(url);
     const [inner, outer] = streamPair();
-    onStream(inner, { listener: secure ? 'wss' : 'ws', remoteAddress: req.socket.remoteAddress });
+    onStream(inner, {
+      listener: secure ? 'native-wss' : 'native-ws',
+      remoteAddress: req.socket.remoteAddress,
+    });
     const parser = mqtt.parser({ protocolVersion: 4 });
     const send = (p: Packet) => outer.write(mqtt.generate(p, { protocolVersion: 4 }));
     let phase: 'connack' | 'suback' | 'open' | 'closed' = 'connack';

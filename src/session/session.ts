@@ -389,6 +389,7 @@ export class Session implements SessionLike {
         messageId: p.messageId,
         granted: subackCodes(plan, northCodes, this.version),
       });
+      if (plan.south?.length) this.sendLocalSouth(plan.south);
     };
     if (plan.north.length === 0 || !this.north) {
       reply([]);

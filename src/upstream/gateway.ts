@@ -36,6 +36,8 @@ export interface GatewayEnv {
 
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 32000;
+/** A connection that lived this long resets the backoff. */
+const STABLE_MS = 60_000;
 
 export class GatewayHub {
   private readonly links = new Map<string, GatewayLink>();
@@ -71,6 +73,9 @@ class GatewayLink {
   private readonly waiters = new Map<number, (rc: number) => void>();
   private renewTimer?: NodeJS.Timeout;
   private attempt = 0;
+  /** Reconnecting or re-attaching: devices hold their traffic (kept in `pending`). */
+  private restoring = false;
+  private connectedAt = 0;
   private closed = false;
   private readonly gatewaySubs: ISubscription[];
   /** One identifier space for every connection of this link, so resent uplinks keep their ids. */
@@ -104,6 +109,11 @@ class GatewayLink {
 
   get client$(): NorthClient | undefined {
     return this.client;
+  }
+
+  /** Connected and every device attached: traffic may flow. */
+  get ready(): boolean {
+    return this.client !== undefined && !this.restoring;
   }
 
   /** QoS 1 control message (attach/detach); resolves with the PUBACK reason code. */
@@ -190,7 +200,7 @@ class GatewayLink {
       this.ids,
     );
     this.client = client;
-    this.attempt = 0;
+    this.connectedAt = Date.now();
     client.start();
     if (this.gatewaySubs.length) await client.subscribe(this.gatewaySubs);
     if (this.plan.renewAfterMs && this.plan.renewAfterMs > 0) {
@@ -208,7 +218,7 @@ class GatewayLink {
     const old = this.client;
     this.client = undefined;
     old.end({ cmd: 'disconnect' });
-    void this.restore();
+    void this.restore(true);
   }
 
   private lost(reason: string): void {
@@ -219,30 +229,44 @@ class GatewayLink {
   }
 
   /** Reconnects with backoff, re-attaches every device, re-subscribes, resends unacknowledged uplinks. */
-  private async restore(): Promise<void> {
+  private async restore(planned = false): Promise<void> {
+    // A connection that died young (e.g. the platform closes on something we resend) must not
+    // be retried in a tight loop: the backoff carries on until one has lived a minute.
+    if (planned || Date.now() - this.connectedAt > STABLE_MS) this.attempt = 0;
+    else await this.backoff();
+    this.restoring = true;
     while (!this.closed) {
       try {
         const client = await this.ensure();
-        for (const m of this.members.values()) {
-          await this.controlPublish(client, m.plan.attach);
-          const subs = [...m.plan.subscriptions, ...m.extraSubscriptions];
-          if (subs.length) await client.subscribe(subs.map((s) => ({ ...s })));
-        }
+        // Every device attached again before any of its traffic (the platform refuses traffic
+        // for unattached devices), then its subscriptions, then what was not acknowledged.
+        const members = [...this.members.values()];
+        await Promise.all(
+          members.map(async (m) => {
+            const rc = await this.controlPublish(client, m.plan.attach);
+            if (rc >= 0x80) throw new Error(`re-attach refused (code ${rc})`);
+            const subs = [...m.plan.subscriptions, ...m.extraSubscriptions];
+            if (subs.length) await client.subscribe(subs.map((s) => ({ ...s })));
+          }),
+        );
         for (const p of this.pending.values()) client.send({ ...p.packet, dup: true });
+        this.restoring = false;
         for (const m of this.members.values()) m.events.onDrain();
         return;
       } catch (err) {
         this.client?.destroy();
         this.client = undefined;
-        const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.attempt++);
-        const jittered = delay / 2 + Math.random() * (delay / 2);
-        this.env.log.warn(
-          { err: (err as Error).message, retryInMs: Math.round(jittered) },
-          'gateway reconnect failed',
-        );
-        await new Promise((r) => setTimeout(r, jittered).unref());
+        this.env.log.warn({ err: (err as Error).message }, 'gateway reconnect failed');
+        await this.backoff();
       }
     }
+  }
+
+  /** Waits 1 s doubling to 32 s, with jitter (half to all of the step). */
+  private backoff(): Promise<void> {
+    const step = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.attempt++);
+    const wait = step / 2 + Math.random() * (step / 2);
+    return new Promise((r) => setTimeout(r, wait).unref());
   }
 
   private onAck(p: Packet & { cmd: 'puback' | 'pubrec' | 'pubcomp' }): void {
@@ -312,7 +336,7 @@ export class GatewayMember implements NorthPort {
   }
 
   get blocked(): boolean {
-    const c = this.link.client$;
+    const c = this.link.ready ? this.link.client$ : undefined;
     return !c || c.blocked;
   }
 
@@ -323,15 +347,16 @@ export class GatewayMember implements NorthPort {
   }
 
   send(packet: Packet): boolean {
-    const c = this.link.client$;
-    if (!c || this.evicted) return false;
+    if (this.evicted) return false;
     if (packet.cmd === 'publish') {
       // QoS 2 is never sent north: the platform closes the connection on it.
       if (packet.qos === 2) packet.qos = 1;
+      // Kept until acknowledged: if the link is down or being restored, restore() sends it.
       if (packet.qos === 1 && packet.messageId)
         this.link.pending.set(packet.messageId, { packet, member: this });
     }
-    return c.send(packet);
+    const c = this.link.ready ? this.link.client$ : undefined;
+    return c ? c.send(packet) : false;
   }
 
   async subscribe(subs: ISubscription[]): Promise<number[]> {
