@@ -156,6 +156,7 @@ export async function profileTranslate(here: string, quick: boolean): Promise<vo
       identity,
       topic,
       devices: false,
+      ...(setup && typeof setup !== 'string' ? { northSession: setup.northSession } : {}),
     };
     if (heap) {
       await heapPerDevice(gen, proxy, port, identity, outDir);

@@ -12,6 +12,8 @@ export interface TranslateSetup {
   route: string;
   credentials: string;
   identity: Identity;
+  /** The north client id the route gives device i (its Thng id). */
+  northSession: Identity;
   topic: string;
   cleanup(): void;
 }
@@ -39,6 +41,7 @@ export function prepareTranslate(devices: number): TranslateSetup | string {
     credentials,
     // Token scheme: client id and username the device id, password the token.
     identity: { clientId: 'd{i}', username: 'd{i}', password: token('{i}') },
+    northSession: { clientId: 'T{i}' },
     topic: '$resource/temperature',
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };

@@ -18,6 +18,12 @@ export interface Path {
   /** The hop is a Node child that answers 'gc'. */
   hopChild?: Child;
   identity: Identity;
+  /**
+   * North client id of device i when the route keeps a persistent north session (the
+   * Connector route forces clean session 0): the session is cleared after each run, so
+   * messages queued for it while offline do not flood the next run.
+   */
+  northSession?: Identity;
   topic: string;
   /** Include in the idle-devices test (paths with one north connection per device). */
   devices: boolean;
@@ -84,7 +90,18 @@ async function withLoad<T>(
     await rig.gen.request({ op: 'pub-close' }).catch(() => undefined);
     await rig.gen.request({ op: 'sub-close' }).catch(() => undefined);
     await sleep(200);
+    if (path.northSession) await clearNorthSessions(rig, path.northSession, publishers);
   }
+}
+
+/** Connects with clean session 1 under each device's north client id, which discards its session. */
+async function clearNorthSessions(rig: Rig, id: Identity, count: number): Promise<void> {
+  const port = rig.northPort;
+  await rig.helper
+    .request({ op: 'devices-open', port, from: 0, count, concurrency: 50, identity: id })
+    .catch(() => undefined);
+  await rig.helper.request({ op: 'devices-close' }).catch(() => undefined);
+  await sleep(200);
 }
 
 /** Waits (at most 10 s) until the subscriber stops receiving: no backlog leaks into the next run. */
