@@ -12,6 +12,7 @@ import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { type MetricsServer, startMetricsServer } from './metrics/server.js';
 import { type LoadedRoute, loadRoute } from './routes/index.js';
 import type { SessionContext, SessionLike } from './session/context.js';
+import { GatewayFront } from './session/gateway-front.js';
 import { PacketMeter } from './session/meter.js';
 import { Session } from './session/session.js';
 import type { CredentialStore } from './store/types.js';
@@ -132,7 +133,9 @@ export async function startProxy(config: ProxyConfig, opts: ProxyOptions = {}): 
     cleanups.push(() => clearInterval(sweeper));
 
     const onStream: OnStream = (stream, info) => {
-      new Session(stream, info, ctx);
+      const gatewaySpec = ctx.route().southGateway;
+      if (gatewaySpec) new GatewayFront(stream, info, ctx, gatewaySpec);
+      else new Session(stream, info, ctx);
     };
     const upgradeHook =
       opts.upgradeHook ?? (config.listen.nativeWs ? nativeWebSocketHook(onStream, log) : undefined);

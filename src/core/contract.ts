@@ -18,6 +18,27 @@ export interface SouthHello {
   /** Common name of a verified TLS client certificate, when there is one. */
   readonly peerCommonName?: string;
   readonly remoteAddress?: string;
+  /**
+   * Set on the session of a device attached by a south gateway: the id of the gateway, which
+   * has authenticated itself. A route may accept the device on that authority.
+   */
+  readonly gateway?: string;
+}
+
+/**
+ * A south dialect whose clients may be gateways carrying many devices on one connection
+ * (ClearBlade). The proxy demultiplexes such a connection: each attached device gets a
+ * session of its own, as if it had connected itself.
+ */
+export interface SouthGatewaySpec {
+  /** The gateway id in a CONNECT client id; undefined when the client id names none. */
+  gatewayId(clientId: string): string | undefined;
+  /** The device a topic addresses, and whether it is the attach or detach control topic. */
+  classify(topic: string): { deviceId: string; control?: 'attach' | 'detach' } | undefined;
+  /** The client id an attached device's own session connects with. */
+  deviceClientId(gatewayClientId: string, deviceId: string): string;
+  /** Where errors for the gateway's devices are published. */
+  errorsTopic(gatewayId: string): string;
 }
 
 /** One publish to emit on one side. `properties` are MQTT 5 properties (dropped toward a 3.1.1 peer). */
@@ -173,5 +194,7 @@ export interface RouteHandler {
   readonly name: string;
   /** True when the route rewrites nothing (fast path, v5 properties and aliases untouched). */
   readonly passThrough: boolean;
+  /** Present when south clients of this route are gateways (attach/detach per device). */
+  readonly southGateway?: SouthGatewaySpec;
   openSession(hello: SouthHello): Promise<ConnectDecision>;
 }

@@ -9,38 +9,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { Duplex } from 'node:stream';
 import mqtt, { type Packet } from 'mqtt-packet';
 import { WebSocketServer } from 'ws';
+import { streamPair } from '../codec/stream-pair.js';
 import type { OnStream, UpgradeHook } from './listeners.js';
 
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 
-/** Two connected in-memory byte streams. */
-export function streamPair(): [Duplex, Duplex] {
-  let a: Duplex;
-  let b: Duplex;
-  const make = (peer: () => Duplex) =>
-    new Duplex({
-      read() {},
-      write(chunk: Buffer, _enc, cb) {
-        peer().push(chunk);
-        cb();
-      },
-      final(cb) {
-        peer().push(null);
-        cb();
-      },
-      destroy(err, cb) {
-        const p = peer();
-        if (!p.destroyed) p.destroy();
-        cb(err);
-      },
-    });
-  a = make(() => b);
-  b = make(() => a);
-  return [a, b];
-}
+export { streamPair } from '../codec/stream-pair.js';
 
 function apiKey(req: IncomingMessage, url: URL): string | undefined {
   const header = req.headers.authorization;

@@ -26,6 +26,8 @@ interface RawRule {
   subscribe?: string;
   qos?: QoS;
   key?: string;
+  needs?: string[];
+  names?: Record<string, string>;
 }
 
 export interface RawDialect {
@@ -37,7 +39,7 @@ export interface RawDialect {
   topics: RawRule[];
   subscriptions?: {
     automatic?: boolean;
-    allowed?: Array<{ filter: string; kinds: Kind[] }>;
+    allowed?: Array<{ filter: string; kinds: Kind[]; needs?: string[] }>;
     granted_qos?: QoS;
     otherwise?: 'failure' | 'silent' | 'disconnect';
   };
@@ -63,7 +65,7 @@ export interface RawDialect {
   quirks?: Record<string, string | number>;
 }
 
-const NAMED: ReadonlySet<Kind> = new Set<Kind>(['event', 'command', 'action', 'config']);
+const NAMED: ReadonlySet<Kind> = new Set<Kind>(['event', 'command', 'action', 'config', 'resource']);
 
 /** Compiles one dialect source; returns undefined when it has errors (all reported). */
 export function compileDialect(src: Source, report: Reporter): CompiledDialect | undefined {
@@ -96,6 +98,7 @@ export function compileDialect(src: Source, report: Reporter): CompiledDialect |
       percent,
       ...(r.join !== undefined ? { join: r.join } : {}),
       ...(r.split !== undefined ? { split: r.split } : {}),
+      ...(r.names !== undefined ? { names: r.names } : {}),
     };
     const tpl = parseTemplate(r.topic, opts);
     if (typeof tpl === 'string') {
@@ -171,6 +174,11 @@ export function compileDialect(src: Source, report: Reporter): CompiledDialect |
         subscribe = s;
       }
     }
+    if (r.names !== undefined && !keyCap)
+      err([...at, 'names'], `'names' aliases the {key} capture, but '${r.topic}' has none`);
+    (r.needs ?? []).forEach((v, j) => {
+      if (!identity.has(v)) err([...at, 'needs', j], `unknown variable '${v}'`, `declare it under 'identity:'`);
+    });
     if (rules.some((x) => x.name === r.name)) err([...at, 'name'], `duplicate rule name '${r.name}'`);
     rules.push({
       name: r.name,
@@ -183,6 +191,8 @@ export function compileDialect(src: Source, report: Reporter): CompiledDialect |
       nameCap,
       fixedKey: r.key,
       identityCaps: tpl.captures.filter((c) => identity.has(c)),
+      needs: r.needs ?? [],
+      keyNames: r.names,
       scheme: r.scheme,
       subscribe,
       qos: r.qos,
@@ -215,7 +225,11 @@ export function compileDialect(src: Source, report: Reporter): CompiledDialect |
           `no 'down' rule carries kind '${k}': this subscription could never receive it`,
         );
     });
-    allowed.push({ source: a.filter, levels, kinds: a.kinds });
+    (a.needs ?? []).forEach((v, j) => {
+      if (!identity.has(v))
+        err(['subscriptions', 'allowed', i, 'needs', j], `unknown variable '${v}'`, `declare it under 'identity:'`);
+    });
+    allowed.push({ source: a.filter, levels, kinds: a.kinds, needs: a.needs ?? [] });
   });
 
   const south = compileSouthAuth(d, identity, err);

@@ -26,6 +26,10 @@ export interface Rule {
   readonly fixedKey: string | undefined;
   /** Captures bound to identity variables (must equal the session's values). */
   readonly identityCaps: readonly string[];
+  /** Identity variables the session must have for the rule to be usable (e.g. an account scope). */
+  readonly needs: readonly string[];
+  /** Aliases of the {key} capture: topic level -> canonical key (applied by the template). */
+  readonly keyNames: Readonly<Record<string, string>> | undefined;
   readonly scheme: string | undefined;
   /** Filter used to subscribe to this rule's topic (defaults to the template with wildcards). */
   readonly subscribe: Template | undefined;
@@ -40,6 +44,8 @@ export interface AllowedFilter {
   readonly source: string;
   readonly levels: readonly FilterLevel[];
   readonly kinds: readonly Kind[];
+  /** Identity variables the session must have for this filter to be allowed. */
+  readonly needs: readonly string[];
 }
 
 export interface SouthScheme {

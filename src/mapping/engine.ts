@@ -14,6 +14,7 @@ import type {
 } from '../core/contract.js';
 import { compileText } from './codecs.js';
 import type { CompiledDialect, JwtSpec, NorthScheme, SouthScheme } from './dialect.js';
+import { LastValues } from './last-values.js';
 import type { Plan } from './plan.js';
 import { DialectSession, usable } from './session.js';
 import { safeLevel, type Template, type Vars } from './template.js';
@@ -148,6 +149,8 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
   const gateway = opts.connection === 'gateway' && north.gateway !== undefined;
   // Identity variables that build topics on either side must be single safe levels.
   const topicVars = new Set([...south.rules, ...north.rules].flatMap((r) => r.identityCaps));
+  // Last values seen by the route's sessions, for clients that subscribe with ?pubStates=1.
+  const lastValues = south.options.has('pubStates') ? new LastValues() : undefined;
 
   const jwtRequest = (p: JwtSpec, v: Readonly<Vars>, id: string, fresh = false) => {
     const claims: Record<string, unknown> = {};
@@ -243,6 +246,8 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
         northVersion: connect.protocolVersion ?? 4,
         nowUs,
         persistent: !gateway && (connect.clean === false || quirks.cleanSession === 'force_false'),
+        native: hello.listener === 'native-ws' || hello.listener === 'native-wss',
+        ...(lastValues ? { lastValues } : {}),
       });
       // A will is translated like an uplink; one that does not map to exactly one north
       // publish (or a shared gateway connection) cannot carry it and it is left out.

@@ -12,6 +12,7 @@ export const KINDS = [
   'command', // a named, opaque command sent to the device
   'action', // a named action (EVRYTHNG actions)
   'location', // a location document
+  'resource', // an opaque platform resource (EVRYTHNG Thng, collection, batch task): no fallback
   'provision', // activation request/response (Connector $provision)
   'content', // content listing request/response (Connector $content)
   'attach', // gateway control: attach a device

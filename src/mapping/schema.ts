@@ -45,6 +45,10 @@ const topicRule = {
     subscribe: { type: 'string' },
     qos: { enum: [0, 1, 2] },
     key: { type: 'string', minLength: 1 },
+    // Identity variables the session must have for this rule to be usable (e.g. an account scope).
+    needs: { type: 'array', items: name },
+    // Topic level <-> canonical key aliases for the {key} capture (foxtrackr bat <-> battery).
+    names: { type: 'object', additionalProperties: { type: 'string', minLength: 1 } },
   },
   anyOf: [{ required: ['up'] }, { required: ['down'] }],
 };
@@ -143,7 +147,11 @@ export const dialectSchema = {
             type: 'object',
             additionalProperties: false,
             required: ['filter', 'kinds'],
-            properties: { filter: { type: 'string' }, kinds: { type: 'array', items: kind, minItems: 1 } },
+            properties: {
+              filter: { type: 'string' },
+              kinds: { type: 'array', items: kind, minItems: 1 },
+              needs: { type: 'array', items: name },
+            },
           },
         },
         granted_qos: { enum: [0, 1, 2] },

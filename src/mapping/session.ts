@@ -7,6 +7,7 @@ import type { IPublishPacket, ISubscribePacket, IUnsubscribePacket, QoS } from '
 import type { Outcome, PublishOut, SessionMapper, SubscribePlan, UnsubscribePlan } from '../core/contract.js';
 import type { CompiledDialect, Rule } from './dialect.js';
 import type { Canonical, Kind } from './model.js';
+import type { LastValues } from './last-values.js';
 import { convertKind, encodeAll, type Plan } from './plan.js';
 import { filterMatches, safeLevel, splitTopic, type Vars } from './template.js';
 
@@ -27,13 +28,24 @@ export interface SessionParams {
    * delivered before the device has subscribed again.
    */
   persistent?: boolean;
+  /**
+   * The client came through a native WebSocket (one socket per topic): a filter that is not
+   * allowed fails (0x80, the handshake's 403) even where the dialect is silent on MQTT.
+   */
+  native?: boolean;
+  /** Last values shared by the route's sessions, for `?pubStates=1` (dialects declaring that option). */
+  lastValues?: LastValues;
 }
+
+let sessionCount = 0;
 
 /** Rules usable by this session: scheme matches and every identity capture has a value. */
 export function usable(rules: readonly Rule[], scheme: string | undefined, vars: Readonly<Vars>): Rule[] {
   return rules.filter(
     (r) =>
-      (r.scheme === undefined || r.scheme === scheme) && r.identityCaps.every((c) => vars[c] !== undefined),
+      (r.scheme === undefined || r.scheme === scheme) &&
+      r.identityCaps.every((c) => vars[c] !== undefined) &&
+      r.needs.every((c) => vars[c] !== undefined),
   );
 }
 
@@ -72,6 +84,11 @@ export class DialectSession implements SessionMapper {
   private readonly southSubs = new Map<string, SouthSub>();
   private readonly northRefs = new Map<string, number>();
   private readonly auto: Array<{ topic: string; qos: QoS }>;
+  private readonly southDown: Rule[];
+  /** A dialect translated to itself (identities rewritten): each topic keeps its own rule. */
+  private readonly same: boolean;
+  /** Scope of last values on topics that name no identity: this session alone. */
+  private readonly ownScope = `session:${++sessionCount}`;
   private closed = false;
 
   constructor(private readonly p: SessionParams) {
@@ -80,7 +97,9 @@ export class DialectSession implements SessionMapper {
     this.southUp = usable(this.south.upRules, p.southScheme, p.vars);
     this.northDown = usable(this.north.downRules, p.northScheme, p.vars);
     this.northUpByKind = byKind(p.plan.preferUp(usable(this.north.upRules, p.northScheme, p.vars)), 'up');
-    this.southDownByKind = byKind(usable(this.south.downRules, p.southScheme, p.vars), 'down');
+    this.same = this.south.name === this.north.name;
+    this.southDown = usable(this.south.downRules, p.southScheme, p.vars);
+    this.southDownByKind = byKind(this.southDown, 'down');
     this.northDownByKind = byKind(this.northDown, 'down');
     this.auto = [];
     if (this.south.subs.automatic) {
@@ -120,7 +139,7 @@ export class DialectSession implements SessionMapper {
     if (props?.contentType) msg.contentType = props.contentType;
     if (props?.userProperties) msg.userProperties = props.userProperties;
     const kind = this.p.plan.mapKind('up', msg.kind, this.northUpByKind, msg.name);
-    const targets = kind ? this.northUpByKind.get(kind) : undefined;
+    const targets = kind ? this.sameRule(this.northUpByKind.get(kind), rule) : undefined;
     if (!kind || !targets) return { verdict: 'drop', reason: 'no_north_rule', rule: rule.name };
     const bad = convertKind(msg, kind);
     if (bad) return { verdict: 'drop', reason: bad, rule: rule.name };
@@ -131,6 +150,8 @@ export class DialectSession implements SessionMapper {
       if (o.qos > cap) o.qos = cap;
       if (out.echo) this.remember(o);
     }
+    if (this.p.lastValues && rule.down !== undefined)
+      this.p.lastValues.set(this.scopeOf(rule), levels.join('/'), payload);
     return out.reason
       ? { north: out.list, verdict: 'continue', rule: rule.name, reason: out.reason }
       : { north: out.list, verdict: 'continue', rule: rule.name };
@@ -161,30 +182,37 @@ export class DialectSession implements SessionMapper {
     if (rule.codec.contentType) msg.typeHint = rule.codec.contentType;
     if (packet.properties?.contentType) msg.contentType = packet.properties.contentType;
     const kind = this.p.plan.mapKind('down', msg.kind, this.southDownByKind, msg.name);
-    const targets = kind ? this.southDownByKind.get(kind) : undefined;
+    const targets = kind ? this.sameRule(this.southDownByKind.get(kind), rule) : undefined;
     if (!kind || !targets) return { verdict: 'drop', reason: 'no_south_rule', rule: rule.name };
     const bad = convertKind(msg, kind);
     if (bad) return { verdict: 'drop', reason: bad, rule: rule.name };
     const out = encodeAll(msg, targets, this.p.vars, this.p.nowUs(), this.p.southVersion, payload);
     if (!out.ok) return { verdict: 'drop', reason: out.reason, rule: rule.name };
+    this.learn(out.list);
     if (!this.south.subs.automatic && !(this.p.persistent && this.southSubs.size === 0)) {
       const list: PublishOut[] = [];
       for (const o of out.list) if (this.subscribed(o.topic)) list.push(o);
-      // Samples fit several topics (EVRYTHNG /properties/{key} or /properties): when the
-      // preferred one is not subscribed, the first other shape the client subscribed to.
-      if (msg.kind === 'samples')
-        for (let i = 1; list.length === 0 && i < targets.length; i++) {
-          const more = encodeAll(
-            msg,
-            [targets[i] as Rule],
-            this.p.vars,
-            this.p.nowUs(),
-            this.p.southVersion,
-            payload,
-          );
-          if (more.ok) for (const o of more.list) if (this.subscribed(o.topic)) list.push(o);
-        }
+      // A message fits several topics (EVRYTHNG /properties/{key} or /properties, an action on
+      // /actions/{type} or /actions/all): when the preferred one is not subscribed, the first
+      // other shape the client subscribed to, bound to the same identity (a Thng's property or
+      // action never goes out as a product's). A dialect translated to itself keeps the topic.
+      const first = targets[0] as Rule;
+      for (let i = msg.kind === 'samples' ? 1 : 0; !this.same && list.length === 0 && i < targets.length; i++) {
+        const t = targets[i] as Rule;
+        if (t.identityCaps.join() !== first.identityCaps.join() || t.needs.join() !== first.needs.join())
+          continue;
+        const more = encodeAll(
+          msg,
+          [t],
+          this.p.vars,
+          this.p.nowUs(),
+          this.p.southVersion,
+          payload,
+        );
+        if (more.ok) for (const o of more.list) if (this.subscribed(o.topic)) list.push(o);
+      }
       if (list.length === 0) return { verdict: 'drop', reason: 'not_subscribed', rule: rule.name };
+      this.learn(list);
       return { south: list, verdict: 'continue', rule: rule.name };
     }
     return { south: out.list, verdict: 'continue', rule: rule.name };
@@ -195,20 +223,31 @@ export class DialectSession implements SessionMapper {
     const index = new Map<string, number>();
     const fixed = this.south.subs.grantedQos;
     for (const s of packet.subscriptions) {
-      const filter = splitTopic(s.topic).levels.join('/');
+      const { levels, options } = splitTopic(s.topic);
+      const filter = levels.join('/');
       const caps: Vars = {};
       const allowed = this.matchAllowed(filter.split('/'), caps);
       if (!allowed) {
         const o = this.south.subs.otherwise;
         if (o === 'disconnect') return { north: [], granted: [], disconnect: 'bad_subscription' };
         plan.granted.push({
-          code: o === 'silent' ? Math.min(s.qos, this.south.quirks.maxDownlinkQos) : 0x80,
+          code: o === 'silent' && !this.p.native ? Math.min(s.qos, this.south.quirks.maxDownlinkQos) : 0x80,
         });
         continue;
       }
+      if (options?.pubStates === '1' && this.south.options.has('pubStates')) {
+        const last = this.lastValue(levels);
+        if (last) {
+          const qos = Math.min(s.qos, this.south.quirks.maxDownlinkQos) as QoS;
+          (plan.south ??= []).push({ topic: filter, payload: last, qos, retain: false });
+        }
+      }
+      // A dialect translated to itself subscribes to the same filter (its ?project= unchanged).
       const north = this.south.subs.automatic
         ? []
-        : [...new Set(allowed.flatMap((k) => this.northFiltersFor(k, caps)))];
+        : this.same
+          ? [filter + (options?.project ? `?project=${options.project}` : this.scope())]
+          : [...new Set(allowed.flatMap((k) => this.northFiltersFor(k, caps)))];
       const prev = this.southSubs.get(filter);
       if (prev) for (const f of prev.north) this.unref(f);
       this.southSubs.set(filter, { levels: filter.split('/'), north });
@@ -284,8 +323,7 @@ export class DialectSession implements SessionMapper {
   northFiltersFor(southKind: Kind, caps: Readonly<Vars>): string[] {
     const out: string[] = [];
     // A north dialect that scopes subscriptions with ?project= (EVRYTHNG) gets the session's project.
-    const project = this.north.options.has('project') ? this.p.vars.project : undefined;
-    const scope = project ? `?project=${encodeURIComponent(project)}` : '';
+    const scope = this.scope();
     for (const nk of this.p.plan.sourcesOf(southKind, this.northDownByKind, this.southDownByKind)) {
       for (const r of this.northDownByKind.get(nk) ?? []) {
         const f = (r.subscribe ?? r.tpl).filter(
@@ -298,6 +336,19 @@ export class DialectSession implements SessionMapper {
       }
     }
     return out;
+  }
+
+  /** `?project=` for a north dialect that scopes subscriptions by project (EVRYTHNG), else ''. */
+  private scope(): string {
+    const project = this.north.options.has('project') ? this.p.vars.project : undefined;
+    return project ? `?project=${encodeURIComponent(project)}` : '';
+  }
+
+  /** Between a dialect and itself, the rule of the same name (the same topic) only. */
+  private sameRule(targets: Rule[] | undefined, from: Rule): Rule[] | undefined {
+    if (!this.same || !targets) return targets;
+    const r = targets.find((t) => t.name === from.name);
+    return r ? [r] : targets;
   }
 
   private unref(f: string): boolean {
@@ -326,6 +377,7 @@ export class DialectSession implements SessionMapper {
   private matchAllowed(levels: string[], caps: Vars): Kind[] | undefined {
     for (const a of this.south.subs.allowed) {
       if (a.levels.length !== levels.length) continue;
+      if (a.needs.some((v) => this.p.vars[v] === undefined)) continue;
       let ok = true;
       for (let i = 0; ok && i < levels.length; i++) {
         const l = a.levels[i];
@@ -336,9 +388,47 @@ export class DialectSession implements SessionMapper {
         else if (safeLevel(v)) caps[l.cap] = v;
         else ok = false;
       }
-      if (ok) return a.kinds.filter((k) => this.southDownByKind.has(k));
+      if (!ok) continue;
+      // A key named through a rule's aliases (foxtrackr bat) is the canonical key (battery).
+      const key = caps.key;
+      if (key !== undefined)
+        for (const r of this.southDown)
+          if (r.keyNames && Object.hasOwn(r.keyNames, key)) {
+            caps.key = r.keyNames[key] as string;
+            break;
+          }
+      return a.kinds.filter((k) => this.southDownByKind.has(k));
     }
     return undefined;
+  }
+
+  /** Identity scope of a rule's topics: the values of the identity variables it is bound to. */
+  private scopeOf(rule: Rule): string {
+    if (rule.identityCaps.length === 0 && rule.needs.length === 0) return this.ownScope;
+    let s = '';
+    for (const c of rule.identityCaps) s += `${c}=${this.p.vars[c] ?? ''}\0`;
+    for (const c of rule.needs) s += `${c}=${this.p.vars[c] ?? ''}\0`;
+    return s;
+  }
+
+  /** Keeps the south publishes of a downlink as the last values of their topics. */
+  private learn(list: readonly PublishOut[]): void {
+    const lv = this.p.lastValues;
+    if (!lv) return;
+    for (const o of list) {
+      const rule = this.findRule(this.southDown, o.topic.split('/'), {});
+      if (rule) lv.set(this.scopeOf(rule), o.topic, o.payload);
+    }
+  }
+
+  /** The last value known on a south topic (no wildcards), within this session's scope. */
+  private lastValue(levels: string[]): Buffer | undefined {
+    const lv = this.p.lastValues;
+    if (!lv || levels.some((l) => l === '+' || l === '#')) return undefined;
+    const caps: Vars = {};
+    const rule = this.findRule(this.southDown, levels, caps);
+    if (!rule || !this.ownIdentity(rule, caps)) return undefined;
+    return lv.get(this.scopeOf(rule), levels.join('/'));
   }
 
   private subscribed(topic: string): boolean {

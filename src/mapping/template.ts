@@ -37,6 +37,8 @@ export interface TemplateOptions {
   split?: string;
   /** Captured values are percent-decoded on match and percent-encoded on build (EVRYTHNG). */
   percent?: boolean;
+  /** Aliases of the {key} capture: topic level -> key on match, key -> topic level on build. */
+  names?: Readonly<Record<string, string>>;
 }
 
 const CAPTURE = /^\{([A-Za-z_][A-Za-z0-9_]*)(\.\.\.)?\}$/;
@@ -111,6 +113,12 @@ function compile(
     }
   };
   const enc = (v: string): string => (percent ? encodeURIComponent(v) : v);
+  const names = opts.names;
+  const levelOf = new Map<string, string>();
+  if (names) for (const [level, key] of Object.entries(names)) levelOf.set(key, level);
+  // The {key} capture read through the aliases (bat -> battery) and written back (battery -> bat).
+  const keyIn = (v: string): string => (names && Object.hasOwn(names, v) ? (names[v] as string) : v);
+  const keyOut = (v: string): string => levelOf.get(v) ?? v;
   return {
     source,
     captures,
@@ -133,7 +141,7 @@ function compile(
           if (!safeLevel(p)) return false;
           const v = dec(p);
           if (v === undefined) return false;
-          out[l.cap] = v;
+          out[l.cap] = l.cap === 'key' ? keyIn(v) : v;
         }
       }
       return true;
@@ -147,7 +155,7 @@ function compile(
         else {
           const v =
             l.cap === 'key' && key !== undefined
-              ? key
+              ? keyOut(key)
               : l.cap === 'name' && name !== undefined
                 ? name
                 : vars[l.cap];
@@ -174,7 +182,7 @@ function compile(
         else {
           const v =
             l.cap === 'key' && key !== undefined
-              ? key
+              ? keyOut(key)
               : l.cap === 'name' && name !== undefined
                 ? name
                 : vars[l.cap];

@@ -34,6 +34,8 @@ export interface SouthInfo {
   listener: string;
   remoteAddress?: string;
   peerCommonName?: string;
+  /** Set for a device attached by a south gateway: the gateway's id. */
+  gateway?: string;
 }
 
 export class Session implements SessionLike {
@@ -176,6 +178,7 @@ export class Session implements SessionLike {
         listener: this.info.listener,
         peerCommonName: this.info.peerCommonName,
         remoteAddress: this.info.remoteAddress,
+        gateway: this.info.gateway,
       });
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'route failed to open the session');

@@ -1,0 +1,341 @@
+/**
+ * A south gateway (ClearBlade style) demultiplexed into one session per attached device:
+ *
+ *   gateway ──▶ GatewayFront ─┬─ attach dev-1 → InnerClient ⇄ Session(dev-1) ⇄ north (its own)
+ *                             ├─ attach dev-2 → InnerClient ⇄ Session(dev-2) ⇄ north (its own)
+ *                             └─ /devices/{gw}/errors ◀── errors for unattached devices
+ *
+ * The gateway authenticates itself (the route's openSession on its CONNECT, nothing north);
+ * each attach opens an inner session, which connects as the device (with the device's JWT
+ * from the attach payload when there is one, else on the gateway's authority) and is
+ * translated like any device. The attach is acknowledged once that session is up; a detach
+ * closes it. QoS 1 both ways, acknowledged end to end.
+ */
+import type { Duplex } from 'node:stream';
+import type { IConnectPacket, IPublishPacket, ISubscribePacket, Packet } from 'mqtt-packet';
+import { PacketChannel } from '../codec/channel.js';
+import { streamPair } from '../codec/stream-pair.js';
+import type { ConnectDecision, SouthGatewaySpec } from '../core/contract.js';
+import { connackFor, REFUSED_SERVER_UNAVAILABLE } from './codes.js';
+import type { SessionContext, SessionLike } from './context.js';
+import { InnerClient } from './inner-client.js';
+import { IdAllocator } from './relay.js';
+import { Session, type SouthInfo } from './session.js';
+
+interface Device {
+  client: InnerClient;
+  attachId?: number;
+  /** Inner packet id → the gateway's packet id (uplinks awaiting PUBACK). */
+  up: Map<number, number>;
+  /** Inner packet id → gateway's SUBSCRIBE/UNSUBSCRIBE request. */
+  requests: Map<number, (p: Packet) => void>;
+}
+
+export class GatewayFront implements SessionLike {
+  private readonly south: PacketChannel;
+  private state: 'new' | 'connecting' | 'online' | 'closed' = 'new';
+  private gatewayId = '';
+  private gatewayClientId = '';
+  private readonly devices = new Map<string, Device>();
+  /** Gateway-side packet id → the device and inner id of a downlink awaiting PUBACK. */
+  private readonly down = new Map<number, { device: Device; innerId: number }>();
+  private readonly ids = new IdAllocator();
+  private readonly createdAt = Date.now();
+  private keepaliveMs = 0;
+  private errorsSubscribed = false;
+
+  constructor(
+    stream: Duplex,
+    private readonly info: SouthInfo,
+    private readonly ctx: SessionContext,
+    private readonly spec: SouthGatewaySpec,
+  ) {
+    this.south = new PacketChannel(
+      stream,
+      {
+        onPacket: (p, bytes) => {
+          ctx.meter.count('south_in', p.cmd, bytes);
+          this.onPacket(p);
+        },
+        onClose: (reason) => this.close(reason),
+        onDrain: () => {},
+      },
+      {
+        maxPacketBytes: ctx.limits.maxPacketBytes,
+        protocolVersion: 0,
+        onWritten: (cmd, bytes) => ctx.meter.count('south_out', cmd, bytes),
+      },
+    );
+    ctx.sessions.add(this);
+  }
+
+  private onPacket(p: Packet): void {
+    if (this.state === 'new') {
+      if (p.cmd !== 'connect') {
+        this.close('packet_before_connect');
+        return;
+      }
+      void this.onConnect(p);
+      return;
+    }
+    if (this.state !== 'online') return;
+    switch (p.cmd) {
+      case 'publish': {
+        this.onPublish(p);
+        return;
+      }
+      case 'puback': {
+        const d = this.down.get(p.messageId ?? 0);
+        if (!d) return;
+        this.down.delete(p.messageId ?? 0);
+        this.ids.free(p.messageId ?? 0);
+        d.device.client.send({ cmd: 'puback', messageId: d.innerId });
+        return;
+      }
+      case 'subscribe': {
+        this.onSubscribe(p);
+        return;
+      }
+      case 'unsubscribe':
+        this.south.write({ cmd: 'unsuback', messageId: p.messageId, granted: [] });
+        return;
+      case 'pingreq':
+        this.south.write({ cmd: 'pingresp' });
+        return;
+      case 'disconnect': {
+        this.close('client_disconnect');
+        return;
+      }
+      default:
+        // QoS 2 flows and anything else: the platform reports them and carries on.
+        this.error('GATEWAY_UNEXPECTED_MESSAGE_TYPE', this.gatewayId, { message_type: p.cmd });
+    }
+  }
+
+  private async onConnect(connect: IConnectPacket): Promise<void> {
+    this.state = 'connecting';
+    this.keepaliveMs = (connect.keepalive ?? 0) * 1500;
+    const gatewayId = this.spec.gatewayId(connect.clientId);
+    if (!gatewayId) {
+      this.south.write(connackFor(4, { returnCode: 2, reasonCode: 0x85 }));
+      this.close('identifier_rejected');
+      return;
+    }
+    let decision: ConnectDecision;
+    try {
+      decision = await this.ctx.route().openSession({ connect, listener: this.info.listener });
+    } catch {
+      this.south.write(connackFor(4, REFUSED_SERVER_UNAVAILABLE));
+      this.close('route_error');
+      return;
+    }
+    if (!decision.accept) {
+      this.ctx.metrics.authFailuresTotal.labels(decision.reason).inc();
+      this.south.write(connackFor(4, decision));
+      this.close(decision.reason);
+      return;
+    }
+    // The gateway's own identity is checked; its traffic goes north per attached device.
+    decision.mapper.close();
+    this.gatewayId = gatewayId;
+    this.gatewayClientId = connect.clientId;
+    this.state = 'online';
+    this.ctx.metrics.connectionsOpen.labels(this.info.listener, 'gateway').inc();
+    this.ctx.metrics.connectionsTotal.labels(this.info.listener, 'gateway').inc();
+    this.south.write({ cmd: 'connack', sessionPresent: false, returnCode: 0 });
+  }
+
+  private onPublish(p: IPublishPacket): void {
+    const target = this.spec.classify(p.topic);
+    if (!target) {
+      this.error('GATEWAY_INVALID_MQTT_TOPIC', this.gatewayId, { topic: p.topic });
+      return;
+    }
+    if (target.control === 'attach') {
+      this.attach(target.deviceId, p);
+      return;
+    }
+    const device = this.devices.get(target.deviceId);
+    if (target.control === 'detach') {
+      if (device) this.detach(target.deviceId, device);
+      if (p.qos > 0) this.south.write({ cmd: 'puback', messageId: p.messageId, reasonCode: 0 });
+      return;
+    }
+    if (!device || device.attachId !== undefined) {
+      this.error('GATEWAY_DEVICE_NOT_FOUND', target.deviceId, { topic: p.topic });
+      return;
+    }
+    const qos = p.qos > 0 ? 1 : 0;
+    const packet: IPublishPacket = { ...p, qos, dup: false };
+    if (qos) {
+      const innerId = device.client.allocId();
+      packet.messageId = innerId;
+      device.up.set(innerId, p.messageId ?? 0);
+    } else delete packet.messageId;
+    device.client.send(packet);
+  }
+
+  private attach(deviceId: string, p: IPublishPacket): void {
+    const ack = () => {
+      if (p.qos > 0) this.south.write({ cmd: 'puback', messageId: p.messageId, reasonCode: 0 });
+    };
+    const existing = this.devices.get(deviceId);
+    if (existing && existing.attachId === undefined) {
+      ack();
+      return;
+    }
+    if (existing) return; // attach in progress: its PUBACK will come
+    let jwt: string | undefined;
+    if (p.payload.length) {
+      try {
+        const body = JSON.parse(p.payload.toString()) as { authorization?: unknown };
+        if (typeof body.authorization === 'string') jwt = body.authorization;
+      } catch {
+        this.error('GATEWAY_ATTACHMENT_ERROR', deviceId, { description: 'attach payload is not JSON' });
+        return;
+      }
+    }
+    const [inner, outer] = streamPair();
+    new Session(inner, { ...this.info, gateway: this.gatewayId }, this.ctx);
+    const device: Device = {
+      attachId: p.messageId ?? 0,
+      up: new Map(),
+      requests: new Map(),
+      client: new InnerClient(
+        outer,
+        {
+          cmd: 'connect',
+          clientId: this.spec.deviceClientId(this.gatewayClientId, deviceId),
+          username: 'unused',
+          ...(jwt ? { password: Buffer.from(jwt) } : {}),
+        },
+        {
+          onConnack: (c) => {
+            if ((c.returnCode ?? 0) !== 0) {
+              this.devices.delete(deviceId);
+              device.client.close();
+              this.error('GATEWAY_ATTACHMENT_ERROR', deviceId, { description: 'device not authorized' });
+              return;
+            }
+            device.attachId = undefined;
+            ack();
+          },
+          onPacket: (pk) => this.fromDevice(deviceId, device, pk),
+          onClose: () => {
+            if (this.devices.get(deviceId) === device) this.devices.delete(deviceId);
+          },
+        },
+      ),
+    };
+    this.devices.set(deviceId, device);
+  }
+
+  private detach(deviceId: string, device: Device): void {
+    this.devices.delete(deviceId);
+    for (const [id, d] of this.down) {
+      if (d.device === device) {
+        this.down.delete(id);
+        this.ids.free(id);
+      }
+    }
+    device.client.disconnect();
+  }
+
+  /** A packet from an attached device's session: acks of uplinks, downlinks, SUBACKs. */
+  private fromDevice(deviceId: string, device: Device, p: Packet): void {
+    if (p.cmd === 'puback') {
+      const outerId = device.up.get(p.messageId ?? 0);
+      if (outerId === undefined) return;
+      device.up.delete(p.messageId ?? 0);
+      this.south.write({ cmd: 'puback', messageId: outerId, reasonCode: 0 });
+    } else if (p.cmd === 'publish') {
+      const out: IPublishPacket = { ...p, dup: false };
+      if (p.qos > 0) {
+        const id = this.ids.alloc();
+        out.messageId = id;
+        out.qos = 1;
+        this.down.set(id, { device, innerId: p.messageId ?? 0 });
+      }
+      this.south.write(out);
+    } else if (p.cmd === 'suback' || p.cmd === 'unsuback') {
+      const done = device.requests.get(p.messageId ?? 0);
+      device.requests.delete(p.messageId ?? 0);
+      done?.(p);
+    } else if (p.cmd === 'disconnect') {
+      this.detach(deviceId, device);
+    }
+  }
+
+  private onSubscribe(p: ISubscribePacket): void {
+    const granted: number[] = new Array(p.subscriptions.length).fill(0x80);
+    const waits: Promise<void>[] = [];
+    p.subscriptions.forEach((s, i) => {
+      if (s.topic === this.spec.errorsTopic(this.gatewayId)) {
+        this.errorsSubscribed = true;
+        granted[i] = 0;
+        return;
+      }
+      const device = this.devices.get(this.spec.classify(s.topic)?.deviceId ?? '');
+      if (!device || device.attachId !== undefined) return;
+      const id = device.client.allocId();
+      waits.push(
+        new Promise<void>((resolve) => {
+          device.requests.set(id, (ack) => {
+            const g = ack.cmd === 'suback' ? ((ack.granted as number[])[0] ?? 0x80) : 0x80;
+            granted[i] = g >= 0x80 ? 0x80 : Math.min(1, g);
+            resolve();
+          });
+          device.client.send({
+            cmd: 'subscribe',
+            messageId: id,
+            subscriptions: [{ topic: s.topic, qos: s.qos > 1 ? 1 : s.qos }],
+          });
+        }),
+      );
+    });
+    void Promise.all(waits).then(() => {
+      if (this.state === 'online') this.south.write({ cmd: 'suback', messageId: p.messageId, granted });
+    });
+  }
+
+  /** A best-effort error report on the gateway's errors topic (when it subscribed). */
+  private error(type: string, deviceId: string, extra: Record<string, string>): void {
+    this.ctx.metrics.gatewayErrorsTotal.labels(type).inc();
+    if (!this.errorsSubscribed) return;
+    const payload = Buffer.from(JSON.stringify({ error_type: type, device_id: deviceId, ...extra }));
+    this.south.write({
+      cmd: 'publish',
+      topic: this.spec.errorsTopic(this.gatewayId),
+      payload,
+      qos: 0,
+      retain: false,
+      dup: false,
+    });
+  }
+
+  tick(now: number): void {
+    if (this.state === 'new' && now - this.createdAt > this.ctx.limits.connectTimeoutMs)
+      this.close('connect_timeout');
+    else if (
+      this.state === 'online' &&
+      this.keepaliveMs > 0 &&
+      now - this.south.lastReadAt > this.keepaliveMs
+    ) {
+      this.close('keepalive_timeout');
+    }
+  }
+
+  async drain(): Promise<void> {
+    this.close('shutdown');
+  }
+
+  close(reason: string): void {
+    if (this.state === 'closed') return;
+    if (this.state === 'online') this.ctx.metrics.connectionsOpen.labels(this.info.listener, 'gateway').dec();
+    this.state = 'closed';
+    this.ctx.metrics.closesTotal.labels(reason).inc();
+    this.ctx.sessions.delete(this);
+    for (const [id, d] of this.devices) this.detach(id, d);
+    this.south.end();
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * An MQTT client that lives inside the proxy: it speaks real MQTT packets over an in-memory
+ * stream pair to an ordinary Session, so a front that is not a plain MQTT client (a native
+ * WebSocket, a gateway's attached device) is translated exactly as MQTT clients are.
+ */
+import type { Duplex } from 'node:stream';
+import mqtt, { type IConnackPacket, type IConnectPacket, type Packet } from 'mqtt-packet';
+
+export interface InnerClientEvents {
+  onConnack(packet: IConnackPacket): void;
+  /** Any packet after the CONNACK. */
+  onPacket(packet: Packet): void;
+  /** The session side closed (or sent garbage); called once. */
+  onClose(): void;
+}
+
+export class InnerClient {
+  private readonly parser = mqtt.parser({ protocolVersion: 4 });
+  private connected = false;
+  private closed = false;
+  private nextId = 1;
+
+  constructor(
+    private readonly stream: Duplex,
+    connect: IConnectPacket,
+    private readonly events: InnerClientEvents,
+  ) {
+    this.parser.on('packet', (p: Packet) => {
+      if (this.closed) return;
+      if (!this.connected && p.cmd === 'connack') {
+        this.connected = true;
+        events.onConnack(p);
+      } else {
+        events.onPacket(p);
+      }
+    });
+    this.parser.on('error', () => this.close());
+    stream.on('data', (chunk: Buffer) => this.parser.parse(chunk));
+    stream.on('end', () => this.close());
+    stream.on('close', () => this.close());
+    stream.on('error', () => this.close());
+    this.send({ protocolId: 'MQTT', protocolVersion: 4, keepalive: 0, clean: true, ...connect });
+  }
+
+  /** A packet identifier of this client's own (1..65535, wrapping). */
+  allocId(): number {
+    const id = this.nextId;
+    this.nextId = id === 65535 ? 1 : id + 1;
+    return id;
+  }
+
+  send(packet: Packet): void {
+    if (!this.closed) this.stream.write(mqtt.generate(packet, { protocolVersion: 4 }));
+  }
+
+  /** DISCONNECT (normal end), then close. Idempotent. */
+  disconnect(): void {
+    if (this.closed) return;
+    this.send({ cmd: 'disconnect' });
+    this.stream.end();
+    this.close();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.stream.destroy();
+    this.events.onClose();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+}
