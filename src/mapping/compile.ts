@@ -177,7 +177,8 @@ export function compileDialect(src: Source, report: Reporter): CompiledDialect |
     if (r.names !== undefined && !keyCap)
       err([...at, 'names'], `'names' aliases the {key} capture, but '${r.topic}' has none`);
     (r.needs ?? []).forEach((v, j) => {
-      if (!identity.has(v)) err([...at, 'needs', j], `unknown variable '${v}'`, `declare it under 'identity:'`);
+      if (!identity.has(v))
+        err([...at, 'needs', j], `unknown variable '${v}'`, `declare it under 'identity:'`);
     });
     if (rules.some((x) => x.name === r.name)) err([...at, 'name'], `duplicate rule name '${r.name}'`);
     rules.push({
@@ -227,7 +228,11 @@ export function compileDialect(src: Source, report: Reporter): CompiledDialect |
     });
     (a.needs ?? []).forEach((v, j) => {
       if (!identity.has(v))
-        err(['subscriptions', 'allowed', i, 'needs', j], `unknown variable '${v}'`, `declare it under 'identity:'`);
+        err(
+          ['subscriptions', 'allowed', i, 'needs', j],
+          `unknown variable '${v}'`,
+          `declare it under 'identity:'`,
+        );
     });
     allowed.push({ source: a.filter, levels, kinds: a.kinds, needs: a.needs ?? [] });
   });

@@ -6,8 +6,8 @@
 import type { IPublishPacket, ISubscribePacket, IUnsubscribePacket, QoS } from 'mqtt-packet';
 import type { Outcome, PublishOut, SessionMapper, SubscribePlan, UnsubscribePlan } from '../core/contract.js';
 import type { CompiledDialect, Rule } from './dialect.js';
-import type { Canonical, Kind } from './model.js';
 import type { LastValues } from './last-values.js';
+import type { Canonical, Kind } from './model.js';
 import { convertKind, encodeAll, type Plan } from './plan.js';
 import { filterMatches, safeLevel, splitTopic, type Vars } from './template.js';
 
@@ -197,18 +197,15 @@ export class DialectSession implements SessionMapper {
       // other shape the client subscribed to, bound to the same identity (a Thng's property or
       // action never goes out as a product's). A dialect translated to itself keeps the topic.
       const first = targets[0] as Rule;
-      for (let i = msg.kind === 'samples' ? 1 : 0; !this.same && list.length === 0 && i < targets.length; i++) {
+      for (
+        let i = msg.kind === 'samples' ? 1 : 0;
+        !this.same && list.length === 0 && i < targets.length;
+        i++
+      ) {
         const t = targets[i] as Rule;
         if (t.identityCaps.join() !== first.identityCaps.join() || t.needs.join() !== first.needs.join())
           continue;
-        const more = encodeAll(
-          msg,
-          [t],
-          this.p.vars,
-          this.p.nowUs(),
-          this.p.southVersion,
-          payload,
-        );
+        const more = encodeAll(msg, [t], this.p.vars, this.p.nowUs(), this.p.southVersion, payload);
         if (more.ok) for (const o of more.list) if (this.subscribed(o.topic)) list.push(o);
       }
       if (list.length === 0) return { verdict: 'drop', reason: 'not_subscribed', rule: rule.name };
@@ -239,7 +236,8 @@ export class DialectSession implements SessionMapper {
         const last = this.lastValue(levels);
         if (last) {
           const qos = Math.min(s.qos, this.south.quirks.maxDownlinkQos) as QoS;
-          (plan.south ??= []).push({ topic: filter, payload: last, qos, retain: false });
+          if (!plan.south) plan.south = [];
+          plan.south.push({ topic: filter, payload: last, qos, retain: false });
         }
       }
       // A dialect translated to itself subscribes to the same filter (its ?project= unchanged).

@@ -39,6 +39,11 @@ const VARS = {
   deviceJwt: 'JWT',
   username: 'u',
   clientId: 'id-x-01',
+  // EVRYTHNG scopes: the key's product, collection, batch and account (account-wide topics).
+  productId: 'P1',
+  collectionId: 'C1',
+  batchId: 'B1',
+  account: 'acc1',
 };
 const NOW = 1_700_000_000_000_000;
 const FILL: Record<string, string> = { ...VARS, key: 'temp', name: 'alerts' };
