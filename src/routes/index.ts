@@ -131,9 +131,13 @@ export async function loadRoute(opts: LoadRouteOptions): Promise<LoadedRoute> {
   const handler: RouteHandler = {
     name: current.name,
     passThrough: false,
+    get southGateway() {
+      return current.southGateway;
+    },
     openSession: (hello: SouthHello): Promise<ConnectDecision> => current.openSession(hello),
   };
   let watchers: FSWatcher[] = [];
+  let lastWatched = first.watched;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<{ ok: boolean; errors: string[] }> | undefined;
 
@@ -143,8 +147,11 @@ export async function loadRoute(opts: LoadRouteOptions): Promise<LoadedRoute> {
       for (const e of next.errors)
         log.error({ mappingError: e }, 'mapping reload rejected; keeping the previous version');
       opts.metrics?.reloadsTotal.inc({ kind: 'mapping', result: 'failure' });
+      // Watch again even so: a ConfigMap update swaps the folder, and the fix comes next.
+      rewatch(lastWatched);
       return { ok: false, errors: next.errors };
     }
+    lastWatched = next.watched;
     current = next.handler;
     opts.metrics?.reloadsTotal.inc({ kind: 'mapping', result: 'success' });
     log.info({ route: opts.route }, 'mapping reloaded');
