@@ -4,7 +4,7 @@
  * codec carries an opaque body untouched.
  */
 import { type Canonical, type Sample, sampleBytes, sampleValue } from './model.js';
-import type { Vars } from './template.js';
+import { safeLevel, type Vars } from './template.js';
 
 export const CODECS = [
   'value',
@@ -29,6 +29,8 @@ export interface CodecSpec {
   content_type?: string;
   /** Add the current time to samples that carry none (lists and objects with a time field). */
   stamp?: boolean;
+  /** raw: the body field naming the message when the topic does not (EVRYTHNG actions/all: type). */
+  name?: string;
 }
 
 export interface Codec {
@@ -92,6 +94,7 @@ export function makeCodec(spec: CodecSpec, defaultName: CodecName): Codec {
   const valueF = spec.value ?? 'value';
   const timeF = spec.time;
   const stamp = spec.stamp === true;
+  const nameF = spec.name;
   switch (name) {
     case 'raw':
       return {
@@ -101,6 +104,11 @@ export function makeCodec(spec: CodecSpec, defaultName: CodecName): Codec {
         contentType: ct,
         decode(payload, _key, out) {
           out.body = payload;
+          if (nameF !== undefined) {
+            const o = parseJson(payload);
+            const n = isObject(o) ? o[nameF] : undefined;
+            if (typeof n === 'string' && safeLevel(n)) out.name = n;
+          }
           return undefined;
         },
         encode: (msg) => msg.body ?? Buffer.alloc(0),

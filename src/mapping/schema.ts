@@ -25,6 +25,7 @@ const payload = {
     add: { type: 'object' },
     content_type: { type: 'string' },
     stamp: { type: 'boolean' },
+    name: { type: 'string', minLength: 1 },
   },
 };
 
@@ -238,6 +239,8 @@ export const routeSchema = {
     // Automatic north subscriptions at QoS 1 in a persistent session: the north broker keeps
     // the changes made while a device is offline and delivers them when it reconnects.
     offline_sync: { type: 'boolean' },
+    // South clients are gateways (ClearBlade style): each attached device gets a session of its own.
+    south_gateway: { type: 'boolean' },
   },
 };
 
