@@ -10,6 +10,8 @@ import type {
   PublishOut,
   Quirks,
   RouteHandler,
+  SessionMapper,
+  SouthGatewaySpec,
   SouthHello,
 } from '../core/contract.js';
 import { compileText } from './codecs.js';
@@ -49,6 +51,13 @@ export interface EngineOptions {
   routeVars?: Readonly<Vars>;
   url?: string;
   connection?: 'direct' | 'gateway';
+  /**
+   * South clients are gateways of this grammar: a CONNECT without `hello.gateway` is a
+   * gateway's own (authenticated, nothing north); one with it is an attached device, accepted
+   * with its own JWT or, without one, when its record names that gateway (`gateway: gw-1`).
+   * A record naming another gateway is refused either way.
+   */
+  southGateway?: SouthGatewaySpec;
   mintJwt?: MintJwt;
   mintJwtSync?: MintJwtSync;
   /** Verifies a device's JWT with its public key: undefined when valid, else a short failure code. */
@@ -127,6 +136,35 @@ export function recogniseAll(
   return out;
 }
 
+/**
+ * The schemes whose client id a CONNECT matches, password aside: a device attached by a
+ * gateway without a JWT of its own is known by its client id, on the gateway's authority.
+ */
+function recogniseByClientId(
+  south: CompiledDialect,
+  hello: SouthHello,
+): Array<{ scheme: SouthScheme; vars: Vars }> {
+  const out: Array<{ scheme: SouthScheme; vars: Vars }> = [];
+  for (const s of south.southAuth) {
+    const vars: Vars = {};
+    if (!s.clientId || !matchField(s.clientId, hello.connect.clientId ?? '', vars)) continue;
+    out.push({ scheme: { ...s, credential: undefined }, vars });
+  }
+  return out;
+}
+
+/** A south gateway's own session: it is authenticated, its traffic goes through its devices' sessions. */
+function gatewayMapper(): SessionMapper {
+  return {
+    uplink: () => ({ verdict: 'drop', reason: 'unmapped' }),
+    downlink: () => ({ verdict: 'drop', reason: 'unmapped' }),
+    subscribe: (p) => ({ north: [], granted: p.subscriptions.map(() => ({ code: 0x80 })) }),
+    unsubscribe: () => ({ north: [], ackOnly: true }),
+    autoSubscribe: () => [],
+    close() {},
+  };
+}
+
 function pickNorth(north: CompiledDialect, vars: Readonly<Vars>): NorthScheme | undefined {
   return north.northAuth.find((s) => s.vars.every((v) => vars[v] !== undefined));
 }
@@ -190,9 +228,13 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
   return {
     name: opts.name,
     passThrough: false,
+    ...(opts.southGateway ? { southGateway: opts.southGateway } : {}),
     async openSession(hello: SouthHello): Promise<ConnectDecision> {
       const c = hello.connect;
-      const candidates = recogniseAll(south, hello);
+      const attached = opts.southGateway !== undefined && hello.gateway !== undefined;
+      // An attached device without a JWT: known by its client id, bound to the gateway (checked below).
+      const byGateway = attached && fieldText(c.password).length === 0;
+      const candidates = byGateway ? recogniseByClientId(south, hello) : recogniseAll(south, hello);
       let found = candidates[0];
       if (!found) {
         const anonymous = !c.username && !c.password && hello.peerCommonName === undefined;
@@ -213,7 +255,7 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
           ? reject(5, 0x87, 'unknown_device')
           : reject(4, 0x86, 'bad_credentials');
       const vars: Vars = { ...opts.routeVars, ...resolved.vars };
-      const jwtCheck = found.scheme.jwt;
+      const jwtCheck = byGateway ? undefined : found.scheme.jwt;
       if (jwtCheck) {
         // The device's own JWT, verified with the public key of its record; kept as deviceJwt
         // (a gateway attaches the device with it).
@@ -226,6 +268,21 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
       }
       for (const v of topicVars)
         if (vars[v] !== undefined && !safeLevel(vars[v] as string)) return reject(5, 0x87, 'bad_identity');
+      if (opts.southGateway) {
+        const bound = vars.gateway;
+        if (hello.gateway === undefined) {
+          // A gateway's own CONNECT: authenticated above; a device bound to a gateway is none.
+          if (bound !== undefined) return reject(5, 0x87, 'not_a_gateway');
+          return {
+            accept: true,
+            north: { mode: 'local' },
+            mapper: gatewayMapper(),
+            quirks,
+            dialect: south.name,
+          };
+        }
+        if (bound !== undefined ? bound !== hello.gateway : byGateway) return reject(5, 0x87, 'not_bound');
+      }
       const scheme = pickNorth(north, vars);
       if (!scheme) return reject(5, 0x87, 'no_north_credentials');
       const gwKey = gateway ? north.gateway?.key(vars) : undefined;

@@ -2,11 +2,18 @@
  * Loads a whole mappings folder from texts (the caller reads the files): dialects, routes
  * and pair files, validated together so that every error of every file is reported at once.
  */
+import type { SouthGatewaySpec } from '../core/contract.js';
+import { clearbladeGateway } from '../dialects/clearblade-gateway.js';
 import { compileDialect } from './compile.js';
 import type { CompiledDialect } from './dialect.js';
 import { type PairSettings, Plan } from './plan.js';
 import { validate } from './schema.js';
 import { parseSource, Reporter, type Source } from './source.js';
+
+/** South dialects whose clients may be gateways: their gateway grammar (pure string work). */
+export const SOUTH_GATEWAYS: ReadonlyMap<string, SouthGatewaySpec> = new Map([
+  ['clearblade', clearbladeGateway],
+]);
 
 export interface MappingFile {
   /** Path shown in messages, e.g. mappings/dialects/connector.yaml. */
@@ -34,6 +41,8 @@ export interface RouteSpec {
   };
   content?: string;
   offlineSync?: boolean;
+  /** South clients are gateways of this grammar (`south_gateway: true`). */
+  southGateway?: SouthGatewaySpec;
   plan: Plan;
 }
 
@@ -63,6 +72,7 @@ interface RawRoute {
   };
   content?: string;
   offline_sync?: boolean;
+  south_gateway?: boolean;
 }
 
 interface RawPair extends PairSettings {
@@ -199,6 +209,16 @@ export function loadMappings(files: readonly MappingFile[]): LoadedMappings {
       report.error(src, ['connection'], `dialect '${r.north}' declares no gateway`, `use connection: direct`);
       ok = false;
     }
+    const southGateway = r.south_gateway ? SOUTH_GATEWAYS.get(r.south) : undefined;
+    if (r.south_gateway && !southGateway) {
+      report.error(
+        src,
+        ['south_gateway'],
+        `dialect '${r.south}' has no gateway grammar`,
+        `south gateways: ${[...SOUTH_GATEWAYS.keys()].join(', ')}`,
+      );
+      ok = false;
+    }
     if (routes.has(r.route)) report.error(src, ['route'], `route '${r.route}' is defined twice`);
     if (!ok || !south || !north) continue;
     const keys =
@@ -252,6 +272,7 @@ export function loadMappings(files: readonly MappingFile[]): LoadedMappings {
       },
       ...(r.content ? { content: r.content } : {}),
       ...(r.offline_sync ? { offlineSync: true } : {}),
+      ...(southGateway ? { southGateway } : {}),
       plan: new Plan(south, north, settings),
     });
   }

@@ -106,6 +106,7 @@ export async function buildRoute(
     routeVars: spec.vars,
     ...(spec.url ? { url: spec.url } : {}),
     connection: spec.connection,
+    ...(spec.southGateway ? { southGateway: spec.southGateway } : {}),
     ...(opts.mintJwt ? { mintJwt: opts.mintJwt } : {}),
     ...(opts.mintJwtSync ? { mintJwtSync: opts.mintJwtSync } : {}),
     verifyJwt: verifyDeviceJwt,
