@@ -103,7 +103,7 @@ describe('applications receiving foxtrackr data through the proxy', () => {
       password: TOKEN,
     });
     clients.push(app);
-    const got = nextMessage(app, '$resource/bat', 5000);
+    const got = nextMessage(app, '$resource/battery', 5000);
     // The north subscription is made as the session starts; give the CONNACK round trip a moment.
     await new Promise((r) => setTimeout(r, 300));
     await publish(
@@ -142,7 +142,7 @@ describe('applications receiving foxtrackr data through the proxy', () => {
     const got: Array<[string, string]> = [];
     app.on('message', (topic, payload) => got.push([topic, payload.toString()]));
     await until(() => got.length > 0, 5000, 'the message kept while offline');
-    assert.deepEqual(got, [['$resource/temp', '{"c":4.5}']]);
+    assert.deepEqual(got, [['$resource/temperature', '{"c":4.5}']]);
   });
 
   it('an EVRYTHNG application subscribed to a Thng gets tracker data as properties with ms timestamps', async () => {
@@ -153,8 +153,8 @@ describe('applications receiving foxtrackr data through the proxy', () => {
     });
     clients.push(app);
     // EVRYTHNG topics have no wildcards: one property per subscription.
-    await subscribe(app, '/thngs/UXYZ777/properties/bat', { qos: 1 });
-    const got = nextMessage(app, '/thngs/UXYZ777/properties/bat', 5000);
+    await subscribe(app, '/thngs/UXYZ777/properties/battery', { qos: 1 });
+    const got = nextMessage(app, '/thngs/UXYZ777/properties/battery', 5000);
     await publish(
       publisher,
       'foxtrackr/777/V3.0/bat',

@@ -61,13 +61,13 @@ describe('foxtrackr trackers → EVRYTHNG', () => {
   });
 
   it('an envelope becomes a Thng property update with the tracker time in ms', async () => {
-    const up = nextMessage(platform, '/thngs/UXYZ777/properties/bat', 5000);
+    const up = nextMessage(platform, '/thngs/UXYZ777/properties/battery', 5000);
     await publish(tracker, 'foxtrackr/777/V3.0/bat', envelope('battery', { level: 87 }, 1700000000123), {
       qos: 1,
     });
     const m = await up;
     assert.deepEqual(JSON.parse(m.payload.toString()), [{ value: { level: 87 }, timestamp: 1700000000123 }]);
-    const t = nextMessage(platform, '/thngs/UXYZ777/properties/temp', 5000);
+    const t = nextMessage(platform, '/thngs/UXYZ777/properties/temperature', 5000);
     await publish(tracker, 'foxtrackr/777/V3.0/temp', envelope('temperature', { c: 4.5 }, 1700000001000));
     assert.deepEqual(JSON.parse((await t).payload.toString()), [
       { value: { c: 4.5 }, timestamp: 1700000001000 },

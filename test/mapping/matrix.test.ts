@@ -46,11 +46,12 @@ const VARS = {
   account: 'acc1',
 };
 const NOW = 1_700_000_000_000_000;
-const FILL: Record<string, string> = { ...VARS, key: 'temp', name: 'alerts' };
+// A sample key no dialect aliases (foxtrackr reads its temp topic as the property temperature).
+const FILL: Record<string, string> = { ...VARS, key: 'humidity', name: 'alerts' };
 
 function sampleMsg(kind: Kind, rule: Rule): Canonical {
   if (kind === 'samples') {
-    const key = rule.keyCap ? 'temp' : (rule.fixedKey ?? 'temp');
+    const key = rule.keyCap ? 'humidity' : (rule.fixedKey ?? 'humidity');
     const samples =
       rule.codec.name === 'value' ? [{ key, value: 23 }] : [{ key, value: { c: 21.5 }, ts: NOW }];
     return { kind, samples, qos: 1, retain: false };
