@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { HotCounter } from './hot.js';
 
 export const PREFIX = 'mqtt_proxy_';
 
@@ -21,7 +22,13 @@ export function createMetrics() {
     registers: r,
   });
   buildInfo.labels(version, process.version).set(1);
-  return {
+  // Filled right below: the counters' collect hooks flush these on every scrape.
+  const hot: {
+    packetsTotal?: HotCounter<'direction' | 'type'>;
+    bytesTotal?: HotCounter<'direction' | 'type'>;
+    messagesTotal?: HotCounter<'route' | 'direction' | 'rule' | 'outcome' | 'reason'>;
+  } = {};
+  const metrics = {
     registry,
     buildInfo,
     connectionsOpen: new Gauge({
@@ -49,18 +56,21 @@ export function createMetrics() {
       registers: r,
     }),
     packetsTotal: new Counter({
+      collect: () => hot.packetsTotal?.flush(),
       name: `${PREFIX}packets_total`,
       help: 'MQTT packets by direction (south_in, south_out, north_in, north_out) and type.',
       labelNames: ['direction', 'type'] as const,
       registers: r,
     }),
     bytesTotal: new Counter({
+      collect: () => hot.bytesTotal?.flush(),
       name: `${PREFIX}bytes_total`,
       help: 'MQTT bytes by direction and packet type.',
       labelNames: ['direction', 'type'] as const,
       registers: r,
     }),
     messagesTotal: new Counter({
+      collect: () => hot.messagesTotal?.flush(),
       name: `${PREFIX}messages_total`,
       help: 'PUBLISH messages by route, direction, rule and outcome (translated, dropped, rejected).',
       labelNames: ['route', 'direction', 'rule', 'outcome', 'reason'] as const,
@@ -124,6 +134,10 @@ export function createMetrics() {
       registers: r,
     }),
   };
+  hot.packetsTotal = new HotCounter(metrics.packetsTotal);
+  hot.bytesTotal = new HotCounter(metrics.bytesTotal);
+  hot.messagesTotal = new HotCounter(metrics.messagesTotal);
+  return { ...metrics, hot: hot as Required<typeof hot> };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -117,7 +117,12 @@ export async function buildRoute(
 
 export async function loadRoute(opts: LoadRouteOptions): Promise<LoadedRoute> {
   if (opts.route === 'passthrough') {
-    return { handler: passThroughRoute(), reload: async () => ({ ok: true, errors: [] }), close() {} };
+    const reload = async () => {
+      // Nothing to read for the pass-through route: a reload always succeeds, and is counted.
+      opts.metrics?.reloadsTotal.inc({ kind: 'mapping', result: 'success' });
+      return { ok: true, errors: [] };
+    };
+    return { handler: passThroughRoute(), reload, close() {} };
   }
   if (!opts.mintJwt) {
     // One caching signer for the route's life (reloads keep the cached tokens).

@@ -40,7 +40,18 @@ export function countMessage(
       log.warn({ direction, topicShape: topicShape(topic) }, 'unmapped topic (sampled log)');
     }
   }
-  metrics.messagesTotal.labels(route, direction, o.rule ?? '', outcome, o.reason ?? '').inc();
+  const rule = o.rule ?? '';
+  const reason = o.reason ?? '';
+  metrics.hot.messagesTotal.add(
+    `${route}\u0000${direction}\u0000${rule}\u0000${outcome}\u0000${reason}`,
+    () => ({
+      route,
+      direction,
+      rule,
+      outcome,
+      reason,
+    }),
+  );
 }
 
 /** `/up/…/id/…` → "6 levels, first: up": enough to recognise a topic family, nothing secret. */

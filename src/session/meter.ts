@@ -1,29 +1,36 @@
 /**
- * Per-packet metrics with the label children resolved once, so the hot path does a map
- * lookup and an increment, never a label hash.
+ * Per-packet metrics: packets and bytes by direction and type. The series are resolved once
+ * per (direction, type) and counted as plain numbers (see HotCounter): the hot path neither
+ * hashes labels nor allocates.
  */
-import type { Counter } from 'prom-client';
+import type { HotEntry } from '../metrics/hot.js';
 import type { Metrics } from '../metrics/metrics.js';
 
-type Child = ReturnType<Counter<'direction' | 'type'>['labels']>;
+export type MeterDirection = 'south_in' | 'south_out' | 'north_in' | 'north_out';
+type Pair = [HotEntry<'direction' | 'type'>, HotEntry<'direction' | 'type'>];
 
 export class PacketMeter {
-  private readonly packets = new Map<string, Child>();
-  private readonly bytes = new Map<string, Child>();
+  private readonly series: Record<MeterDirection, Map<string, Pair>> = {
+    south_in: new Map(),
+    south_out: new Map(),
+    north_in: new Map(),
+    north_out: new Map(),
+  };
 
   constructor(private readonly metrics: Metrics) {}
 
-  count(direction: 'south_in' | 'south_out' | 'north_in' | 'north_out', cmd: string, size: number): void {
-    const key = direction + cmd;
-    let p = this.packets.get(key);
-    let b = this.bytes.get(key);
-    if (!p || !b) {
-      p = this.metrics.packetsTotal.labels(direction, cmd);
-      b = this.metrics.bytesTotal.labels(direction, cmd);
-      this.packets.set(key, p);
-      this.bytes.set(key, b);
+  count(direction: MeterDirection, cmd: string, size: number): void {
+    const byType = this.series[direction];
+    let pair = byType.get(cmd);
+    if (!pair) {
+      const labels = { direction, type: cmd };
+      pair = [
+        this.metrics.hot.packetsTotal.entry(direction + cmd, labels),
+        this.metrics.hot.bytesTotal.entry(direction + cmd, labels),
+      ];
+      byType.set(cmd, pair);
     }
-    p.inc();
-    b.inc(size);
+    pair[0].pending++;
+    pair[1].pending += size;
   }
 }

@@ -177,7 +177,7 @@ test('SIGHUP reloads the configuration: mqtt_proxy_config_reloads_total incremen
     const metricsUrl = `http://127.0.0.1:${proxy.ports.metrics}/metrics`;
     const reloads = async (): Promise<number> => {
       const m = (await httpText(metricsUrl)).body.match(
-        /^mqtt_proxy_config_reloads_total\{kind="mappings",result="success"\} (\d+)$/m,
+        /^mqtt_proxy_config_reloads_total\{kind="mapping",result="success"\} (\d+)$/m,
       );
       return m ? Number(m[1]) : 0;
     };
