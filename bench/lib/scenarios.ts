@@ -107,11 +107,11 @@ async function clearNorthSessions(rig: Rig, id: Identity, count: number): Promis
 /** Waits (at most 10 s) until the subscriber stops receiving: no backlog leaks into the next run. */
 async function drain(rig: Rig): Promise<void> {
   let prev = -1;
-  for (let i = 0; i < 40; i++) {
+  for (let i = 0; i < 66; i++) {
     const c = (await rig.gen.request({ op: 'sub-count' }).catch(() => ({ count: prev }))).count as number;
     if (c === prev) return;
     prev = c;
-    await sleep(250);
+    await sleep(150);
   }
 }
 
@@ -286,6 +286,6 @@ export async function devices(rig: Rig, path: Path, count: number, idleMs: numbe
     };
   } finally {
     await Promise.all(parts.map((p) => p.w.request({ op: 'devices-close' }).catch(() => undefined)));
-    await sleep(1500);
+    await sleep(1000);
   }
 }
