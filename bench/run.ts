@@ -320,10 +320,12 @@ async function entry(): Promise<void> {
   return main();
 }
 
-process.once('SIGINT', () => {
-  console.error('interrupted: stopping everything');
-  void cleanup().then(() => process.exit(130));
-});
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    console.error(`${sig}: stopping everything`);
+    void cleanup().then(() => process.exit(130));
+  });
+}
 entry()
   .catch((e: unknown) => {
     console.error(`benchmark failed: ${e instanceof Error ? e.message : String(e)}`);
