@@ -336,9 +336,13 @@ export class DialectSession implements SessionMapper {
     return out;
   }
 
-  /** `?project=` for a north dialect that scopes subscriptions by project (EVRYTHNG), else ''. */
+  /**
+   * `?project=` for a north dialect that scopes subscriptions by project (EVRYTHNG), else ''.
+   * A `project` the south dialect names too is the south's own (a ClearBlade client id's), not a scope.
+   */
   private scope(): string {
-    const project = this.north.options.has('project') ? this.p.vars.project : undefined;
+    const north = this.north.options.has('project') && (this.same || !this.south.identity.has('project'));
+    const project = north ? this.p.vars.project : undefined;
     return project ? `?project=${encodeURIComponent(project)}` : '';
   }
 

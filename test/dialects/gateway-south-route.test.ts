@@ -1,0 +1,130 @@
+/**
+ * The `south_gateway: true` route key (loader and check) and the engine's decisions for a
+ * south gateway and its attached devices, without any connection.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { IConnectPacket } from 'mqtt-packet';
+import { verifyJwt } from '../../src/auth/jwt.js';
+import type { ConnectDecision, SouthHello } from '../../src/core/contract.js';
+import { clearbladeGateway } from '../../src/dialects/clearblade-gateway.js';
+import { createDialectRoute } from '../../src/mapping/engine.js';
+import { CredentialsIndex } from '../../src/mapping/identity.js';
+import { loadMappings, type MappingFile } from '../../src/mapping/load.js';
+import { shippedMappings } from '../mapping/shipped.js';
+import { cbJwt, clientIdFor, publicPem } from './gateway-south-kit.js';
+import { ecKey } from './kit.js';
+
+const route = (text: string): MappingFile => ({ path: 'routes/extra.yaml', folder: 'routes', text });
+
+describe('south_gateway: true in a route', () => {
+  it('gives a clearblade south route the ClearBlade gateway grammar', () => {
+    const m = loadMappings(shippedMappings());
+    assert.deepEqual(m.errors, []);
+    assert.equal(m.routes.get('clearblade-gateway-to-akenza')?.southGateway, clearbladeGateway);
+    assert.equal(m.routes.get('clearblade-gateway-to-evrythng')?.southGateway, clearbladeGateway);
+    assert.equal(m.routes.get('akenza-to-clearblade')?.southGateway, undefined);
+  });
+
+  it('is refused for a south dialect without a gateway grammar, naming the file and the key', () => {
+    const m = loadMappings([
+      ...shippedMappings(),
+      route('route: akenza-gw\nsouth: akenza\nnorth: evrythng\nsouth_gateway: true\n'),
+    ]);
+    assert.equal(m.routes.has('akenza-gw'), false);
+    assert.equal(m.errors.length, 1);
+    assert.match(
+      m.errors[0] ?? '',
+      /^routes\/extra\.yaml:4:\d+: dialect 'akenza' has no gateway grammar \(south gateways: clearblade\)/,
+    );
+  });
+
+  it('must be a boolean', () => {
+    const m = loadMappings([
+      ...shippedMappings(),
+      route('route: cb-gw\nsouth: clearblade\nnorth: akenza\nsouth_gateway: "yes"\n'),
+    ]);
+    assert.equal(m.routes.has('cb-gw'), false);
+    assert.match(m.errors.join('\n'), /routes\/extra\.yaml:4:\d+: .*boolean/);
+  });
+});
+
+describe('the engine on a south gateway route', () => {
+  const gwKey = ecKey();
+  const devKey = ecKey();
+  const plan = loadMappings(shippedMappings()).routes.get('clearblade-gateway-to-akenza')?.plan;
+  assert.ok(plan);
+  const north = { connectorId: 'conn-1', secret: 'akzSecretEngine0123456789' };
+  const handler = createDialectRoute({
+    name: 'gw-test',
+    plan,
+    southGateway: clearbladeGateway,
+    identity: new CredentialsIndex(
+      [
+        { south: { deviceId: 'gw-1', publicKey: publicPem(gwKey.publicKey) }, north: {} },
+        { south: { deviceId: 'dev-1', gateway: 'gw-1' }, north },
+        { south: { deviceId: 'dev-2', gateway: 'gw-2', publicKey: publicPem(devKey.publicKey) }, north },
+        { south: { deviceId: 'dev-3', publicKey: publicPem(devKey.publicKey) }, north },
+      ],
+      ['deviceId'],
+    ),
+    verifyJwt: (token, key, audience) => {
+      const r = verifyJwt(token, key, audience ? { audience } : {});
+      return r.ok ? undefined : r.reason;
+    },
+  });
+  const hello = (id: string, password?: string, gateway?: string): SouthHello => {
+    const connect: IConnectPacket = { cmd: 'connect', clientId: clientIdFor(id), username: 'unused' };
+    if (password !== undefined) connect.password = Buffer.from(password);
+    return { connect, listener: 'tcp', ...(gateway ? { gateway } : {}) };
+  };
+  const reason = (d: ConnectDecision) => (d.accept ? 'accepted' : d.reason);
+
+  it('exposes the grammar', () => assert.equal(handler.southGateway, clearbladeGateway));
+
+  it("accepts a gateway's own CONNECT with nothing north", async () => {
+    const d = await handler.openSession(hello('gw-1', cbJwt(gwKey.privateKey)));
+    assert.ok(d.accept);
+    assert.equal(d.north.mode, 'local');
+    assert.equal(reason(await handler.openSession(hello('gw-1', cbJwt(devKey.privateKey)))), 'bad_jwt');
+    // Without its JWT a gateway proves nothing.
+    assert.equal(reason(await handler.openSession(hello('gw-1'))), 'bad_credentials');
+  });
+
+  it('refuses a device bound to a gateway as a gateway itself', async () => {
+    assert.equal(
+      reason(await handler.openSession(hello('dev-2', cbJwt(devKey.privateKey)))),
+      'not_a_gateway',
+    );
+  });
+
+  it('plans a bound device attached without a JWT as its own north session', async () => {
+    const d = await handler.openSession(hello('dev-1', undefined, 'gw-1'));
+    assert.ok(d.accept);
+    assert.equal(d.north.mode, 'direct');
+    if (d.north.mode !== 'direct') return;
+    assert.equal(d.north.connect.clientId, 'dev-1');
+    assert.equal(d.north.connect.username, 'conn-1');
+    assert.equal(reason(await handler.openSession(hello('dev-1', undefined, 'gw-9'))), 'not_bound');
+  });
+
+  it("refuses another gateway's device even with its valid JWT; accepts an unbound device's JWT only", async () => {
+    assert.equal(
+      reason(await handler.openSession(hello('dev-2', cbJwt(devKey.privateKey), 'gw-1'))),
+      'not_bound',
+    );
+    assert.equal(
+      reason(await handler.openSession(hello('dev-2', cbJwt(devKey.privateKey), 'gw-2'))),
+      'accepted',
+    );
+    assert.equal(
+      reason(await handler.openSession(hello('dev-3', cbJwt(devKey.privateKey), 'gw-1'))),
+      'accepted',
+    );
+    assert.equal(
+      reason(await handler.openSession(hello('dev-3', cbJwt(gwKey.privateKey), 'gw-1'))),
+      'bad_jwt',
+    );
+    assert.equal(reason(await handler.openSession(hello('dev-3', undefined, 'gw-1'))), 'not_bound');
+  });
+});
