@@ -152,6 +152,7 @@ export function withLocalRequests(
   return {
     name: inner.name,
     passThrough: false,
+    ...(inner.southGateway ? { southGateway: inner.southGateway } : {}),
     async openSession(hello: SouthHello): Promise<ConnectDecision> {
       const c = hello.connect;
       const prov = local.provisioner;

@@ -3,17 +3,21 @@
  * south gateway and its attached devices, without any connection.
  */
 import assert from 'node:assert/strict';
+import { cpSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { IConnectPacket } from 'mqtt-packet';
 import { verifyJwt } from '../../src/auth/jwt.js';
 import type { ConnectDecision, SouthHello } from '../../src/core/contract.js';
 import { clearbladeGateway } from '../../src/dialects/clearblade-gateway.js';
+import { silentLogger } from '../../src/log/logger.js';
 import { createDialectRoute } from '../../src/mapping/engine.js';
 import { CredentialsIndex } from '../../src/mapping/identity.js';
 import { loadMappings, type MappingFile } from '../../src/mapping/load.js';
-import { shippedMappings } from '../mapping/shipped.js';
+import { buildRoute } from '../../src/routes/index.js';
+import { MAPPINGS_DIR, shippedMappings } from '../mapping/shipped.js';
 import { cbJwt, clientIdFor, publicPem } from './gateway-south-kit.js';
-import { ecKey } from './kit.js';
+import { ecKey, tempDir, writeCredentials } from './kit.js';
 
 const route = (text: string): MappingFile => ({ path: 'routes/extra.yaml', folder: 'routes', text });
 
@@ -46,6 +50,36 @@ describe('south_gateway: true in a route', () => {
     ]);
     assert.equal(m.routes.has('cb-gw'), false);
     assert.match(m.errors.join('\n'), /routes\/extra\.yaml:4:\d+: .*boolean/);
+  });
+});
+
+describe('a south gateway route loaded from disk', () => {
+  it('keeps its gateway grammar with local services (offline_sync) wrapped around it', async () => {
+    const tmp = tempDir('mdp-gw-south-route-');
+    try {
+      for (const f of ['dialects', 'pairs'])
+        cpSync(join(MAPPINGS_DIR, f), join(tmp.dir, f), { recursive: true });
+      writeCredentials(tmp.dir, [{ south: { deviceId: 'gw-1', publicKey: 'unused-here' }, north: {} }]);
+      const routes = join(tmp.dir, 'routes');
+      cpSync(join(MAPPINGS_DIR, 'routes', 'clearblade-gateway-to-evrythng.yaml'), join(routes, 'a.yaml'));
+      writeFileSync(
+        join(routes, 'b.yaml'),
+        'route: gw-sync\nsouth: clearblade\nnorth: evrythng\nsouth_gateway: true\noffline_sync: true\nidentity: { file: credentials.yaml }\n',
+      );
+      for (const name of ['clearblade-gateway-to-evrythng', 'gw-sync']) {
+        const r = await buildRoute({
+          dir: tmp.dir,
+          route: name,
+          credentials: join(tmp.dir, 'credentials.yaml'),
+          log: silentLogger,
+          watch: false,
+        });
+        assert.deepEqual(r.errors, []);
+        assert.equal(r.handler?.southGateway, clearbladeGateway, name);
+      }
+    } finally {
+      tmp.cleanup();
+    }
   });
 });
 
