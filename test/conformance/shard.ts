@@ -16,7 +16,7 @@ import { trackDir } from '../helpers/reaper.js';
 import { KNOWN_DIFFERENCES } from './known-differences.js';
 import { ensureSuite, prepareTree, runTests, selectTests, startController, type TestRun } from './suite.js';
 
-export const SHARDS = 5;
+export const SHARDS = 10;
 
 /** Defines the conformance tests of shard `index` (1-based) of SHARDS. */
 export function conformanceShard(index: number): void {

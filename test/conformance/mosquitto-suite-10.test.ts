@@ -1,0 +1,4 @@
+/** Conformance shard 10: see shard.ts. */
+import { conformanceShard } from './shard.js';
+
+conformanceShard(10);
