@@ -16,6 +16,7 @@ import type {
 } from '../core/contract.js';
 import { compileText } from './codecs.js';
 import type { CompiledDialect, JwtSpec, NorthScheme, SouthScheme } from './dialect.js';
+import { EchoSet } from './echo.js';
 import { LastValues } from './last-values.js';
 import type { Plan } from './plan.js';
 import { DialectSession, usable } from './session.js';
@@ -189,6 +190,16 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
   const topicVars = new Set([...south.rules, ...north.rules].flatMap((r) => r.identityCaps));
   // Last values seen by the route's sessions, for clients that subscribe with ?pubStates=1.
   const lastValues = south.options.has('pubStates') ? new LastValues() : undefined;
+  // Echo sets of persistent north sessions, by north client id (the broker's session key).
+  const echoes = new Map<string, EchoSet>();
+  const echoFor = (clientId: string): EchoSet => {
+    let e = echoes.get(clientId);
+    if (!e) {
+      e = new EchoSet();
+      echoes.set(clientId, e);
+    }
+    return e;
+  };
 
   const jwtRequest = (p: JwtSpec, v: Readonly<Vars>, id: string, fresh = false) => {
     const claims: Record<string, unknown> = {};
@@ -294,6 +305,7 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
       } catch {
         return reject(3, 0x88, 'north_credentials_unavailable');
       }
+      const persistent = !gateway && (connect.clean === false || quirks.cleanSession === 'force_false');
       const mapper = new DialectSession({
         plan,
         vars,
@@ -302,7 +314,8 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
         southVersion: c.protocolVersion ?? 4,
         northVersion: connect.protocolVersion ?? 4,
         nowUs,
-        persistent: !gateway && (connect.clean === false || quirks.cleanSession === 'force_false'),
+        persistent,
+        ...(persistent ? { echo: echoFor(connect.clientId) } : {}),
         native: hello.listener === 'native-ws' || hello.listener === 'native-wss',
         ...(lastValues ? { lastValues } : {}),
       });

@@ -6,12 +6,11 @@
 import type { IPublishPacket, ISubscribePacket, IUnsubscribePacket, QoS } from 'mqtt-packet';
 import type { Outcome, PublishOut, SessionMapper, SubscribePlan, UnsubscribePlan } from '../core/contract.js';
 import type { CompiledDialect, Rule } from './dialect.js';
+import { EchoSet } from './echo.js';
 import type { LastValues } from './last-values.js';
 import type { Canonical, Kind } from './model.js';
 import { convertKind, encodeAll, type Plan } from './plan.js';
 import { filterMatches, safeLevel, splitTopic, type Vars } from './template.js';
-
-const ECHO_RING = 16;
 
 export interface SessionParams {
   plan: Plan;
@@ -22,6 +21,8 @@ export interface SessionParams {
   southVersion: number;
   northVersion: number;
   nowUs: () => number;
+  /** Echo set that outlives the session (persistent north sessions); a fresh one otherwise. */
+  echo?: EchoSet;
   /**
    * The north session outlives the connection (clean session 0): auto-subscriptions are made
    * QoS 1 so the platform keeps what arrives while the device is offline, and what it kept is
@@ -80,7 +81,7 @@ export class DialectSession implements SessionMapper {
   private readonly northUpByKind: Map<Kind, Rule[]>;
   private readonly southDownByKind: Map<Kind, Rule[]>;
   private readonly northDownByKind: Map<Kind, Rule[]>;
-  private readonly echo: Array<{ topic: string; payload: Buffer }> = [];
+  private readonly echo: EchoSet;
   private readonly southSubs = new Map<string, SouthSub>();
   private readonly northRefs = new Map<string, number>();
   private readonly auto: Array<{ topic: string; qos: QoS }>;
@@ -92,6 +93,7 @@ export class DialectSession implements SessionMapper {
   private closed = false;
 
   constructor(private readonly p: SessionParams) {
+    this.echo = p.echo ?? new EchoSet();
     this.south = p.plan.south;
     this.north = p.plan.north;
     this.southUp = usable(this.south.upRules, p.southScheme, p.vars);
@@ -159,9 +161,9 @@ export class DialectSession implements SessionMapper {
 
   /** The north form of a will message: an uplink that is never remembered as an echo. */
   translateWill(packet: IPublishPacket): Outcome {
-    const n = this.echo.length;
+    const before = this.echo.entries;
     const o = this.uplink(packet);
-    this.echo.length = n;
+    this.echo.forgetLast(this.echo.entries - before);
     return o;
   }
 
@@ -314,7 +316,9 @@ export class DialectSession implements SessionMapper {
     this.closed = true;
     this.southSubs.clear();
     this.northRefs.clear();
-    this.echo.length = 0;
+    // A persistent north session keeps its echo set (shared by the engine): echoes queued
+    // while the device is away are recognised when it reconnects.
+    if (!this.p.echo) this.echo.clear();
   }
 
   /** North filters to subscribe for a kind the south side receives. */
@@ -463,18 +467,10 @@ export class DialectSession implements SessionMapper {
   }
 
   private remember(o: PublishOut): void {
-    if (this.echo.length >= ECHO_RING) this.echo.shift();
-    this.echo.push({ topic: o.topic, payload: o.payload });
+    this.echo.add(o.topic, o.payload);
   }
 
   private isEcho(topic: string, payload: Buffer): boolean {
-    for (let i = 0; i < this.echo.length; i++) {
-      const e = this.echo[i];
-      if (e && e.topic === topic && e.payload.equals(payload)) {
-        this.echo.splice(i, 1);
-        return true;
-      }
-    }
-    return false;
+    return this.echo.take(topic, payload);
   }
 }
