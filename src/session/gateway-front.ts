@@ -97,6 +97,17 @@ export class GatewayFront implements SessionLike {
         return;
       }
       case 'unsubscribe':
+        // Each device's session drops its own filters (its north subscriptions with them).
+        for (const topic of p.unsubscriptions) {
+          const device = this.devices.get(this.spec.classify(topic)?.deviceId ?? '');
+          if (device && device.attachId === undefined) {
+            device.client.send({
+              cmd: 'unsubscribe',
+              messageId: device.client.allocId(),
+              unsubscriptions: [topic],
+            });
+          }
+        }
         this.south.write({ cmd: 'unsuback', messageId: p.messageId, granted: [] });
         return;
       case 'pingreq':
@@ -207,6 +218,8 @@ export class GatewayFront implements SessionLike {
           cmd: 'connect',
           clientId: this.spec.deviceClientId(this.gatewayClientId, deviceId),
           username: 'unused',
+          // The device's north session keeps itself alive at the gateway's pace.
+          keepalive: this.keepaliveMs / 1500 || 60,
           ...(jwt ? { password: Buffer.from(jwt) } : {}),
         },
         {

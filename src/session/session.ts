@@ -163,7 +163,9 @@ export class Session implements SessionLike {
     this.south.pause();
     this.version = connect.protocolVersion ?? 4;
     this.south.setProtocolVersion(this.version);
-    this.keepaliveMs = (connect.keepalive ?? 0) * 1500;
+    // A gateway's attached device is silent between messages: the gateway's own connection is
+    // the one whose keepalive is enforced (by its front).
+    this.keepaliveMs = this.info.gateway ? 0 : (connect.keepalive ?? 0) * 1500;
     // MQTT 3.1: the client identifier must be 1 to 23 characters (CONNACK 2 otherwise).
     if (this.version === 3 && !connect.clientId) {
       this.refuse({ returnCode: 2, reasonCode: 0x85 }, 'identifier_rejected');
