@@ -5,7 +5,8 @@
  * takes one. It outlives a session when the north session is persistent, since the broker
  * then keeps echoes queued while the device is away and delivers them on reconnect.
  */
-const MAX_ENTRIES = 1024;
+// Large enough for a flood: echoes lag behind uplinks by what the north broker queues.
+const MAX_ENTRIES = 65_536;
 
 export class EchoSet {
   private readonly byTopic = new Map<string, Buffer[]>();
@@ -39,7 +40,9 @@ export class EchoSet {
     if (!list) return false;
     for (let i = 0; i < list.length; i++) {
       if (list[i]!.equals(payload)) {
-        list.splice(i, 1);
+        // Echoes mostly come back in order: shift() is the cheap case (V8 trims in place).
+        if (i === 0) list.shift();
+        else list.splice(i, 1);
         this.size--;
         if (list.length === 0) this.byTopic.delete(topic);
         return true;
