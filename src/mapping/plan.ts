@@ -80,7 +80,7 @@ export class Plan {
 }
 
 export type Encoded =
-  | { ok: true; list: PublishOut[]; echo: boolean; reason?: string }
+  | { ok: true; list: PublishOut[]; echo: boolean; reason?: string; rule: Rule }
   | { ok: false; reason: string };
 
 /** Encodes one canonical message with the first usable target rule. */
@@ -175,8 +175,8 @@ function repeatsKey(samples: readonly Sample[] | undefined): boolean {
 
 function finish(list: PublishOut[], rule: Rule, dropped: boolean): Encoded {
   return dropped
-    ? { ok: true, list, echo: rule.echo, reason: 'properties_dropped' }
-    : { ok: true, list, echo: rule.echo };
+    ? { ok: true, list, echo: rule.echo, reason: 'properties_dropped', rule }
+    : { ok: true, list, echo: rule.echo, rule };
 }
 
 function withProps(

@@ -90,6 +90,7 @@ export class DialectSession implements SessionMapper {
   private readonly same: boolean;
   /** Scope of last values on topics that name no identity: this session alone. */
   private readonly ownScope = `session:${++sessionCount}`;
+  private readonly scopes = new Map<Rule, string>();
   private closed = false;
 
   constructor(private readonly p: SessionParams) {
@@ -153,7 +154,11 @@ export class DialectSession implements SessionMapper {
       if (out.echo) this.remember(o);
     }
     if (this.p.lastValues && rule.down !== undefined)
-      this.p.lastValues.set(this.scopeOf(rule), levels.join('/'), payload);
+      this.p.lastValues.set(
+        this.scopeOf(rule),
+        packet.topic.includes('?') ? levels.join('/') : packet.topic,
+        payload,
+      );
     return out.reason
       ? { north: out.list, verdict: 'continue', rule: rule.name, reason: out.reason }
       : { north: out.list, verdict: 'continue', rule: rule.name };
@@ -190,7 +195,7 @@ export class DialectSession implements SessionMapper {
     if (bad) return { verdict: 'drop', reason: bad, rule: rule.name };
     const out = encodeAll(msg, targets, this.p.vars, this.p.nowUs(), this.p.southVersion, payload);
     if (!out.ok) return { verdict: 'drop', reason: out.reason, rule: rule.name };
-    this.learn(out.list);
+    this.learn(out.list, out.rule);
     if (!this.south.subs.automatic && !(this.p.persistent && this.southSubs.size === 0)) {
       const list: PublishOut[] = [];
       for (const o of out.list) if (this.subscribed(o.topic)) list.push(o);
@@ -209,9 +214,9 @@ export class DialectSession implements SessionMapper {
           continue;
         const more = encodeAll(msg, [t], this.p.vars, this.p.nowUs(), this.p.southVersion, payload);
         if (more.ok) for (const o of more.list) if (this.subscribed(o.topic)) list.push(o);
+        if (more.ok && list.length > 0) this.learn(list, more.rule);
       }
       if (list.length === 0) return { verdict: 'drop', reason: 'not_subscribed', rule: rule.name };
-      this.learn(list);
       return { south: list, verdict: 'continue', rule: rule.name };
     }
     return { south: out.list, verdict: 'continue', rule: rule.name };
@@ -410,21 +415,24 @@ export class DialectSession implements SessionMapper {
 
   /** Identity scope of a rule's topics: the values of the identity variables it is bound to. */
   private scopeOf(rule: Rule): string {
-    if (rule.identityCaps.length === 0 && rule.needs.length === 0) return this.ownScope;
-    let s = '';
-    for (const c of rule.identityCaps) s += `${c}=${this.p.vars[c] ?? ''}\0`;
-    for (const c of rule.needs) s += `${c}=${this.p.vars[c] ?? ''}\0`;
+    let s = this.scopes.get(rule);
+    if (s !== undefined) return s;
+    if (rule.identityCaps.length === 0 && rule.needs.length === 0) s = this.ownScope;
+    else {
+      s = '';
+      for (const c of rule.identityCaps) s += `${c}=${this.p.vars[c] ?? ''}\0`;
+      for (const c of rule.needs) s += `${c}=${this.p.vars[c] ?? ''}\0`;
+    }
+    this.scopes.set(rule, s);
     return s;
   }
 
-  /** Keeps the south publishes of a downlink as the last values of their topics. */
-  private learn(list: readonly PublishOut[]): void {
+  /** Keeps the south publishes of a downlink (written by `rule`) as the last values of their topics. */
+  private learn(list: readonly PublishOut[], rule: Rule): void {
     const lv = this.p.lastValues;
     if (!lv) return;
-    for (const o of list) {
-      const rule = this.findRule(this.southDown, o.topic.split('/'), {});
-      if (rule) lv.set(this.scopeOf(rule), o.topic, o.payload);
-    }
+    const scope = this.scopeOf(rule);
+    for (const o of list) lv.set(scope, o.topic, o.payload);
   }
 
   /** The last value known on a south topic (no wildcards), within this session's scope. */
