@@ -2,66 +2,49 @@
  * Echo suppression: uplinks sent north whose copy the north broker sends back (a north
  * session subscribed to the device's own topics) must not reach the device as downlinks.
  * A bounded multiset of (topic, payload): every uplink adds one, every matching downlink
- * takes one. It outlives a session when the north session is persistent, since the broker
- * then keeps echoes queued while the device is away and delivers them on reconnect.
+ * takes one, each in constant time. It outlives a session when the north session is
+ * persistent, since the broker then keeps echoes queued while the device is away.
  */
+import { createHash } from 'node:crypto';
+
 // Large enough for a flood: echoes lag behind uplinks by what the north broker queues.
 const MAX_ENTRIES = 65_536;
+/** Payloads up to this size are part of the key as they are; larger ones by digest. */
+const INLINE_BYTES = 256;
+
+function keyOf(topic: string, payload: Buffer): string {
+  const body =
+    payload.length <= INLINE_BYTES
+      ? payload.toString('latin1')
+      : createHash('sha256').update(payload).digest('base64');
+  return `${topic}\u0000${payload.length}\u0000${body}`;
+}
 
 export class EchoSet {
-  private readonly byTopic = new Map<string, Buffer[]>();
-  /** Topics in insertion order, one per entry added: the oldest entries go first. */
+  private readonly counts = new Map<string, number>();
+  /** Keys in insertion order, one per entry added: the oldest go first when full. */
   private order: string[] = [];
   private head = 0;
   private size = 0;
 
   add(topic: string, payload: Buffer): void {
-    const list = this.byTopic.get(topic);
-    if (list) list.push(payload);
-    else this.byTopic.set(topic, [payload]);
-    this.order.push(topic);
+    const key = keyOf(topic, payload);
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+    this.order.push(key);
     this.size++;
-    while (this.size > MAX_ENTRIES && this.head < this.order.length) {
-      const t = this.order[this.head++]!;
-      const l = this.byTopic.get(t);
-      if (l?.length) {
-        l.shift();
-        this.size--;
-        if (l.length === 0) this.byTopic.delete(t);
-      }
-    }
-    // Entries taken as echoes leave stale places in `order`: compact now and then.
+    while (this.size > MAX_ENTRIES && this.head < this.order.length) this.drop(this.order[this.head++]!);
     if (this.head > MAX_ENTRIES || this.order.length > 4 * MAX_ENTRIES) this.compact();
   }
 
   /** True (and the entry is consumed) when this downlink is the echo of an uplink. */
   take(topic: string, payload: Buffer): boolean {
-    const list = this.byTopic.get(topic);
-    if (!list) return false;
-    for (let i = 0; i < list.length; i++) {
-      if (list[i]!.equals(payload)) {
-        // Echoes mostly come back in order: shift() is the cheap case (V8 trims in place).
-        if (i === 0) list.shift();
-        else list.splice(i, 1);
-        this.size--;
-        if (list.length === 0) this.byTopic.delete(topic);
-        return true;
-      }
-    }
-    return false;
+    if (this.size === 0) return false;
+    return this.drop(keyOf(topic, payload));
   }
 
   /** Undoes the last `n` additions (a will message is translated but never echoed). */
   forgetLast(n: number): void {
-    for (let i = 0; i < n && this.order.length > this.head; i++) {
-      const t = this.order.pop()!;
-      const l = this.byTopic.get(t);
-      if (l?.length) {
-        l.pop();
-        this.size--;
-        if (l.length === 0) this.byTopic.delete(t);
-      }
-    }
+    for (let i = 0; i < n && this.order.length > this.head; i++) this.drop(this.order.pop()!);
   }
 
   get entries(): number {
@@ -69,15 +52,25 @@ export class EchoSet {
   }
 
   clear(): void {
-    this.byTopic.clear();
+    this.counts.clear();
     this.order = [];
     this.head = 0;
     this.size = 0;
   }
 
+  private drop(key: string): boolean {
+    const n = this.counts.get(key);
+    if (!n) return false;
+    if (n === 1) this.counts.delete(key);
+    else this.counts.set(key, n - 1);
+    this.size--;
+    return true;
+  }
+
+  /** Entries taken as echoes leave stale places in `order`: rebuild it from the counts. */
   private compact(): void {
     const order: string[] = [];
-    for (const [t, l] of this.byTopic) for (let i = 0; i < l.length; i++) order.push(t);
+    for (const [k, n] of this.counts) for (let i = 0; i < n; i++) order.push(k);
     this.order = order;
     this.head = 0;
   }

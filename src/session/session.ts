@@ -75,10 +75,13 @@ export class Session implements SessionLike {
         onPacket: (p, bytes) => this.onSouthPacket(p, bytes),
         onClose: (reason, err) => this.close(reason, err),
         onDrain: () => this.north?.resume(),
-        lastWords: (reason) =>
-          this.state === 'new' && reason === 'unsupported_protocol_version'
-            ? { cmd: 'connack', returnCode: 1, sessionPresent: false }
-            : undefined,
+        lastWords: (reason): Packet | undefined => {
+          if (this.state === 'new' && reason === 'unsupported_protocol_version') {
+            return { cmd: 'connack', returnCode: 1, sessionPresent: false };
+          }
+          const code = this.state === 'online' && this.version === 5 ? DISCONNECT_CODES[reason] : undefined;
+          return code === undefined ? undefined : { cmd: 'disconnect', reasonCode: code };
+        },
       },
       {
         maxPacketBytes: ctx.limits.maxPacketBytes,
@@ -556,6 +559,9 @@ export class Session implements SessionLike {
     const m = this.ctx.metrics;
     m.closesTotal.labels(reason).inc();
     if (wasOnline) m.connectionsOpen.labels(this.info.listener, this.dialect).dec();
+    // MQTT 5: a server closing for the client's fault says why (DISCONNECT with a reason code).
+    const code = wasOnline && this.version === 5 ? DISCONNECT_CODES[reason] : undefined;
+    if (code !== undefined) this.south.write({ cmd: 'disconnect', reasonCode: code });
     if (reason === 'internal_error') {
       this.log.error({ reason, err: err?.stack }, 'connection closed by an internal error');
     } else {
@@ -570,6 +576,23 @@ export class Session implements SessionLike {
     this.south.end();
   }
 }
+
+/** Close reasons that an MQTT 5 client is told with DISCONNECT, and their reason codes. */
+const DISCONNECT_CODES: Record<string, number> = {
+  malformed_packet: 0x81,
+  malformed_topic: 0x81,
+  missing_packet_id: 0x82,
+  empty_subscribe: 0x82,
+  empty_unsubscribe: 0x82,
+  wildcard_in_publish_topic: 0x90,
+  empty_topic: 0x82,
+  second_connect: 0x82,
+  bad_topic_alias: 0x94,
+  packet_too_large: 0x95,
+  payload_too_large: 0x95,
+  keepalive_timeout: 0x8d,
+  client_ack_not_allowed: 0x82,
+};
 
 function capQos(outs: PublishOut[], max: QoS): void {
   for (const o of outs) if (o.qos > max) o.qos = max;
