@@ -49,6 +49,8 @@ export class Session implements SessionLike {
   private passThrough = true;
   private version: 3 | 4 | 5 = 4;
   private keepaliveMs = 0;
+  /** MQTT 5 session expiry the client asked for at CONNECT (seconds). */
+  private sessionExpiry = 0;
   private readonly createdAt = Date.now();
   private readonly southIds = new IdAllocator();
   private up?: Relay;
@@ -169,6 +171,7 @@ export class Session implements SessionLike {
     // A gateway's attached device is silent between messages: the gateway's own connection is
     // the one whose keepalive is enforced (by its front).
     this.keepaliveMs = this.info.gateway ? 0 : (connect.keepalive ?? 0) * 1500;
+    this.sessionExpiry = connect.properties?.sessionExpiryInterval ?? 0;
     // MQTT 3.1: the client identifier must be 1 to 23 characters (CONNACK 2 otherwise).
     if (this.version === 3 && !connect.clientId) {
       this.refuse({ returnCode: 2, reasonCode: 0x85 }, 'identifier_rejected');
@@ -427,6 +430,11 @@ export class Session implements SessionLike {
   }
 
   private onSouthDisconnect(p: IDisconnectPacket): void {
+    // MQTT-3.14.2-2: a session that expired at once cannot be given an expiry on DISCONNECT.
+    if (this.version === 5 && !this.sessionExpiry && p.properties?.sessionExpiryInterval) {
+      this.close('session_expiry_after_zero');
+      return;
+    }
     // Forward the DISCONNECT so the broker knows it was a normal close (no will message).
     const north = this.north;
     this.north = undefined;
@@ -577,21 +585,15 @@ export class Session implements SessionLike {
   }
 }
 
-/** Close reasons that an MQTT 5 client is told with DISCONNECT, and their reason codes. */
+/**
+ * Close reasons that an MQTT 5 client is told with DISCONNECT, and their reason codes: the
+ * protocol errors mosquitto reports this way too (its broker test suite runs through the
+ * proxy, test/conformance). A packet the parser cannot read is closed without a word.
+ */
 const DISCONNECT_CODES: Record<string, number> = {
-  malformed_packet: 0x81,
   malformed_topic: 0x81,
-  missing_packet_id: 0x82,
-  empty_subscribe: 0x82,
-  empty_unsubscribe: 0x82,
-  wildcard_in_publish_topic: 0x90,
-  empty_topic: 0x82,
-  second_connect: 0x82,
-  bad_topic_alias: 0x94,
-  packet_too_large: 0x95,
-  payload_too_large: 0x95,
-  keepalive_timeout: 0x8d,
-  client_ack_not_allowed: 0x82,
+  empty_unsubscribe: 0x81,
+  session_expiry_after_zero: 0x82,
 };
 
 function capQos(outs: PublishOut[], max: QoS): void {
