@@ -16,6 +16,9 @@
 import type { IPublishPacket, Packet, QoS } from 'mqtt-packet';
 import type { PublishOut } from '../core/contract.js';
 
+export type AckCmd = 'puback' | 'pubrec' | 'pubcomp';
+export type AckResult = 'ok' | 'unknown' | 'unexpected';
+
 export interface RelayPeer {
   send(packet: Packet): boolean;
 }
@@ -47,6 +50,8 @@ interface Group {
 export class Relay {
   private readonly bySrc = new Map<number, Group>();
   private readonly byDst = new Map<number, Group>();
+  /** The acknowledgement each destination copy is waiting for (PUBACK, PUBREC or PUBCOMP). */
+  private readonly expect = new Map<number, AckCmd>();
   /** Copies released by the proxy itself, waiting only for their PUBCOMP. */
   private readonly orphans: Group = this.newGroup(0, 0, true);
 
@@ -99,6 +104,7 @@ export class Relay {
         const id = this.ids.alloc();
         packet.messageId = id;
         this.byDst.set(id, group);
+        this.expect.set(id, out.qos === 1 ? 'puback' : 'pubrec');
         group.waiting++;
       }
       this.dst.send(packet);
@@ -116,33 +122,35 @@ export class Relay {
     this.hooks.onStart();
   }
 
-  /** PUBACK, PUBREC or PUBCOMP from the destination. False when the id is unknown. */
-  onDestinationAck(packet: {
-    cmd: 'puback' | 'pubrec' | 'pubcomp';
-    messageId?: number;
-    reasonCode?: number;
-  }): boolean {
+  /**
+   * PUBACK, PUBREC or PUBCOMP from the destination: 'unknown' for an id not in flight (ignored),
+   * 'unexpected' for the wrong kind of acknowledgement (a protocol error: the caller closes).
+   */
+  onDestinationAck(packet: { cmd: AckCmd; messageId?: number; reasonCode?: number }): AckResult {
     const id = packet.messageId ?? 0;
     const g = this.byDst.get(id);
-    if (!g) return false;
+    if (!g) return 'unknown';
+    if (this.expect.get(id) !== packet.cmd) return 'unexpected';
     const rc = packet.reasonCode ?? 0;
     if (g.local) {
       // Nobody upstream will send PUBREL for a message the proxy made: release it here.
-      if (packet.cmd === 'pubrec' && rc < 0x80)
-        this.dst.send({ cmd: 'pubrel', messageId: id, reasonCode: 0 });
+      if (packet.cmd === 'pubrec' && rc < 0x80) this.sendPubrel(id);
       else this.release(id);
-      return true;
+      return 'ok';
     }
     if (rc > g.reasonCode) g.reasonCode = rc;
     if (packet.cmd === 'pubrec') {
       this.byDst.delete(id);
       // Accepted: the id stays allocated until its PUBCOMP. Refused (MQTT 5): the flow ends.
       if (rc < 0x80) g.relIds.push(id);
-      else this.ids.free(id);
+      else {
+        this.expect.delete(id);
+        this.ids.free(id);
+      }
     } else {
       this.release(id);
     }
-    if (--g.waiting > 0) return true;
+    if (--g.waiting > 0) return 'ok';
     if (g.phase === 'comp') {
       this.src.send({ cmd: 'pubcomp', messageId: g.srcId, reasonCode: 0 });
       this.settle(g);
@@ -154,7 +162,7 @@ export class Relay {
       // copies that were accepted are released by the proxy itself.
       for (const rid of g.relIds) {
         this.byDst.set(rid, this.orphans);
-        this.dst.send({ cmd: 'pubrel', messageId: rid, reasonCode: 0 });
+        this.sendPubrel(rid);
       }
       this.src.send({ cmd: 'pubrec', messageId: g.srcId, reasonCode: g.reasonCode });
       this.settle(g);
@@ -162,7 +170,7 @@ export class Relay {
       this.src.send({ cmd: 'pubrec', messageId: g.srcId, reasonCode: g.reasonCode });
       g.phase = 'rel';
     }
-    return true;
+    return 'ok';
   }
 
   /** PUBREL from the source (QoS 2, second half). */
@@ -184,7 +192,7 @@ export class Relay {
     g.waiting = g.relIds.length;
     for (const id of g.relIds) {
       this.byDst.set(id, g);
-      this.dst.send({ cmd: 'pubrel', messageId: id, reasonCode: 0 });
+      this.sendPubrel(id);
     }
     g.relIds = [];
   }
@@ -196,6 +204,7 @@ export class Relay {
     for (let i = 0; i < this.bySrc.size; i++) this.hooks.onSettled(-1);
     this.byDst.clear();
     this.bySrc.clear();
+    this.expect.clear();
   }
 
   private newGroup(srcId: number, srcQos: QoS, local: boolean): Group {
@@ -204,7 +213,13 @@ export class Relay {
 
   private release(id: number): void {
     this.byDst.delete(id);
+    this.expect.delete(id);
     this.ids.free(id);
+  }
+
+  private sendPubrel(id: number): void {
+    this.expect.set(id, 'pubcomp');
+    this.dst.send({ cmd: 'pubrel', messageId: id, reasonCode: 0 });
   }
 
   private ackSource(srcId: number, qos: QoS, reasonCode: number): void {

@@ -134,7 +134,8 @@ export class Session implements SessionLike {
           this.close('client_ack_not_allowed');
           return;
         }
-        this.down?.onDestinationAck(p);
+        // The wrong kind of acknowledgement (PUBCOMP for a QoS 1 message, ...) is a protocol error.
+        if (this.down?.onDestinationAck(p) === 'unexpected') this.close('unexpected_ack');
         return;
       case 'pubrel':
         if (this.quirks.clientAcksDisconnect) {
@@ -211,7 +212,9 @@ export class Session implements SessionLike {
     try {
       opened = await openNorth(decision.north, this.quirks, this.ctx, this.routeName, this.log, {
         onPublish: (pk) => this.onNorthPublish(pk),
-        onAck: (pk) => this.up?.onDestinationAck(pk),
+        onAck: (pk) => {
+          if (this.up?.onDestinationAck(pk) === 'unexpected') this.close('north_unexpected_ack');
+        },
         onPubrel: (id) => this.down?.onSourcePubrel(id),
         onDisconnect: (pk) => this.onNorthDisconnect(pk),
         onClose: (reason) => this.close(`north_${reason}`),

@@ -15,13 +15,7 @@ export const KNOWN_DIFFERENCES: Record<string, string> = {
   '07-will-properties.py': 'will user properties reordered (MQTT 5 requires their order kept)',
   '12-prop-maximum-packet-size-publish-qos1.py': 'packet ids toward the client are the proxy’s own',
   '12-prop-maximum-packet-size-publish-qos2.py': 'packet ids toward the client are the proxy’s own',
-  // Protocol violations by the client that mosquitto answers by closing.
-  '02-subpub-qos1-bad-pubcomp.py': 'unexpected PUBCOMP from the client not handled like mosquitto',
-  '02-subpub-qos1-bad-pubrec.py': 'unexpected PUBREC from the client not handled like mosquitto',
-  '02-subpub-qos2-bad-puback-1.py': 'unexpected PUBACK from the client not handled like mosquitto',
-  '02-subpub-qos2-bad-puback-2.py': 'unexpected PUBACK from the client not handled like mosquitto',
-  '02-subpub-qos2-bad-pubcomp.py': 'unexpected PUBCOMP from the client not handled like mosquitto',
-  // MQTT 5: protocol errors the proxy detects itself close without DISCONNECT 0x81/0x82.
+  // A protocol corner mosquitto handles its own way.
   '03-publish-qos2-dup.py': 'QoS 2 PUBLISH with DUP handled differently',
   // Sessions across reconnects.
   '03-publish-c2b-disconnect-qos2.py': 'QoS 2 flow from the client not resumed after reconnect (no PUBCOMP)',

@@ -29,7 +29,7 @@ describe('Relay: clear() and hooks', () => {
     relay.forward({ messageId: 1, qos: 1 }, [out('a', 1)]);
     const [y] = publishIds(dst.take());
     relay.clear();
-    assert.equal(relay.onDestinationAck({ cmd: 'puback', messageId: y }), false);
+    assert.equal(relay.onDestinationAck({ cmd: 'puback', messageId: y }), 'unknown');
     assert.deepEqual(src.sent, []);
   });
 

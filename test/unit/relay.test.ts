@@ -22,10 +22,10 @@ describe('Relay: QoS 1', () => {
     assert.equal(relay.size, 1);
     assert.equal(hooks.started, 1);
 
-    assert.equal(relay.onDestinationAck({ cmd: 'puback', messageId: y2, reasonCode: 0x10 }), true);
-    assert.equal(relay.onDestinationAck({ cmd: 'puback', messageId: y1, reasonCode: 0x87 }), true);
+    assert.equal(relay.onDestinationAck({ cmd: 'puback', messageId: y2, reasonCode: 0x10 }), 'ok');
+    assert.equal(relay.onDestinationAck({ cmd: 'puback', messageId: y1, reasonCode: 0x87 }), 'ok');
     assert.deepEqual(src.sent, [], 'no PUBACK while a copy is unacknowledged');
-    assert.equal(relay.onDestinationAck({ cmd: 'puback', messageId: y3, reasonCode: 0 }), true);
+    assert.equal(relay.onDestinationAck({ cmd: 'puback', messageId: y3, reasonCode: 0 }), 'ok');
     assert.deepEqual(src.take(), [{ cmd: 'puback', messageId: 10, reasonCode: 0x87 }]);
     assert.equal(ids.inUse, 0, 'every destination id freed');
     assert.equal(relay.size, 0);
@@ -98,12 +98,12 @@ describe('Relay: QoS 1', () => {
 
   it('an acknowledgement for an unknown or already acknowledged id returns false and sends nothing', () => {
     const { src, dst, relay } = setup();
-    assert.equal(relay.onDestinationAck({ cmd: 'puback', messageId: 99 }), false);
+    assert.equal(relay.onDestinationAck({ cmd: 'puback', messageId: 99 }), 'unknown');
     relay.forward({ messageId: 1, qos: 1 }, [out('a', 1)]);
     const [y] = publishIds(dst.take());
-    assert.equal(relay.onDestinationAck({ cmd: 'puback', messageId: y }), true);
+    assert.equal(relay.onDestinationAck({ cmd: 'puback', messageId: y }), 'ok');
     src.take();
-    assert.equal(relay.onDestinationAck({ cmd: 'puback', messageId: y }), false);
+    assert.equal(relay.onDestinationAck({ cmd: 'puback', messageId: y }), 'unknown');
     assert.deepEqual(src.sent, []);
   });
 
@@ -255,7 +255,7 @@ describe('Relay: local messages (no source)', () => {
     assert.equal(ys.length, 2);
     assert.equal(relay.pendingDestination, 2);
     assert.equal(relay.size, 0, 'nothing owed to a source');
-    for (const y of ys) assert.equal(relay.onDestinationAck({ cmd: 'puback', messageId: y }), true);
+    for (const y of ys) assert.equal(relay.onDestinationAck({ cmd: 'puback', messageId: y }), 'ok');
     assert.deepEqual(src.sent, []);
     assert.equal(relay.pendingDestination, 0);
     assert.equal(ids.inUse, 0);
@@ -293,5 +293,24 @@ describe('Relay: local messages (no source)', () => {
     assert.deepEqual(src.sent, [], 'the local ack does not acknowledge the source');
     relay.onDestinationAck({ cmd: 'puback', messageId: yr });
     assert.deepEqual(src.take(), [{ cmd: 'puback', messageId: 0, reasonCode: 0 }]);
+  });
+});
+
+describe('Relay: the wrong kind of acknowledgement', () => {
+  it('a PUBCOMP or PUBREC for a QoS 1 copy, a PUBACK for a QoS 2 copy are protocol errors', () => {
+    const { dst, relay } = setup();
+    relay.forward({ messageId: 31, qos: 1 }, [out('q1', 1)]);
+    relay.forward({ messageId: 32, qos: 2 }, [out('q2', 2)]);
+    const [y1, y2] = publishIds(dst.take());
+    assert.equal(relay.onDestinationAck({ cmd: 'pubcomp', messageId: y1 }), 'unexpected');
+    assert.equal(relay.onDestinationAck({ cmd: 'pubrec', messageId: y1 }), 'unexpected');
+    assert.equal(relay.onDestinationAck({ cmd: 'puback', messageId: y2 }), 'unexpected');
+    assert.equal(
+      relay.onDestinationAck({ cmd: 'pubcomp', messageId: y2 }),
+      'unexpected',
+      'PUBCOMP before PUBREL',
+    );
+    assert.equal(relay.onDestinationAck({ cmd: 'puback', messageId: y1 }), 'ok');
+    assert.equal(relay.onDestinationAck({ cmd: 'pubrec', messageId: y2 }), 'ok');
   });
 });
