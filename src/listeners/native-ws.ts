@@ -9,8 +9,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import mqtt, { type Packet } from 'mqtt-packet';
-import { WebSocketServer } from 'ws';
+import type { Packet } from 'mqtt-packet';
+import { type WebSocket, WebSocketServer } from 'ws';
+import { InnerClient } from '../codec/inner-client.js';
 import { streamPair } from '../codec/stream-pair.js';
 import type { OnStream, UpgradeHook } from './listeners.js';
 
@@ -52,61 +53,62 @@ export function nativeWebSocketHook(
       listener: secure ? 'native-wss' : 'native-ws',
       remoteAddress: req.socket.remoteAddress,
     });
-    const parser = mqtt.parser({ protocolVersion: 4 });
-    const send = (p: Packet) => outer.write(mqtt.generate(p, { protocolVersion: 4 }));
     let phase: 'connack' | 'suback' | 'open' | 'closed' = 'connack';
-    let ws: import('ws').WebSocket | undefined;
+    let ws: WebSocket | undefined;
     const timer = setTimeout(() => fail('504 Gateway Timeout'), HANDSHAKE_TIMEOUT_MS);
     const fail = (status: string) => {
       if (phase === 'closed') return;
       phase = 'closed';
       clearTimeout(timer);
-      outer.destroy();
+      client.close();
       if (ws) ws.close(1011);
       else refuse(status);
     };
-    parser.on('error', () => fail('502 Bad Gateway'));
-    parser.on('packet', (p: Packet) => {
-      if (phase === 'connack' && p.cmd === 'connack') {
-        if ((p.returnCode ?? 0) !== 0) return fail('403 Forbidden');
-        phase = 'suback';
-        send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 1 }] });
-      } else if (phase === 'suback' && p.cmd === 'suback') {
-        if ((p.granted as number[]).some((g) => g >= 0x80)) return fail('403 Forbidden');
-        clearTimeout(timer);
-        wss.handleUpgrade(req, socket, head, (client) => {
-          ws = client;
-          phase = 'open';
-          client.on('message', (data: Buffer) => {
-            send({ cmd: 'publish', topic, payload: data, qos: 0, retain: false, dup: false });
-          });
-          client.on('close', () => {
-            if (phase === 'closed') return;
-            phase = 'closed';
-            send({ cmd: 'disconnect' });
-            outer.end();
-          });
-          client.on('error', () => client.terminate());
-        });
-      } else if (p.cmd === 'publish') {
-        if (p.qos === 1) send({ cmd: 'puback', messageId: p.messageId, reasonCode: 0 });
-        if (phase === 'open') ws?.send(p.payload.toString());
-      }
-      return undefined;
-    });
-    outer.on('data', (chunk: Buffer) => parser.parse(chunk));
-    outer.on('end', () => fail('502 Bad Gateway'));
-    outer.on('error', () => fail('502 Bad Gateway'));
-    send({
-      cmd: 'connect',
-      protocolId: 'MQTT',
-      protocolVersion: 4,
-      clientId: `native-ws-${randomBytes(6).toString('hex')}`,
-      clean: true,
-      keepalive: 0,
-      username: 'authorization',
-      password: Buffer.from(key),
-    });
+    const client = new InnerClient(
+      outer,
+      {
+        cmd: 'connect',
+        clientId: `native-ws-${randomBytes(6).toString('hex')}`,
+        username: 'authorization',
+        password: Buffer.from(key),
+      },
+      {
+        onConnack: (c) => {
+          if ((c.returnCode ?? 0) !== 0) {
+            fail('403 Forbidden');
+            return;
+          }
+          phase = 'suback';
+          client.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 1 }] });
+        },
+        onPacket: (p: Packet) => {
+          if (phase === 'suback' && p.cmd === 'suback') {
+            if ((p.granted as number[]).some((g) => g >= 0x80)) {
+              fail('403 Forbidden');
+              return;
+            }
+            clearTimeout(timer);
+            wss.handleUpgrade(req, socket, head, (open) => {
+              ws = open;
+              phase = 'open';
+              open.on('message', (data: Buffer) => {
+                client.send({ cmd: 'publish', topic, payload: data, qos: 0, retain: false, dup: false });
+              });
+              open.on('close', () => {
+                if (phase === 'closed') return;
+                phase = 'closed';
+                client.disconnect();
+              });
+              open.on('error', () => open.terminate());
+            });
+          } else if (p.cmd === 'publish') {
+            if (p.qos === 1) client.send({ cmd: 'puback', messageId: p.messageId, reasonCode: 0 });
+            if (phase === 'open') ws?.send(p.payload.toString());
+          }
+        },
+        onClose: () => fail('502 Bad Gateway'),
+      },
+    );
     log?.debug({ secure }, 'native WebSocket handshake');
     return true;
   };

@@ -14,11 +14,11 @@
 import type { Duplex } from 'node:stream';
 import type { IConnectPacket, IPublishPacket, ISubscribePacket, Packet } from 'mqtt-packet';
 import { PacketChannel } from '../codec/channel.js';
+import { InnerClient } from '../codec/inner-client.js';
 import { streamPair } from '../codec/stream-pair.js';
 import type { ConnectDecision, SouthGatewaySpec } from '../core/contract.js';
 import { connackFor, REFUSED_SERVER_UNAVAILABLE } from './codes.js';
 import type { SessionContext, SessionLike } from './context.js';
-import { InnerClient } from './inner-client.js';
 import { IdAllocator } from './relay.js';
 import { Session, type SouthInfo } from './session.js';
 
