@@ -32,7 +32,7 @@ interface RawRule {
 
 export interface RawDialect {
   dialect: string;
-  mqtt?: { versions?: number[]; keepalive_max?: number; max_qos?: QoS };
+  mqtt?: { versions?: number[]; keepalive_max?: number; max_qos?: QoS; persistent?: boolean };
   escape?: 'none' | 'percent';
   identity?: string[];
   options?: string[];
@@ -267,6 +267,7 @@ export function compileDialect(src: Source, report: Reporter): CompiledDialect |
     file: src.file,
     versions: d.mqtt?.versions ?? [3, 4, 5],
     keepaliveMax: d.mqtt?.keepalive_max ?? 0,
+    persistent: d.mqtt?.persistent ?? false,
     maxQos: d.mqtt?.max_qos ?? 2,
     identity,
     options: new Set(d.options ?? []),

@@ -85,6 +85,8 @@ export interface CompiledDialect {
   readonly file: string;
   readonly versions: readonly number[];
   readonly keepaliveMax: number;
+  /** As the north side: connect with clean session 0, so the platform keeps what arrives while the client is away. */
+  readonly persistent: boolean;
   /** Highest QoS the platform accepts: publishes written for it are capped. */
   readonly maxQos: QoS;
   readonly identity: ReadonlySet<string>;

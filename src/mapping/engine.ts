@@ -223,7 +223,8 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
       protocolId: version === 3 ? 'MQIsdp' : 'MQTT',
       protocolVersion: version as 3 | 4 | 5,
       clientId: scheme.clientId ? scheme.clientId(v) : (c.clientId ?? ''),
-      clean: c.clean ?? true,
+      // A platform whose sessions must persist (foxtrackr keeps 7 days for a known client).
+      clean: north.persistent ? false : (c.clean ?? true),
       keepalive: c.keepalive ?? 60,
     };
     if (scheme.username) out.username = scheme.username(v);

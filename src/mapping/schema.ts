@@ -131,6 +131,7 @@ export const dialectSchema = {
         versions: { type: 'array', items: { enum: [3, 4, 5] }, minItems: 1 },
         keepalive_max: { type: 'integer', minimum: 0 },
         max_qos: { enum: [0, 1, 2] },
+        persistent: { type: 'boolean' },
       },
     },
     escape: { enum: ['none', 'percent'] },

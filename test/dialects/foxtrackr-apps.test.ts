@@ -168,4 +168,36 @@ describe('applications receiving foxtrackr data through the proxy', () => {
     ]);
     assert.match(fox.log(), /as id-evt-02 /);
   });
+
+  it('an EVRYTHNG application with clean session 1 misses nothing while offline: foxtrackr sessions persist north', async () => {
+    // The previous test's application (clean session 1, MQTT.js's default) has gone; the
+    // foxtrackr dialect is `persistent`, so its north session (id-evt-02) keeps what arrives.
+    for (const c of clients.splice(1)) await closeClient(c);
+    await until(() => evrythngProxy.connectionCount() === 0, 5000, 'the application gone');
+    await publish(
+      publisher,
+      'foxtrackr/777/V3.0/bat',
+      envelope('battery', { level: 54 }, 1700000010000, '777'),
+      {
+        qos: 1,
+      },
+    );
+    const app = mqtt.connect(evrythngProxy.url, {
+      clientId: 'evt-app',
+      username: 'authorization',
+      password: API_KEY,
+      clean: true,
+      reconnectPeriod: 0,
+    });
+    clients.push(app);
+    const got: string[] = [];
+    app.on('message', (_topic, payload) => got.push(payload.toString()));
+    await new Promise<void>((resolve, reject) => {
+      app.once('connect', () => resolve());
+      app.once('error', reject);
+    });
+    await subscribe(app, '/thngs/UXYZ777/properties/battery', { qos: 1 });
+    await until(() => got.length > 0, 5000, 'the message kept while offline');
+    assert.deepEqual(JSON.parse(got[0]!), [{ value: { level: 54 }, timestamp: 1700000010000 }]);
+  });
 });
