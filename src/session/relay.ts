@@ -24,7 +24,8 @@ export interface RelayPeer {
 }
 
 export interface IdSpace {
-  alloc(): number;
+  /** A free id; `preferred` when it is free (so a 1:1 relay keeps the sender's ids). */
+  alloc(preferred?: number): number;
   free(id: number): void;
 }
 
@@ -96,12 +97,15 @@ export class Relay {
         payload: out.payload,
         qos: out.qos,
         retain: out.retain,
-        dup: false,
+        // DUP is the sender's: a redelivery stays one (never on QoS 0).
+        dup: out.qos > 0 && out.dup === true,
       };
       if (out.properties) packet.properties = out.properties;
       if (out.qos > 0) {
         if (!group) group = this.newGroup(srcId, srcQos, src === null);
-        const id = this.ids.alloc();
+        // The first copy keeps the sender's id when it is free on this side: pass-through is
+        // then byte-for-byte transparent.
+        const id = this.ids.alloc(group.waiting === 0 ? srcId || undefined : undefined);
         packet.messageId = id;
         this.byDst.set(id, group);
         this.expect.set(id, out.qos === 1 ? 'puback' : 'pubrec');
@@ -241,7 +245,11 @@ export class IdAllocator implements IdSpace {
   private next = 1;
   private readonly used = new Set<number>();
 
-  alloc(): number {
+  alloc(preferred?: number): number {
+    if (preferred !== undefined && preferred > 0 && preferred <= 65535 && !this.used.has(preferred)) {
+      this.used.add(preferred);
+      return preferred;
+    }
     for (let i = 0; i < 65535; i++) {
       const id = this.next;
       this.next = id === 65535 ? 1 : id + 1;

@@ -52,17 +52,20 @@ describe('Relay: QoS 1', () => {
     assert.deepEqual(src.take(), [{ cmd: 'puback', messageId: 4, reasonCode: 0 }]);
   });
 
-  it('the copies carry topic, payload, retain, properties, and DUP cleared', () => {
+  it("the copies carry topic, payload, retain, properties, the sender's DUP and (when free) its id", () => {
     const { dst, relay } = setup();
     const properties = { contentType: 'application/json', userProperties: { k: 'v' } };
     relay.forward({ messageId: 2, qos: 1 }, [out('t', 1, { retain: true, dup: true, properties })]);
-    const [p] = dst.take();
-    assert.ok(p && p.cmd === 'publish');
+    relay.forward({ messageId: 3, qos: 0 }, [out('q0', 0, { dup: true })]);
+    const [p, q0] = dst.take();
+    assert.ok(p && p.cmd === 'publish' && q0 && q0.cmd === 'publish');
     assert.equal(p.topic, 't');
     assert.equal(p.payload.toString(), 't');
     assert.equal(p.retain, true);
-    assert.equal(p.dup, false);
+    assert.equal(p.dup, true, 'a redelivery stays one');
+    assert.equal(p.messageId, 2, 'the sender id is free here, so it is kept');
     assert.deepEqual(p.properties, properties);
+    assert.equal(q0.dup, false, 'never DUP on QoS 0');
   });
 
   it('a DUP resend while in flight is not forwarded twice; the one PUBACK answers both', () => {
