@@ -181,7 +181,19 @@ export class Relay {
   onSourcePubrel(messageId: number): void {
     const g = this.bySrc.get(messageId);
     if (!g) {
-      // Unknown id: complete it anyway so the sender can move on (v5: 0x92 not found).
+      // Unknown here: a QoS 2 flow begun on an earlier connection (resent after a reconnect).
+      // The copy went out under the same id (ids are kept when free), so the PUBREL is passed
+      // on and its PUBCOMP brought back; when the id is taken, it is completed here (0x92).
+      const id = messageId > 0 ? this.ids.alloc(messageId) : 0;
+      if (id !== messageId) this.ids.free(id);
+      else if (id > 0) {
+        const resumed = { ...this.newGroup(messageId, 2, false), phase: 'comp' as const, waiting: 1 };
+        this.bySrc.set(messageId, resumed);
+        this.byDst.set(messageId, resumed);
+        this.hooks.onStart();
+        this.sendPubrel(messageId);
+        return;
+      }
       this.src.send({ cmd: 'pubcomp', messageId, reasonCode: 0x92 });
       return;
     }

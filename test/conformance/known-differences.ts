@@ -9,9 +9,7 @@ export const KNOWN_DIFFERENCES: Record<string, string> = {
   '01-connect-uname-no-flag.py': 'CONNACK sent for a malformed CONNECT (username without flag)',
   // CONNECT answers that differ.
   '12-prop-assigned-client-identifier.py': 'v5 empty client id: no Assigned Client Identifier relayed',
-  // Flags and order on the way down.
-  '03-publish-b2c-disconnect-qos2.py':
-    'a PUBREL the broker resends after a reconnect is completed by the proxy, not the client',
+  // Order on the way down.
   '07-will-properties.py': 'will user properties reordered (MQTT 5 requires their order kept)',
   // A protocol corner mosquitto handles its own way.
   '03-publish-qos2-dup.py': 'QoS 2 PUBLISH with DUP handled differently',

@@ -171,9 +171,13 @@ describe('Relay: QoS 2', () => {
     relay.onDestinationAck({ cmd: 'pubcomp', messageId: ok });
     assert.deepEqual(src.take(), [], 'the PUBCOMP of a released copy goes nowhere');
     assert.equal(ids.inUse, 0);
-    // A 3.1.1 source (whose PUBREC carries no reason code) still releases: it is completed.
+    // A 3.1.1 source (whose PUBREC carries no reason code) still releases: the PUBREL is
+    // passed on under the same id and the destination's PUBCOMP completes it.
     relay.onSourcePubrel(21);
-    assert.deepEqual(src.take(), [{ cmd: 'pubcomp', messageId: 21, reasonCode: 0x92 }]);
+    assert.deepEqual(dst.take(), [{ cmd: 'pubrel', messageId: 21, reasonCode: 0 }]);
+    relay.onDestinationAck({ cmd: 'pubcomp', messageId: 21, reasonCode: 0x92 });
+    assert.deepEqual(src.take(), [{ cmd: 'pubcomp', messageId: 21, reasonCode: 0 }]);
+    assert.equal(ids.inUse, 0);
   });
 
   it('a DUP resend before PUBREC is not forwarded twice and not answered', () => {
@@ -213,12 +217,25 @@ describe('Relay: QoS 2', () => {
     assert.deepEqual(src.take(), [{ cmd: 'pubcomp', messageId: 24, reasonCode: 0 }]);
   });
 
-  it('an unknown PUBREL is completed with PUBCOMP 0x92 (packet identifier not found)', () => {
-    const { src, dst, relay, hooks } = setup();
+  it('an unknown PUBREL (a QoS 2 flow from an earlier connection) is passed on under its id', () => {
+    const { src, dst, relay, hooks, ids } = setup();
     relay.onSourcePubrel(77);
-    assert.deepEqual(src.take(), [{ cmd: 'pubcomp', messageId: 77, reasonCode: 0x92 }]);
-    assert.deepEqual(dst.sent, []);
-    assert.equal(hooks.settled.length, 0);
+    assert.deepEqual(src.take(), []);
+    assert.deepEqual(dst.take(), [{ cmd: 'pubrel', messageId: 77, reasonCode: 0 }]);
+    relay.onDestinationAck({ cmd: 'pubcomp', messageId: 77 });
+    assert.deepEqual(src.take(), [{ cmd: 'pubcomp', messageId: 77, reasonCode: 0 }]);
+    assert.equal(hooks.settled.length, 1);
+    assert.equal(ids.inUse, 0);
+  });
+
+  it('an unknown PUBREL whose id is taken on the other side is completed with PUBCOMP 0x92', () => {
+    const { src, dst, relay, ids } = setup();
+    relay.forward(null, [out('busy', 1)]); // a message of the proxy's own holds the id
+    const [y] = publishIds(dst.take());
+    relay.onSourcePubrel(y!);
+    assert.deepEqual(src.take(), [{ cmd: 'pubcomp', messageId: y, reasonCode: 0x92 }]);
+    assert.deepEqual(dst.take(), []);
+    assert.equal(ids.inUse, 1, 'only the local copy holds an id');
   });
 
   it('zero outputs: PUBREC at once, then PUBCOMP on PUBREL', () => {
