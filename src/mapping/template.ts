@@ -119,6 +119,18 @@ function compile(
   // The {key} capture read through the aliases (bat -> battery) and written back (battery -> bat).
   const keyIn = (v: string): string => (names && Object.hasOwn(names, v) ? (names[v] as string) : v);
   const keyOut = (v: string): string => levelOf.get(v) ?? v;
+  /** The value a capture takes when building: the message's key or name first, else the identity. */
+  const captureValue = (
+    cap: string,
+    vars: Readonly<Vars>,
+    key?: string,
+    name?: string,
+  ): string | undefined =>
+    cap === 'key' && key !== undefined
+      ? keyOut(key)
+      : cap === 'name' && name !== undefined
+        ? name
+        : vars[cap];
   return {
     source,
     captures,
@@ -153,12 +165,7 @@ function compile(
         if (i > 0) t += '/';
         if ('lit' in l) t += l.lit;
         else {
-          const v =
-            l.cap === 'key' && key !== undefined
-              ? keyOut(key)
-              : l.cap === 'name' && name !== undefined
-                ? name
-                : vars[l.cap];
+          const v = captureValue(l.cap, vars, key, name);
           if (v === undefined) return undefined;
           if (l.multi) {
             const w = split !== undefined ? v.split(split).join('/') : v;
@@ -180,12 +187,7 @@ function compile(
         if (i > 0) t += '/';
         if ('lit' in l) t += l.lit;
         else {
-          const v =
-            l.cap === 'key' && key !== undefined
-              ? keyOut(key)
-              : l.cap === 'name' && name !== undefined
-                ? name
-                : vars[l.cap];
+          const v = captureValue(l.cap, vars, key, name);
           if (v === undefined) t += l.multi ? '#' : '+';
           else if (!safeLevel(v)) return undefined;
           else t += enc(v);

@@ -309,7 +309,6 @@ export class Session implements SessionLike {
     // QoS 2 as QoS 0: no acknowledgement at all. As QoS 1: the client still gets its QoS 2
     // flow (PUBREC, PUBCOMP), the copies go north at QoS 1.
     if (q.qos2 === 'as_qos0' && p.qos === 2) p.qos = 0;
-    const maxOut: QoS = q.qos2 === 'as_qos1' && p.qos === 2 ? 1 : p.qos;
     if (q.retain === 'ignore') p.retain = false;
     if (!this.passThrough && this.version === 5 && p.properties?.topicAlias !== undefined) {
       this.southAliases ??= new Map();
@@ -322,7 +321,7 @@ export class Session implements SessionLike {
       // Fast path: nothing to translate, the parsed packet is its own output.
       const src = { messageId: p.messageId, qos: p.qos };
       const out = p as PublishOut;
-      const cap = Math.min(maxOut, this.northMaxQos) as QoS;
+      const cap = this.northQosFor(p);
       if (out.qos > cap) out.qos = cap;
       this.up!.forward(src, [out]);
       if (this.north?.blocked) this.south.pause();
@@ -375,15 +374,20 @@ export class Session implements SessionLike {
       return;
     }
     const north = o.verdict === 'drop' ? undefined : o.north;
-    const maxOut: QoS = this.quirks.qos2 === 'as_qos1' && p.qos === 2 ? 1 : p.qos;
     if (o.verdict === 'drop')
       countMessage(this.ctx.metrics, this.log, this.routeName, 'uplink', o, 'dropped', p.topic);
     else if (!this.passThrough)
       countMessage(this.ctx.metrics, this.log, this.routeName, 'uplink', o, 'translated');
-    if (north) capQos(north, Math.min(maxOut, this.northMaxQos) as QoS);
+    if (north) capQos(north, this.northQosFor(p));
     this.up!.forward(p, north ?? []);
     if (o.south) this.sendLocalSouth(o.south);
     if (this.north?.blocked) this.south.pause();
+  }
+
+  /** Highest QoS the copies of a client's PUBLISH get north (QoS 2 as QoS 1, the platform's cap). */
+  private northQosFor(p: IPublishPacket): QoS {
+    const q: QoS = this.quirks.qos2 === 'as_qos1' && p.qos === 2 ? 1 : p.qos;
+    return Math.min(q, this.northMaxQos) as QoS;
   }
 
   private sendLocalSouth(outs: PublishOut[]): void {
