@@ -19,11 +19,11 @@ import {
   startMosquitto,
   startMosquittoBridge,
 } from './lib/brokers.js';
-import { buildForBench, script } from './lib/build.js';
+import { buildForBench, removeBuild, script } from './lib/build.js';
 import { Child } from './lib/proc.js';
 import { profileTranslate } from './lib/profile.js';
 import { medians, type Results, render, targets } from './lib/report.js';
-import { prepareTranslate } from './lib/routes.js';
+import { prepareTranslate, UPLINK_ROUTE } from './lib/routes.js';
 import { devices, latency, type Path, type Rig, throughput } from './lib/scenarios.js';
 import { fmt, push } from './lib/stats.js';
 
@@ -46,6 +46,7 @@ const S = quick
 const RATE = 5000;
 const PAYLOAD = 100;
 const TRANSLATE = 'proxy-connector-evrythng';
+const UPLINK = 'proxy-connector-evrythng-uplink';
 const PASS = 'proxy-passthrough';
 
 const externals: External[] = [];
@@ -196,6 +197,31 @@ async function main(): Promise<void> {
         });
     }
   }
+  if (want(UPLINK)) {
+    const t = prepareTranslate(S.devices, UPLINK_ROUTE);
+    if (typeof t === 'string') console.log(`skipping ${UPLINK}: ${t}`);
+    else {
+      externals.push({ name: 'uplink-files', port: 0, pid: 0, stop: async () => t.cleanup() });
+      const c = await hop(UPLINK, 'proxy-child.ts', [String(north.port), t.route, t.credentials]).catch(
+        (e: Error) => {
+          console.log(`skipping ${UPLINK}: ${e.message}`);
+          return undefined;
+        },
+      );
+      if (c)
+        paths.push({
+          key: UPLINK,
+          label: "6b proxy Connector→EVRYTHNG, uplinks only (like the bridge's `out`)",
+          port: (await c.ready).port as number,
+          hopPid: c.pid,
+          hopChild: c,
+          // The same device records as the full route; its north sessions are clean (nothing to clear).
+          identity: t.identity,
+          topic: t.topic,
+          devices: false,
+        });
+    }
+  }
   const gen = new Child('loadgen', script(here, 'loadgen-worker.ts'));
   const helper = new Child('loadgen-helper', script(here, 'loadgen-worker.ts'));
   children.push(gen, helper);
@@ -256,7 +282,7 @@ async function main(): Promise<void> {
   }
 
   const m = medians(results);
-  const tg = targets(m, TRANSLATE, PASS);
+  const tg = targets(m, TRANSLATE, PASS, UPLINK);
   const labels = Object.fromEntries(paths.map((p) => [p.key, p.label]));
   // The generator's ceiling on each path: messages per second one core of it sustains
   // (publish + receive + ack) from its CPU per delivered message; headroom is that ceiling
@@ -323,7 +349,9 @@ async function entry(): Promise<void> {
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => {
     console.error(`${sig}: stopping everything`);
-    void cleanup().then(() => process.exit(130));
+    void cleanup()
+      .then(removeBuild)
+      .then(() => process.exit(130));
   });
 }
 entry()
@@ -331,4 +359,4 @@ entry()
     console.error(`benchmark failed: ${e instanceof Error ? e.message : String(e)}`);
     process.exitCode = 1;
   })
-  .finally(() => cleanup());
+  .finally(() => cleanup().then(removeBuild));

@@ -71,21 +71,28 @@ export function medians(r: Results) {
 
 export type Medians = ReturnType<typeof medians>;
 
-/** The issue's targets, for the translating path (`translate`) and pass-through (`pass`). */
-export function targets(m: Medians, translate: string, pass: string): Target[] {
+/**
+ * The issue's targets, for the translating path (`translate`), pass-through (`pass`) and,
+ * when measured, the translating route without downlinks (`uplinkOnly`: one way, like the
+ * bridge's `topic # out`). Each translating path gets its own rows, misses included.
+ */
+export function targets(m: Medians, translate: string, pass: string, uplinkOnly?: string): Target[] {
   const out: Target[] = [];
   const add = (name: string, value: number, limit: number, kind: 'max' | 'min'): void => {
     if (!Number.isFinite(value)) return;
     out.push({ name, value, limit, kind, pass: kind === 'max' ? value <= limit : value >= limit });
   };
+  const translating: Array<[string, string]> = [[translate, 'translating']];
+  if (uplinkOnly) translating.push([uplinkOnly, 'translating uplinks-only']);
   for (const [sc, byPath] of Object.entries(m.throughput)) {
     const ref = byPath.reference?.hopUsPerMsg ?? Number.NaN;
-    add(
-      `${sc}: translating CPU/msg ÷ reference proxy`,
-      (byPath[translate]?.hopUsPerMsg ?? Number.NaN) / ref,
-      1.3,
-      'max',
-    );
+    for (const [key, what] of translating)
+      add(
+        `${sc}: ${what} CPU/msg ÷ reference proxy`,
+        (byPath[key]?.hopUsPerMsg ?? Number.NaN) / ref,
+        1.3,
+        'max',
+      );
     add(
       `${sc}: pass-through CPU/msg ÷ reference proxy`,
       (byPath[pass]?.hopUsPerMsg ?? Number.NaN) / ref,
@@ -93,21 +100,18 @@ export function targets(m: Medians, translate: string, pass: string): Target[] {
       'max',
     );
     const bridge = byPath['mosquitto-bridge']?.msgsPerSec ?? Number.NaN;
-    add(
-      `${sc}: translating msg/s ÷ mosquitto bridge`,
-      (byPath[translate]?.msgsPerSec ?? Number.NaN) / bridge,
-      1,
-      'min',
-    );
+    for (const [key, what] of translating)
+      add(
+        `${sc}: ${what} msg/s ÷ mosquitto bridge`,
+        (byPath[key]?.msgsPerSec ?? Number.NaN) / bridge,
+        1,
+        'min',
+      );
   }
   for (const [sc, byPath] of Object.entries(m.latency)) {
     const direct = byPath.direct?.p50 ?? Number.NaN;
-    add(
-      `${sc}: translating added p50 latency (µs)`,
-      (byPath[translate]?.p50 ?? Number.NaN) - direct,
-      300,
-      'max',
-    );
+    for (const [key, what] of translating)
+      add(`${sc}: ${what} added p50 latency (µs)`, (byPath[key]?.p50 ?? Number.NaN) - direct, 300, 'max');
     add(`${sc}: pass-through added p50 latency (µs)`, (byPath[pass]?.p50 ?? Number.NaN) - direct, 300, 'max');
   }
   for (const p of [pass, translate]) {

@@ -23,9 +23,12 @@ export const ROUTE = 'connector-to-evrythng';
 /** The token of simulated device i (`{i}` in the load generator's identity template). */
 const token = (i: number | string): string => `bench-token-${i}-${'f'.repeat(24)}`;
 
+/** The same translation without downlinks (`downlinks: false`): one way, like the bridge's `out`. */
+export const UPLINK_ROUTE = 'connector-to-evrythng-uplink';
+
 /** Returns the setup for `devices` devices (numbered from 0), or why the path cannot run. */
-export function prepareTranslate(devices: number): TranslateSetup | string {
-  const routeFile = join('mappings', 'routes', `${ROUTE}.yaml`);
+export function prepareTranslate(devices: number, route = ROUTE): TranslateSetup | string {
+  const routeFile = join('mappings', 'routes', `${route}.yaml`);
   if (!existsSync(routeFile)) return `${routeFile} does not exist yet`;
   const dir = mkdtempSync(join(tmpdir(), 'bench-creds-'));
   const lines = ['# Simulated Connector devices of the benchmark'];
@@ -37,7 +40,7 @@ export function prepareTranslate(devices: number): TranslateSetup | string {
   const credentials = join(dir, 'credentials.yaml');
   writeFileSync(credentials, `${lines.join('\n')}\n`);
   return {
-    route: ROUTE,
+    route,
     credentials,
     // Token scheme: client id and username the device id, password the token.
     identity: { clientId: 'd{i}', username: 'd{i}', password: token('{i}') },

@@ -59,6 +59,11 @@ export interface EngineOptions {
    * A record naming another gateway is refused either way.
    */
   southGateway?: SouthGatewaySpec;
+  /**
+   * Uplinks only (`downlinks: false`): no north subscription (none automatic, a SUBSCRIBE is
+   * refused), so nothing comes back; the north session is clean (nothing to keep for the device).
+   */
+  uplinkOnly?: boolean;
   mintJwt?: MintJwt;
   mintJwtSync?: MintJwtSync;
   /** Verifies a device's JWT with its public key: undefined when valid, else a short failure code. */
@@ -183,7 +188,13 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
   const { plan } = opts;
   const south = plan.south;
   const north = plan.north;
-  const quirks: Quirks = Object.freeze({ ...south.quirks, northKeepaliveMax: north.keepaliveMax });
+  const uplinkOnly = opts.uplinkOnly === true;
+  const quirks: Quirks = Object.freeze({
+    ...south.quirks,
+    northKeepaliveMax: north.keepaliveMax,
+    // Without downlinks a persistent north session would only keep what a device never takes.
+    ...(uplinkOnly ? { cleanSession: 'pass' as const } : {}),
+  });
   const nowUs = opts.nowUs ?? (() => Date.now() * 1000);
   const gateway = opts.connection === 'gateway' && north.gateway !== undefined;
   // Identity variables that build topics on either side must be single safe levels.
@@ -224,7 +235,7 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
       protocolVersion: version as 3 | 4 | 5,
       clientId: scheme.clientId ? scheme.clientId(v) : (c.clientId ?? ''),
       // A platform whose sessions must persist (foxtrackr keeps 7 days for a known client).
-      clean: north.persistent ? false : (c.clean ?? true),
+      clean: north.persistent ? false : uplinkOnly || (c.clean ?? true),
       keepalive: c.keepalive ?? 60,
     };
     if (scheme.username) out.username = scheme.username(v);
@@ -316,7 +327,8 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
         northVersion: connect.protocolVersion ?? 4,
         nowUs,
         persistent,
-        ...(persistent ? { echo: echoFor(connect.clientId) } : {}),
+        ...(persistent && !uplinkOnly ? { echo: echoFor(connect.clientId) } : {}),
+        ...(uplinkOnly ? { downlinks: false } : {}),
         native: hello.listener === 'native-ws' || hello.listener === 'native-wss',
         ...(lastValues ? { lastValues } : {}),
       });

@@ -41,6 +41,8 @@ export interface RouteSpec {
   };
   content?: string;
   offlineSync?: boolean;
+  /** `downlinks: false`: uplinks only; no north subscription and a clean north session. */
+  uplinkOnly?: boolean;
   /** South clients are gateways of this grammar (`south_gateway: true`). */
   southGateway?: SouthGatewaySpec;
   plan: Plan;
@@ -72,6 +74,7 @@ interface RawRoute {
   };
   content?: string;
   offline_sync?: boolean;
+  downlinks?: boolean;
   south_gateway?: boolean;
 }
 
@@ -219,6 +222,15 @@ export function loadMappings(files: readonly MappingFile[]): LoadedMappings {
       );
       ok = false;
     }
+    if (r.downlinks === false && r.offline_sync) {
+      report.error(
+        src,
+        ['downlinks'],
+        'a route without downlinks has nothing to keep for offline devices',
+        'remove offline_sync: true, or downlinks: false',
+      );
+      ok = false;
+    }
     if (routes.has(r.route)) report.error(src, ['route'], `route '${r.route}' is defined twice`);
     if (!ok || !south || !north) continue;
     const keys =
@@ -272,6 +284,7 @@ export function loadMappings(files: readonly MappingFile[]): LoadedMappings {
       },
       ...(r.content ? { content: r.content } : {}),
       ...(r.offline_sync ? { offlineSync: true } : {}),
+      ...(r.downlinks === false ? { uplinkOnly: true } : {}),
       ...(southGateway ? { southGateway } : {}),
       plan: new Plan(south, north, settings),
     });

@@ -240,6 +240,9 @@ export const routeSchema = {
     // Automatic north subscriptions at QoS 1 in a persistent session: the north broker keeps
     // the changes made while a device is offline and delivers them when it reconnects.
     offline_sync: { type: 'boolean' },
+    // false: an uplink-only route (devices that never take downlinks). No north subscription
+    // at all (none automatic, a SUBSCRIBE is refused) and a clean north session.
+    downlinks: { type: 'boolean' },
     // South clients are gateways (ClearBlade style): each attached device gets a session of its own.
     south_gateway: { type: 'boolean' },
   },

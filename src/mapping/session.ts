@@ -36,6 +36,12 @@ export interface SessionParams {
   native?: boolean;
   /** Last values shared by the route's sessions, for `?pubStates=1` (dialects declaring that option). */
   lastValues?: LastValues;
+  /**
+   * false: an uplink-only route. No automatic north subscription, a SUBSCRIBE is refused
+   * (0x80; a dialect with automatic subscriptions keeps its fixed answer), nothing is
+   * remembered as an echo, and whatever arrives from the north is dropped.
+   */
+  downlinks?: boolean;
 }
 
 let sessionCount = 0;
@@ -92,6 +98,7 @@ export class DialectSession implements SessionMapper {
   private readonly ownScope = `session:${++sessionCount}`;
   private readonly scopes = new Map<Rule, string>();
   private closed = false;
+  private readonly uplinkOnly: boolean;
 
   constructor(private readonly p: SessionParams) {
     this.echo = p.echo ?? new EchoSet();
@@ -105,7 +112,8 @@ export class DialectSession implements SessionMapper {
     this.southDownByKind = byKind(this.southDown, 'down');
     this.northDownByKind = byKind(this.northDown, 'down');
     this.auto = [];
-    if (this.south.subs.automatic) {
+    this.uplinkOnly = p.downlinks === false;
+    if (this.south.subs.automatic && !this.uplinkOnly) {
       for (const k of this.southDownByKind.keys()) {
         for (const f of this.northFiltersFor(k, {})) {
           if (!this.northRefs.has(f)) {
@@ -151,7 +159,7 @@ export class DialectSession implements SessionMapper {
     const cap = this.north.maxQos;
     for (const o of out.list) {
       if (o.qos > cap) o.qos = cap;
-      if (out.echo) this.remember(o);
+      if (out.echo && !this.uplinkOnly) this.remember(o);
     }
     if (this.p.lastValues && rule.down !== undefined)
       this.p.lastValues.set(
@@ -173,6 +181,7 @@ export class DialectSession implements SessionMapper {
   }
 
   downlink(packet: IPublishPacket): Outcome {
+    if (this.uplinkOnly) return { verdict: 'drop', reason: 'no_downlinks' };
     const { levels } = splitTopic(packet.topic);
     const caps: Vars = {};
     const rule = this.findRule(this.northDown, levels, caps);
@@ -226,6 +235,10 @@ export class DialectSession implements SessionMapper {
     const plan: SubscribePlan = { north: [], granted: [] };
     const index = new Map<string, number>();
     const fixed = this.south.subs.grantedQos;
+    if (this.uplinkOnly && !this.south.subs.automatic) {
+      for (const _ of packet.subscriptions) plan.granted.push({ code: 0x80 });
+      return plan;
+    }
     for (const s of packet.subscriptions) {
       const { levels, options } = splitTopic(s.topic);
       const filter = levels.join('/');

@@ -107,6 +107,7 @@ export async function buildRoute(
     ...(spec.url ? { url: spec.url } : {}),
     connection: spec.connection,
     ...(spec.southGateway ? { southGateway: spec.southGateway } : {}),
+    ...(spec.uplinkOnly ? { uplinkOnly: true } : {}),
     ...(opts.mintJwt ? { mintJwt: opts.mintJwt } : {}),
     ...(opts.mintJwtSync ? { mintJwtSync: opts.mintJwtSync } : {}),
     verifyJwt: verifyDeviceJwt,
