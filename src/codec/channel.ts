@@ -7,7 +7,10 @@
 import { isUtf8 } from 'node:buffer';
 import type { Duplex } from 'node:stream';
 import mqtt, { type Packet } from 'mqtt-packet';
+import { bodyStart } from './bytes.js';
+import { type ConnectLayout, connectLayout, encodeConnect, rememberConnect } from './connect-frame.js';
 import { FrameError, Framer } from './framer.js';
+import { publishProperties, rememberOrder, restoreOrder } from './property-order.js';
 
 export interface ChannelEvents {
   onPacket(packet: Packet, bytes: number): void;
@@ -47,6 +50,9 @@ export class PacketChannel {
     this.parser = mqtt.parser(opts.protocolVersion ? { protocolVersion: opts.protocolVersion } : {});
     let frameBytes = 0;
     let expectPayload = -1;
+    /** The frame being parsed, and its layout when it is a CONNECT. */
+    let current: Buffer = NO_BYTES;
+    let connect: ConnectLayout | undefined;
     this.parser.on('packet', (p: Packet) => {
       // Keepalive counts whole packets, not bytes: a trickled, never-finished packet does not.
       this.lastReadAt = Date.now();
@@ -55,6 +61,10 @@ export class PacketChannel {
         this.fail('malformed_packet', new Error('MQTT 5 properties overrun their length'));
         return;
       }
+      // User properties keep the order they came in when the packet is written again.
+      if (p.cmd === 'publish') {
+        if (p.properties?.userProperties) rememberOrder(p.properties, current, publishProperties(current));
+      } else if (p.cmd === 'connect') rememberConnect(p, current, connect);
       this.events.onPacket(p, frameBytes);
     });
     this.parser.on('error', (err: Error) =>
@@ -66,15 +76,30 @@ export class PacketChannel {
     this.framer = new Framer(opts.maxPacketBytes, (frame) => {
       if (this.closed) return;
       expectPayload = -1;
-      if (frame[0]! >> 4 === PUBLISH) {
+      const type = frame[0]! >> 4;
+      // MQTT 3.1 leaves the flag bits of PUBREL, SUBSCRIBE and UNSUBSCRIBE unchecked (a resent
+      // PUBREL carries DUP), as mosquitto does; mqtt-packet demands 0x2: give it that.
+      if (this.genOpts.protocolVersion === 3 && FLAGS_2.has(type)) frame[0] = (type << 4) | 2;
+      if (type === PUBLISH) {
         if (!validTopicBytes(frame)) {
           this.fail('malformed_topic');
           return;
         }
         if (this.genOpts.protocolVersion === 5) expectPayload = v5PayloadLength(frame);
+      } else if (type === CONNECT) {
+        // Flag rules and surplus bytes mqtt-packet does not check: closed without a CONNACK.
+        connect = connectLayout(frame);
+        if (connect?.violation) {
+          this.fail('malformed_packet', new Error(connect.violation));
+          return;
+        }
       }
+      current = frame;
       frameBytes = frame.length;
       this.parser.parse(frame);
+      // An idle connection must not keep its last socket chunk alive.
+      current = NO_BYTES;
+      connect = undefined;
     });
     stream.on('data', (chunk: Buffer) => {
       if (this.closed) return;
@@ -112,7 +137,12 @@ export class PacketChannel {
     if (this.closed) return false;
     let buf: Buffer;
     try {
-      buf = mqtt.generate(packet, this.genOpts);
+      if (packet.cmd === 'connect') buf = encodeConnect(packet, this.genOpts);
+      else {
+        buf = mqtt.generate(packet, this.genOpts);
+        if (packet.cmd === 'publish' && packet.properties?.userProperties)
+          restoreOrder(packet.properties, buf, publishProperties(buf));
+      }
     } catch (err) {
       this.fail('generate_failed', err as Error);
       return false;
@@ -175,16 +205,18 @@ export class PacketChannel {
   }
 }
 
+const NO_BYTES = Buffer.alloc(0);
+const CONNECT = 1;
 const PUBLISH = 3;
+/** PUBREL, SUBSCRIBE, UNSUBSCRIBE: fixed header flags 0x2 from MQTT 3.1.1 on. */
+const FLAGS_2 = new Set([6, 8, 10]);
 
 /**
  * A PUBLISH topic must be well-formed UTF-8 without U+0000 (MQTT-1.5.3-1, -2). The parser
  * would silently replace bad sequences, so the raw bytes are checked here.
  */
 function validTopicBytes(frame: Buffer): boolean {
-  let off = 1;
-  while (off < 5 && (frame[off]! & 0x80) !== 0) off++;
-  off++;
+  const off = bodyStart(frame);
   if (off + 2 > frame.length) return true; // too short: the parser reports it
   const len = frame.readUInt16BE(off);
   const topic = frame.subarray(off + 2, off + 2 + len);
@@ -193,23 +225,8 @@ function validTopicBytes(frame: Buffer): boolean {
 
 /** Payload length of an MQTT 5 PUBLISH frame by its declared lengths, or -1 when unreadable. */
 function v5PayloadLength(frame: Buffer): number {
-  let off = 1;
-  while (off < 5 && (frame[off]! & 0x80) !== 0) off++;
-  off++;
-  if (off + 2 > frame.length) return -1;
-  off += 2 + frame.readUInt16BE(off);
-  if ((frame[0]! & 0x06) !== 0) off += 2; // packet identifier when QoS > 0
-  let propLen = 0;
-  let mul = 1;
-  for (let i = 0; i < 4; i++) {
-    if (off >= frame.length) return -1;
-    const b = frame[off++]!;
-    propLen += (b & 0x7f) * mul;
-    if ((b & 0x80) === 0) break;
-    mul *= 128;
-  }
-  const start = off + propLen;
-  return start <= frame.length ? frame.length - start : -1;
+  const props = publishProperties(frame);
+  return props ? frame.length - props.end : -1;
 }
 
 function uncork(ch: PacketChannel): void {
