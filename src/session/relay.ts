@@ -43,6 +43,10 @@ interface Group {
   reasonCode: number;
   /** Destination ids that answered PUBREC and now need PUBREL. */
   relIds: number[];
+  /** The QoS 2 copies sent (a QoS 2 source only): passed on again when the source resends. */
+  sent: IPublishPacket[];
+  /** The source's PUBREL came while a resend's PUBRECs were awaited: released after them. */
+  relLater: boolean;
   t0: number;
   /** No source to acknowledge (a message the proxy made itself). */
   local: boolean;
@@ -83,8 +87,7 @@ export class Relay {
     if (srcQos > 0) {
       const existing = this.bySrc.get(srcId);
       if (existing) {
-        // A resend (DUP) of a message still in flight: never forward it twice.
-        if (existing.phase === 'rel') this.src.send({ cmd: 'pubrec', messageId: srcId, reasonCode: 0 });
+        if (existing.phase === 'rel') this.resend(existing);
         return;
       }
     }
@@ -110,6 +113,7 @@ export class Relay {
         this.byDst.set(id, group);
         this.expect.set(id, out.qos === 1 ? 'puback' : 'pubrec');
         group.waiting++;
+        if (out.qos === 2 && srcQos === 2) group.sent.push(packet);
       }
       this.dst.send(packet);
     }
@@ -173,6 +177,10 @@ export class Relay {
     } else {
       this.src.send({ cmd: 'pubrec', messageId: g.srcId, reasonCode: g.reasonCode });
       g.phase = 'rel';
+      if (g.relLater) {
+        g.relLater = false;
+        this.onSourcePubrel(g.srcId);
+      }
     }
     return 'ok';
   }
@@ -197,7 +205,9 @@ export class Relay {
       this.src.send({ cmd: 'pubcomp', messageId, reasonCode: 0x92 });
       return;
     }
-    // A repeated PUBREL while the copies are being released: their PUBCOMPs will answer it.
+    // Early (a resend's PUBRECs are still awaited): released once they are in. Repeated while
+    // the copies are being released: their PUBCOMPs will answer it.
+    if (g.phase === 'ack') g.relLater = true;
     if (g.phase !== 'rel') return;
     if (g.relIds.length === 0) {
       this.src.send({ cmd: 'pubcomp', messageId, reasonCode: 0 });
@@ -224,7 +234,44 @@ export class Relay {
   }
 
   private newGroup(srcId: number, srcQos: QoS, local: boolean): Group {
-    return { srcId, srcQos, waiting: 0, phase: 'ack', reasonCode: 0, relIds: [], t0: Date.now(), local };
+    return {
+      srcId,
+      srcQos,
+      waiting: 0,
+      phase: 'ack',
+      reasonCode: 0,
+      relIds: [],
+      sent: [],
+      relLater: false,
+      t0: Date.now(),
+      local,
+    };
+  }
+
+  /**
+   * The source resent (DUP) a QoS 2 message it already had PUBREC for. Its QoS 2 copies go
+   * out again under the same ids, so each destination recognises the duplicate (a QoS 2
+   * receiver must not deliver it twice) and answers it as it sees fit (mosquitto: PUBREC, or
+   * a protocol error after a second resend); the source gets PUBREC once every copy has
+   * answered. QoS 1 copies were acknowledged already and are not sent again (a QoS 1
+   * receiver would deliver them twice); with no QoS 2 copy the proxy answers PUBREC itself.
+   */
+  private resend(g: Group): void {
+    if (g.relIds.length === 0) {
+      this.src.send({ cmd: 'pubrec', messageId: g.srcId, reasonCode: 0 });
+      return;
+    }
+    g.phase = 'ack';
+    g.waiting = 0;
+    for (const packet of g.sent) {
+      const id = packet.messageId!;
+      if (!g.relIds.includes(id)) continue;
+      g.waiting++;
+      this.byDst.set(id, g);
+      this.expect.set(id, 'pubrec');
+      this.dst.send({ ...packet, dup: true });
+    }
+    g.relIds = [];
   }
 
   private release(id: number): void {

@@ -191,15 +191,75 @@ describe('Relay: QoS 2', () => {
     assert.deepEqual(src.take(), [{ cmd: 'pubrec', messageId: 22, reasonCode: 0 }]);
   });
 
-  it("a DUP resend in phase 'rel' (after PUBREC): PUBREC resent, not forwarded", () => {
-    const { src, dst, relay } = setup();
+  it('a DUP resend after PUBREC goes out again under the same id with DUP; the PUBREC answering it is relayed', () => {
+    const { src, dst, relay, ids } = setup();
     relay.forward({ messageId: 23, qos: 2 }, [out('a', 2)]);
     const [y] = publishIds(dst.take());
     relay.onDestinationAck({ cmd: 'pubrec', messageId: y });
     src.take();
-    relay.forward({ messageId: 23, qos: 2 }, [out('a', 2)]);
-    assert.deepEqual(dst.sent, [], 'not forwarded again');
+    relay.forward({ messageId: 23, qos: 2 }, [out('a', 2, { dup: true })]);
+    const again = dst.take();
+    assert.equal(again.length, 1);
+    const p = again[0]!;
+    assert.ok(p.cmd === 'publish' && p.messageId === y && p.dup && p.qos === 2 && p.topic === 'a');
+    assert.deepEqual(src.sent, [], 'the destination answers the resend, not the relay');
+    relay.onDestinationAck({ cmd: 'pubrec', messageId: y });
     assert.deepEqual(src.take(), [{ cmd: 'pubrec', messageId: 23, reasonCode: 0 }]);
+    relay.onSourcePubrel(23);
+    assert.deepEqual(dst.take(), [{ cmd: 'pubrel', messageId: y, reasonCode: 0 }]);
+    relay.onDestinationAck({ cmd: 'pubcomp', messageId: y });
+    assert.deepEqual(src.take(), [{ cmd: 'pubcomp', messageId: 23, reasonCode: 0 }]);
+    assert.equal(ids.inUse, 0);
+    assert.equal(relay.size, 0);
+  });
+
+  it('a resend after PUBREC with fan-out: only the QoS 2 copies go out again (same ids), never the acknowledged QoS 1 copy', () => {
+    const { src, dst, relay, ids } = setup();
+    relay.forward({ messageId: 30, qos: 2 }, [out('a', 2), out('b', 1), out('c', 2)]);
+    const [ya, yb, yc] = publishIds(dst.take());
+    relay.onDestinationAck({ cmd: 'pubrec', messageId: ya });
+    relay.onDestinationAck({ cmd: 'puback', messageId: yb });
+    relay.onDestinationAck({ cmd: 'pubrec', messageId: yc });
+    assert.deepEqual(src.take(), [{ cmd: 'pubrec', messageId: 30, reasonCode: 0 }]);
+    // The mapping may give other outputs for the resend: the copies already sent are what goes again.
+    relay.forward({ messageId: 30, qos: 2 }, [out('x', 1)]);
+    const again = dst.take();
+    assert.deepEqual(
+      again.map((p) => (p.cmd === 'publish' ? [p.topic, p.messageId, p.dup] : [p.cmd])),
+      [
+        ['a', ya, true],
+        ['c', yc, true],
+      ],
+    );
+    relay.onDestinationAck({ cmd: 'pubrec', messageId: yc });
+    assert.deepEqual(src.sent, [], 'no PUBREC while a copy has not answered the resend');
+    relay.onDestinationAck({ cmd: 'pubrec', messageId: ya });
+    assert.deepEqual(src.take(), [{ cmd: 'pubrec', messageId: 30, reasonCode: 0 }]);
+    relay.onSourcePubrel(30);
+    const rels = dst.take();
+    assert.ok(rels.every((p) => p.cmd === 'pubrel'));
+    assert.deepEqual(rels.map((p) => p.messageId).sort(), [ya, yc].sort());
+    relay.onDestinationAck({ cmd: 'pubcomp', messageId: ya });
+    relay.onDestinationAck({ cmd: 'pubcomp', messageId: yc });
+    assert.deepEqual(src.take(), [{ cmd: 'pubcomp', messageId: 30, reasonCode: 0 }]);
+    assert.equal(ids.inUse, 0);
+  });
+
+  it("a PUBREL that comes before the resend's PUBREC is held, then released after it", () => {
+    const { src, dst, relay } = setup();
+    relay.forward({ messageId: 31, qos: 2 }, [out('a', 2)]);
+    const [y] = publishIds(dst.take());
+    relay.onDestinationAck({ cmd: 'pubrec', messageId: y });
+    src.take();
+    relay.forward({ messageId: 31, qos: 2 }, [out('a', 2)]);
+    dst.take();
+    relay.onSourcePubrel(31);
+    assert.deepEqual(dst.sent, [], 'not released while the resend is unanswered');
+    relay.onDestinationAck({ cmd: 'pubrec', messageId: y });
+    assert.deepEqual(src.take(), [{ cmd: 'pubrec', messageId: 31, reasonCode: 0 }]);
+    assert.deepEqual(dst.take(), [{ cmd: 'pubrel', messageId: y, reasonCode: 0 }]);
+    relay.onDestinationAck({ cmd: 'pubcomp', messageId: y });
+    assert.deepEqual(src.take(), [{ cmd: 'pubcomp', messageId: 31, reasonCode: 0 }]);
   });
 
   it('a repeated PUBREL while the copies are being released sends nothing more', () => {
