@@ -5,12 +5,6 @@
  * With MQTT_PROXY_CONFORMANCE_STRICT=1 any difference fails. Details: test/core/FINDINGS.md.
  */
 export const KNOWN_DIFFERENCES: Record<string, string> = {
-  // CONNECT validation: mosquitto closes without CONNACK (malformed CONNECT); the proxy answers.
-  '01-connect-uname-no-flag.py': 'CONNACK sent for a malformed CONNECT (username without flag)',
-  // CONNECT answers that differ.
-  '12-prop-assigned-client-identifier.py': 'v5 empty client id: no Assigned Client Identifier relayed',
-  // Order on the way down.
-  '07-will-properties.py': 'will user properties reordered (MQTT 5 requires their order kept)',
   // A protocol corner mosquitto handles its own way.
   '03-publish-qos2-dup.py': 'QoS 2 PUBLISH with DUP handled differently',
   // Sessions across reconnects.
