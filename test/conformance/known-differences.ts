@@ -5,10 +5,6 @@
  * With MQTT_PROXY_CONFORMANCE_STRICT=1 any difference fails. Details: test/core/FINDINGS.md.
  */
 export const KNOWN_DIFFERENCES: Record<string, string> = {
-  // A protocol corner mosquitto handles its own way.
-  '03-publish-qos2-dup.py': 'QoS 2 PUBLISH with DUP handled differently',
-  // Sessions across reconnects.
-  '03-publish-c2b-disconnect-qos2.py': 'QoS 2 flow from the client not resumed after reconnect (no PUBCOMP)',
 };
 
 /**
