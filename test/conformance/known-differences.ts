@@ -4,8 +4,7 @@
  * one listed that no longer differs is reported as a diagnostic (then delete its line here).
  * With MQTT_PROXY_CONFORMANCE_STRICT=1 any difference fails. Details: test/core/FINDINGS.md.
  */
-export const KNOWN_DIFFERENCES: Record<string, string> = {
-};
+export const KNOWN_DIFFERENCES: Record<string, string> = {};
 
 /**
  * Tests left out of the comparison: they assert timing, not behaviour (the project's tests
