@@ -10,7 +10,7 @@ import mqtt, { type Packet } from 'mqtt-packet';
 import { bodyStart } from './bytes.js';
 import { type ConnectLayout, connectLayout, encodeConnect, rememberConnect } from './connect-frame.js';
 import { FrameError, Framer } from './framer.js';
-import { publishProperties, rememberOrder, restoreOrder } from './property-order.js';
+import { publishProperties, rememberOrder, repeatsKeys, restoreOrder } from './property-order.js';
 
 export interface ChannelEvents {
   onPacket(packet: Packet, bytes: number): void;
@@ -63,7 +63,8 @@ export class PacketChannel {
       }
       // User properties keep the order they came in when the packet is written again.
       if (p.cmd === 'publish') {
-        if (p.properties?.userProperties) rememberOrder(p.properties, current, publishProperties(current));
+        const user = p.properties?.userProperties;
+        if (user && repeatsKeys(user)) rememberOrder(p.properties, current, publishProperties(current));
       } else if (p.cmd === 'connect') rememberConnect(p, current, connect);
       this.events.onPacket(p, frameBytes);
     });
@@ -141,7 +142,7 @@ export class PacketChannel {
       else {
         buf = mqtt.generate(packet, this.genOpts);
         if (packet.cmd === 'publish' && packet.properties?.userProperties)
-          restoreOrder(packet.properties, buf, publishProperties(buf));
+          restoreOrder(packet.properties, buf, publishProperties);
       }
     } catch (err) {
       this.fail('generate_failed', err as Error);

@@ -118,8 +118,8 @@ export function encodeConnect(p: IConnectPacket, opts: { protocolVersion: number
   );
   const layout = connectLayout(out);
   if (!layout) return out;
-  restoreOrder(p.properties, out, layout.properties);
-  restoreOrder(p.will?.properties, out, layout.willProperties);
+  restoreOrder(p.properties, out, () => layout.properties);
+  restoreOrder(p.will?.properties, out, () => layout.willProperties);
   if (emptyId) out[layout.flagsAt] = out[layout.flagsAt]! & ~CLEAN_START;
   if (noUser) {
     // Drop the empty username written in its place (the field just before the password).

@@ -28,16 +28,30 @@ export function rememberOrder(
   received.set(properties.userProperties, Buffer.from(frame.subarray(block.start, block.end)));
 }
 
-/** Puts the property block at `block` of a generated packet back in the order it was received. */
+/**
+ * True when mqtt-packet's object can have lost the order of these user properties: a key came
+ * more than once (distinct keys keep their order as object keys). The cheap test that keeps a
+ * PUBLISH without repeated keys off this path.
+ */
+export function repeatsKeys(userProperties: object): boolean {
+  for (const v of Object.values(userProperties)) if (Array.isArray(v)) return true;
+  return false;
+}
+
+/**
+ * Puts the property block of a generated packet back in the order it was received; `locate`
+ * finds the block in `out` (called only when there is an order to restore).
+ */
 export function restoreOrder(
   properties: { userProperties?: object } | undefined,
   out: Buffer,
-  block?: Range,
+  locate: (out: Buffer) => Range | undefined,
 ): void {
   const user = properties?.userProperties;
-  if (user === undefined || !block) return;
-  const raw = received.get(user);
+  const raw = user === undefined ? undefined : received.get(user);
   if (!raw) return;
+  const block = locate(out);
+  if (!block) return;
   const gen = out.subarray(block.start, block.end);
   if (gen.equals(raw)) return;
   const sent = entries(raw);
