@@ -123,6 +123,7 @@ async function devicesOpen(m: Msg): Promise<Msg> {
   let failed = 0;
   let firstError = '';
   const startUs = nowUs();
+  const cpu0 = cpuNowUs();
   const lane = async (): Promise<void> => {
     while (next < count) {
       const i = from + next++;
@@ -137,7 +138,8 @@ async function devicesOpen(m: Msg): Promise<Msg> {
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, lane));
-  return { connected: count - failed, failed, firstError, startUs, endUs: nowUs() };
+  const cpuUs = cpuNowUs() - cpu0;
+  return { connected: count - failed, failed, firstError, startUs, endUs: nowUs(), cpuUs };
 }
 
 function devicesClose(): Msg {

@@ -61,6 +61,9 @@ export function medians(r: Results) {
       devices: med(xs, (x) => x.devices),
       failed: med(xs, (x) => x.failed),
       connectsPerSec: med(xs, (x) => x.connectsPerSec),
+      hopUsPerConnect: med(xs, (x) => x.hopUsPerConnect),
+      brokerUsPerConnect: med(xs, (x) => x.brokerUsPerConnect),
+      genUsPerConnect: med(xs, (x) => x.genUsPerConnect),
       hopBytesPerDevice: med(xs, (x) => x.hopBytesPerDevice),
       heapBytesPerDevice: med(xs, (x) => x.heapBytesPerDevice),
       externalBytesPerDevice: med(xs, (x) => x.externalBytesPerDevice),
@@ -192,7 +195,16 @@ export function render(m: Medians, labels: Record<string, string>, tgts: Target[
     parts.push('\nIdle connected devices (median)');
     parts.push(
       table([
-        ['path', 'devices', 'failed', 'connects/s', 'hop RSS B/device', 'JS heap', 'external'],
+        [
+          'path',
+          'devices',
+          'failed',
+          'connects/s',
+          'CPU µs/connect [broker]',
+          'hop RSS B/device',
+          'JS heap',
+          'external',
+        ],
         ...devPaths.map((p) => {
           const x = m.devices[p];
           return [
@@ -200,6 +212,7 @@ export function render(m: Medians, labels: Record<string, string>, tgts: Target[
             fmt(x?.devices),
             fmt(x?.failed),
             fmt(x?.connectsPerSec),
+            `${Number.isFinite(x?.hopUsPerConnect) ? fmt(x?.hopUsPerConnect) : '-'} [${fmt(x?.brokerUsPerConnect)}]`,
             fmt(x?.hopBytesPerDevice),
             fmt(x?.heapBytesPerDevice),
             fmt(x?.externalBytesPerDevice),
@@ -207,6 +220,22 @@ export function render(m: Medians, labels: Record<string, string>, tgts: Target[
         }),
       ]),
     );
+    // The generator's own ceiling: connects per second one core of it sustains (CONNECT out,
+    // CONNACK in, from its CPU per connect), and its headroom over what each path reached.
+    const gen = devPaths
+      .map((p) => ({
+        c: 1e6 / (m.devices[p]?.genUsPerConnect ?? Number.NaN),
+        d: m.devices[p]?.connectsPerSec,
+      }))
+      .filter((x) => Number.isFinite(x.c) && Number.isFinite(x.d));
+    if (gen.length) {
+      const lowest = Math.min(...gen.map((x) => x.c));
+      const headroom = Math.min(...gen.map((x) => x.c / (x.d ?? Number.NaN)));
+      parts.push(
+        `Load generator (two processes): ${fmt(lowest)} connects/s per core of it (lowest over the paths), ` +
+          `headroom ${fmt(headroom, 1)}× over each path's rate (lowest)`,
+      );
+    }
   }
   if (tgts.length) {
     parts.push('\nTargets');

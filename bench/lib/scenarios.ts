@@ -228,6 +228,10 @@ export interface DevicesSample {
   failed: number;
   firstError: string;
   connectsPerSec: number;
+  /** CPU per device connect while connecting: the hop, the north broker, the load generator. */
+  hopUsPerConnect: number;
+  brokerUsPerConnect: number;
+  genUsPerConnect: number;
   hopBytesPerDevice: number;
   /** Of which live JS heap after a full GC (Node hops only). */
   heapBytesPerDevice: number;
@@ -248,6 +252,7 @@ export async function devices(rig: Rig, path: Path, count: number, idleMs: numbe
   const mem0 = await settle(path);
   const hop0 = path.hopPid ? rssBytes(path.hopPid) : 0;
   const half = Math.floor(count / 2);
+  const cpu0 = { hop: path.hopPid ? cpuUs(path.hopPid) : Number.NaN, broker: cpuUs(rig.brokerPid) };
   const parts = [
     { w: rig.gen, from: 0, n: half },
     { w: rig.helper, from: half, n: count - half },
@@ -268,7 +273,9 @@ export async function devices(rig: Rig, path: Path, count: number, idleMs: numbe
         ),
       ),
     );
+    const cpu1 = { hop: path.hopPid ? cpuUs(path.hopPid) : Number.NaN, broker: cpuUs(rig.brokerPid) };
     const connected = res.reduce((s, r) => s + (r.connected as number), 0);
+    const genCpu = res.reduce((s, r) => s + (r.cpuUs as number), 0);
     const failed = res.reduce((s, r) => s + (r.failed as number), 0);
     const start = Math.min(...res.map((r) => r.startUs as number));
     const end = Math.max(...res.map((r) => r.endUs as number));
@@ -280,6 +287,9 @@ export async function devices(rig: Rig, path: Path, count: number, idleMs: numbe
       failed,
       firstError: res.map((r) => r.firstError as string).find((e) => e) ?? '',
       connectsPerSec: connected / ((end - start) / 1e6),
+      hopUsPerConnect: connected ? (cpu1.hop - cpu0.hop) / connected : Number.NaN,
+      brokerUsPerConnect: connected ? (cpu1.broker - cpu0.broker) / connected : Number.NaN,
+      genUsPerConnect: connected ? genCpu / connected : Number.NaN,
       hopBytesPerDevice: path.hopPid && connected ? (hop1 - hop0) / connected : Number.NaN,
       heapBytesPerDevice: connected ? (mem1.heapUsed - mem0.heapUsed) / connected : Number.NaN,
       externalBytesPerDevice: connected ? (mem1.external - mem0.external) / connected : Number.NaN,

@@ -13,8 +13,8 @@ export class FrameError extends Error {
 }
 
 export class Framer {
-  /** Bytes of an incomplete frame, kept between chunks. */
-  private pending: Buffer[] = [];
+  /** Bytes of an incomplete frame, kept between chunks (none between whole frames). */
+  private pending: Buffer[] | undefined;
   private pendingBytes = 0;
   /** Total size of the frame being assembled (header + remaining length), or -1 when unknown. */
   private need = -1;
@@ -27,21 +27,14 @@ export class Framer {
   /** Feeds one chunk; throws FrameError on an oversize or malformed length. */
   push(chunk: Buffer): void {
     let buf = chunk;
-    if (this.pendingBytes > 0) {
-      this.pending.push(chunk);
+    const pending = this.pending;
+    if (pending) {
+      pending.push(chunk);
       this.pendingBytes += chunk.length;
-      if (this.need < 0) {
-        const joined = Buffer.concat(this.pending, this.pendingBytes);
-        this.pending = [];
-        this.pendingBytes = 0;
-        buf = joined;
-      } else if (this.pendingBytes < this.need) {
-        return;
-      } else {
-        buf = Buffer.concat(this.pending, this.pendingBytes);
-        this.pending = [];
-        this.pendingBytes = 0;
-      }
+      if (this.need >= 0 && this.pendingBytes < this.need) return;
+      buf = Buffer.concat(pending, this.pendingBytes);
+      this.pending = undefined;
+      this.pendingBytes = 0;
     }
     let off = 0;
     const len = buf.length;
@@ -49,7 +42,7 @@ export class Framer {
       const total = this.frameSize(buf, off);
       if (total < 0 || off + total > len) {
         const rest = buf.subarray(off);
-        this.pending.push(rest);
+        this.pending = [rest];
         this.pendingBytes = rest.length;
         this.need = total;
         return;

@@ -21,19 +21,24 @@ function keyOf(topic: string, payload: Buffer): string {
 }
 
 export class EchoSet {
-  private readonly counts = new Map<string, number>();
+  /** Made on the first uplink: a device that never publishes holds no table. */
+  private counts: Map<string, number> | undefined;
   /** Keys in insertion order, one per entry added: the oldest go first when full. */
-  private order: string[] = [];
+  private order: string[] | undefined;
   private head = 0;
   private size = 0;
 
   add(topic: string, payload: Buffer): void {
     const key = keyOf(topic, payload);
-    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
-    this.order.push(key);
+    this.counts ??= new Map();
+    this.order ??= [];
+    const counts = this.counts;
+    const order = this.order;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+    order.push(key);
     this.size++;
-    while (this.size > MAX_ENTRIES && this.head < this.order.length) this.drop(this.order[this.head++]!);
-    if (this.head > MAX_ENTRIES || this.order.length > 4 * MAX_ENTRIES) this.compact();
+    while (this.size > MAX_ENTRIES && this.head < order.length) this.drop(order[this.head++]!);
+    if (this.head > MAX_ENTRIES || order.length > 4 * MAX_ENTRIES) this.compact();
   }
 
   /** True (and the entry is consumed) when this downlink is the echo of an uplink. */
@@ -42,9 +47,25 @@ export class EchoSet {
     return this.drop(keyOf(topic, payload));
   }
 
+  /**
+   * `take` on a PUBLISH frame as read from the north socket, by the offsets of its topic and
+   * payload: an echo is recognised and consumed before the packet is parsed at all.
+   */
+  takeFrame(frame: Buffer, topicStart: number, topicEnd: number, payloadStart: number): boolean {
+    if (this.size === 0) return false;
+    const len = frame.length - payloadStart;
+    const body =
+      len <= INLINE_BYTES
+        ? frame.toString('latin1', payloadStart)
+        : createHash('sha256').update(frame.subarray(payloadStart)).digest('base64');
+    return this.drop(`${frame.toString('utf8', topicStart, topicEnd)}\u0000${len}\u0000${body}`);
+  }
+
   /** Undoes the last `n` additions (a will message is translated but never echoed). */
   forgetLast(n: number): void {
-    for (let i = 0; i < n && this.order.length > this.head; i++) this.drop(this.order.pop()!);
+    const order = this.order;
+    if (!order) return;
+    for (let i = 0; i < n && order.length > this.head; i++) this.drop(order.pop()!);
   }
 
   get entries(): number {
@@ -52,17 +73,18 @@ export class EchoSet {
   }
 
   clear(): void {
-    this.counts.clear();
-    this.order = [];
+    this.counts = undefined;
+    this.order = undefined;
     this.head = 0;
     this.size = 0;
   }
 
   private drop(key: string): boolean {
-    const n = this.counts.get(key);
-    if (!n) return false;
-    if (n === 1) this.counts.delete(key);
-    else this.counts.set(key, n - 1);
+    const counts = this.counts;
+    const n = counts?.get(key);
+    if (!counts || !n) return false;
+    if (n === 1) counts.delete(key);
+    else counts.set(key, n - 1);
     this.size--;
     return true;
   }
@@ -70,7 +92,7 @@ export class EchoSet {
   /** Entries taken as echoes leave stale places in `order`: rebuild it from the counts. */
   private compact(): void {
     const order: string[] = [];
-    for (const [k, n] of this.counts) for (let i = 0; i < n; i++) order.push(k);
+    for (const [k, n] of this.counts ?? []) for (let i = 0; i < n; i++) order.push(k);
     this.order = order;
     this.head = 0;
   }

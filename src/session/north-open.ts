@@ -13,10 +13,24 @@ import type {
 } from 'mqtt-packet';
 import type { NorthPlan, Quirks } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
-import { NorthClient, type NorthConnectError } from '../upstream/north.js';
+import { NorthClient, type NorthConnectError, type NorthMeter } from '../upstream/north.js';
 import type { NorthPort } from '../upstream/port.js';
 import { northRefusalCode, REFUSED_SERVER_UNAVAILABLE, type ReasonPair } from './codes.js';
 import type { SessionContext } from './context.js';
+import type { PacketMeter } from './meter.js';
+import { northConnectSeconds } from './session-metrics.js';
+
+const meters = new WeakMap<PacketMeter, NorthMeter>();
+
+/** The north packet counter of a meter, made once per meter (not per connection). */
+function northMeter(meter: PacketMeter): NorthMeter {
+  let f = meters.get(meter);
+  if (!f) {
+    f = (dir, cmd, bytes) => meter.count(dir, cmd, bytes);
+    meters.set(meter, f);
+  }
+  return f;
+}
 
 export interface NorthEvents {
   onPublish(packet: IPublishPacket): void;
@@ -26,6 +40,15 @@ export interface NorthEvents {
   onClose(reason: string): void;
   onDrain(): void;
   onGatewayError(error: { type: string; description?: string }): void;
+  /** A north PUBLISH frame before parsing (direct connections, MQTT 3.1.1): true when taken. */
+  onRawPublish?(
+    frame: Buffer,
+    qos: number,
+    messageId: number,
+    topicStart: number,
+    topicEnd: number,
+    payloadStart: number,
+  ): boolean;
 }
 
 export interface NorthOpened {
@@ -51,7 +74,8 @@ export async function openNorth(
   quirks: Quirks,
   ctx: SessionContext,
   routeName: string,
-  log: Logger,
+  /** The session's logger, made only when something is logged. */
+  log: () => Logger,
   events: NorthEvents,
 ): Promise<NorthOpened | undefined> {
   const metrics = ctx.metrics;
@@ -63,7 +87,7 @@ export async function openNorth(
       return { port, maxQos: 1 };
     } catch (err) {
       metrics.northConnectFailuresTotal.labels(routeName, 'attach_failed').inc();
-      log.warn({ err: (err as Error).message }, 'gateway attach failed');
+      log().warn({ err: (err as Error).message }, 'gateway attach failed');
       throw new NorthRefusal(REFUSED_SERVER_UNAVAILABLE, 'gateway_attach_failed');
     }
   }
@@ -72,15 +96,19 @@ export async function openNorth(
     const res = await NorthClient.connect(
       ctx.transport(plan.url),
       applyConnectQuirks(plan.connect, quirks),
-      { timeoutMs: ctx.limits.northConnectTimeoutMs, maxPacketBytes: ctx.limits.maxPacketBytes },
-      { ...events, onPacketMeter: (dir, cmd, bytes) => ctx.meter.count(dir, cmd, bytes) },
+      {
+        timeoutMs: ctx.limits.northConnectTimeoutMs,
+        maxPacketBytes: ctx.limits.maxPacketBytes,
+        meter: northMeter(ctx.meter),
+      },
+      events,
     );
-    metrics.northConnectSeconds.labels(routeName).observe(Number(process.hrtime.bigint() - t0) / 1e9);
+    northConnectSeconds(metrics, routeName).observe(Number(process.hrtime.bigint() - t0) / 1e9);
     return { port: res.client, connack: res.connack, maxQos: 2 };
   } catch (err) {
     const e = err as NorthConnectError;
     metrics.northConnectFailuresTotal.labels(routeName, e.reason ?? 'error').inc();
-    log.warn({ reason: e.reason, err: e.message }, 'north connection failed');
+    log().warn({ reason: e.reason, err: e.message }, 'north connection failed');
     throw new NorthRefusal(northRefusalCode(e.connack), `north_${e.reason ?? 'error'}`, e.connack);
   }
 }

@@ -16,7 +16,7 @@ import type {
   Packet,
   QoS,
 } from 'mqtt-packet';
-import { PacketChannel } from '../codec/channel.js';
+import { type ChannelEvents, PacketChannel } from '../codec/channel.js';
 import type { Outcome, PublishOut, Quirks, SessionMapper } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
 import type { NorthPort } from '../upstream/port.js';
@@ -24,8 +24,9 @@ import { countMessage, observeTranslate, sampleTranslate, subackCodes } from './
 import { resolveAlias } from './aliases.js';
 import { connackFor, REFUSED_SERVER_UNAVAILABLE, type ReasonPair } from './codes.js';
 import type { SessionContext, SessionLike } from './context.js';
-import { type NorthRefusal, openNorth } from './north-open.js';
-import { IdAllocator, Relay } from './relay.js';
+import { type NorthEvents, type NorthRefusal, openNorth } from './north-open.js';
+import { IdAllocator, Relay, type RelayPeer } from './relay.js';
+import { AckHooks, meterWritten, openGauge, totalCounter } from './session-metrics.js';
 import { violation } from './validate.js';
 
 type State = 'new' | 'connecting' | 'online' | 'closed';
@@ -38,7 +39,11 @@ export interface SouthInfo {
   gateway?: string;
 }
 
-export class Session implements SessionLike {
+/**
+ * The session is its south channel's event handler (methods, not per-session closures: an
+ * idle device should cost little memory); its north side has one small handler object.
+ */
+export class Session implements SessionLike, ChannelEvents {
   private state: State = 'new';
   private readonly south: PacketChannel;
   private north?: NorthPort;
@@ -52,9 +57,9 @@ export class Session implements SessionLike {
   /** MQTT 5 session expiry the client asked for at CONNECT (seconds). */
   private sessionExpiry = 0;
   private readonly createdAt = Date.now();
-  private readonly southIds = new IdAllocator();
-  private up?: Relay;
-  private down?: Relay;
+  /** The relays, made on first use once online: an idle device never needs them. */
+  private upRelay?: Relay;
+  private downRelay?: Relay;
   /** South packets that arrived while CONNECT or an async uplink was being handled. */
   private queue: Packet[] = [];
   private busy = false;
@@ -71,27 +76,34 @@ export class Session implements SessionLike {
     private readonly info: SouthInfo,
     private readonly ctx: SessionContext,
   ) {
-    this.south = new PacketChannel(
-      stream,
-      {
-        onPacket: (p, bytes) => this.onSouthPacket(p, bytes),
-        onClose: (reason, err) => this.close(reason, err),
-        onDrain: () => this.north?.resume(),
-        lastWords: (reason): Packet | undefined => {
-          if (this.state === 'new' && reason === 'unsupported_protocol_version') {
-            return { cmd: 'connack', returnCode: 1, sessionPresent: false };
-          }
-          const code = this.state === 'online' && this.version === 5 ? DISCONNECT_CODES[reason] : undefined;
-          return code === undefined ? undefined : { cmd: 'disconnect', reasonCode: code };
-        },
-      },
-      {
-        maxPacketBytes: ctx.limits.maxPacketBytes,
-        protocolVersion: 0,
-        onWritten: (cmd, bytes) => ctx.meter.count('south_out', cmd, bytes),
-      },
-    );
+    this.south = new PacketChannel(stream, this, {
+      maxPacketBytes: ctx.limits.maxPacketBytes,
+      protocolVersion: 0,
+      onWritten: meterWritten(ctx.meter, 'south_out'),
+    });
     ctx.sessions.add(this);
+  }
+
+  // ---------------------------------------------------------------- south channel events
+
+  onPacket(p: Packet, bytes: number): void {
+    this.onSouthPacket(p, bytes);
+  }
+
+  onClose(reason: string, err?: Error): void {
+    this.close(reason, err);
+  }
+
+  onDrain(): void {
+    this.north?.resume();
+  }
+
+  lastWords(reason: string): Packet | undefined {
+    if (this.state === 'new' && reason === 'unsupported_protocol_version') {
+      return { cmd: 'connack', returnCode: 1, sessionPresent: false };
+    }
+    const code = this.state === 'online' && this.version === 5 ? DISCONNECT_CODES[reason] : undefined;
+    return code === undefined ? undefined : { cmd: 'disconnect', reasonCode: code };
   }
 
   // ---------------------------------------------------------------- south side
@@ -210,17 +222,14 @@ export class Session implements SessionLike {
     this.dialect = decision.dialect;
     let opened: Awaited<ReturnType<typeof openNorth>>;
     try {
-      opened = await openNorth(decision.north, this.quirks, this.ctx, this.routeName, this.log, {
-        onPublish: (pk) => this.onNorthPublish(pk),
-        onAck: (pk) => {
-          if (this.up?.onDestinationAck(pk) === 'unexpected') this.close('north_unexpected_ack');
-        },
-        onPubrel: (id) => this.down?.onSourcePubrel(id),
-        onDisconnect: (pk) => this.onNorthDisconnect(pk),
-        onClose: (reason) => this.close(`north_${reason}`),
-        onDrain: () => this.flushQueue(),
-        onGatewayError: (e) => this.onGatewayError(e),
-      });
+      opened = await openNorth(
+        decision.north,
+        this.quirks,
+        this.ctx,
+        this.routeName,
+        () => this.log,
+        new NorthSide(this),
+      );
     } catch (err) {
       const r = err as NorthRefusal;
       // The broker closed on the CONNECT without answering: do the same (transparency).
@@ -251,31 +260,9 @@ export class Session implements SessionLike {
     if (this.version === 5 && northConnack?.properties) connack.properties = northConnack.properties;
     this.south.write(connack);
     const north = this.north;
-    const ackHooks = (direction: 'uplink' | 'downlink') => {
-      const gauge = metrics.inflight.labels(direction);
-      const hist = metrics.ackSeconds.labels(this.routeName, direction);
-      return {
-        onStart: () => gauge.inc(),
-        onSettled: (t0: number) => {
-          gauge.dec();
-          if (t0 >= 0) hist.observe((Date.now() - t0) / 1000);
-          this.checkDrained();
-        },
-      };
-    };
-    const southPeer = { send: (p: Packet) => this.south.write(p) };
-    if (north) {
-      const northPeer = { send: (p: Packet) => north.send(p) };
-      this.up = new Relay(southPeer, northPeer, north.ids, ackHooks('uplink'));
-      this.down = new Relay(northPeer, southPeer, this.southIds, ackHooks('downlink'));
-    } else {
-      const nowhere = { send: () => false };
-      this.up = new Relay(southPeer, nowhere, new IdAllocator(), ackHooks('uplink'));
-      this.down = new Relay(nowhere, southPeer, this.southIds, ackHooks('downlink'));
-    }
     this.state = 'online';
-    metrics.connectionsOpen.labels(this.info.listener, this.dialect).inc();
-    metrics.connectionsTotal.labels(this.info.listener, this.dialect).inc();
+    openGauge(metrics, this.info.listener, this.dialect).inc();
+    totalCounter(metrics, this.info.listener, this.dialect).inc();
     const mapper = this.mapper!;
     const auto = mapper.autoSubscribe();
     if (auto.length && north) {
@@ -504,6 +491,87 @@ export class Session implements SessionLike {
     this.close('north_disconnect');
   }
 
+  // ---------------------------------------------------------------- relays
+
+  /** The uplink relay (south → north); undefined before the session is online. */
+  private get up(): Relay | undefined {
+    if (!this.upRelay && this.state === 'online') this.makeRelays();
+    return this.upRelay;
+  }
+
+  /** The downlink relay (north → south); undefined before the session is online. */
+  private get down(): Relay | undefined {
+    if (!this.downRelay && this.state === 'online') this.makeRelays();
+    return this.downRelay;
+  }
+
+  private makeRelays(): void {
+    const metrics = this.ctx.metrics;
+    const settled = () => this.checkDrained();
+    const southPeer = new ChannelPeer(this.south);
+    const north = this.north;
+    const northPeer: RelayPeer = north ?? NOWHERE;
+    const northIds = north ? north.ids : new IdAllocator();
+    this.upRelay = new Relay(
+      southPeer,
+      northPeer,
+      northIds,
+      new AckHooks(metrics, this.routeName, 'uplink', settled),
+    );
+    this.downRelay = new Relay(
+      northPeer,
+      southPeer,
+      new IdAllocator(),
+      new AckHooks(metrics, this.routeName, 'downlink', settled),
+    );
+  }
+
+  /** North events, for the session's north side (see NorthSide). */
+  northAck(pk: Packet & { cmd: 'puback' | 'pubrec' | 'pubcomp' }): void {
+    if (this.up?.onDestinationAck(pk) === 'unexpected') this.close('north_unexpected_ack');
+  }
+
+  northPubrel(id: number): void {
+    this.down?.onSourcePubrel(id);
+  }
+
+  northPublish(pk: IPublishPacket): void {
+    this.onNorthPublish(pk);
+  }
+
+  /**
+   * A north PUBLISH frame before it is parsed: the echo of one of the device's own uplinks is
+   * recognised on its bytes and dropped (QoS 1: acknowledged), without parsing or mapping it.
+   */
+  northRawPublish(
+    frame: Buffer,
+    qos: number,
+    messageId: number,
+    ts: number,
+    te: number,
+    ps: number,
+  ): boolean {
+    // QoS 2 takes the relay's PUBREC/PUBREL/PUBCOMP bookkeeping: parsed as usual.
+    if (qos > 1 || this.state !== 'online') return false;
+    const rule = this.mapper?.takeEcho?.(frame, ts, te, ps);
+    if (rule === undefined) return false;
+    countMessage(this.ctx.metrics, this.log, this.routeName, 'downlink', echoOutcome(rule), 'dropped');
+    if (qos === 1) this.north?.send({ cmd: 'puback', messageId });
+    return true;
+  }
+
+  northDisconnect(pk: IDisconnectPacket): void {
+    this.onNorthDisconnect(pk);
+  }
+
+  northDrain(): void {
+    this.flushQueue();
+  }
+
+  northGatewayError(e: { type: string; description?: string }): void {
+    this.onGatewayError(e);
+  }
+
   // ---------------------------------------------------------------- lifecycle
 
   private get log(): Logger {
@@ -581,7 +649,10 @@ export class Session implements SessionLike {
       this.log.error({ reason, err: err?.stack }, 'connection closed by an internal error');
     } else {
       const quiet = reason === 'client_disconnect' || reason === 'peer_closed' || reason === 'shutdown';
-      this.log[quiet ? 'debug' : 'info']({ reason, err: err?.message }, 'connection closed');
+      const level = quiet ? 'debug' : 'info';
+      // The per-connection logger is made only when the line is written.
+      if (this.ctx.log.isLevelEnabled(level))
+        this.log[level]({ reason, err: err?.message }, 'connection closed');
     }
     this.up?.clear();
     this.down?.clear();
@@ -605,4 +676,55 @@ const DISCONNECT_CODES: Record<string, number> = {
 
 function capQos(outs: PublishOut[], max: QoS): void {
   for (const o of outs) if (o.qos > max) o.qos = max;
+}
+
+/** A relay peer that writes to a packet channel. */
+class ChannelPeer implements RelayPeer {
+  constructor(private readonly channel: PacketChannel) {}
+  send(packet: Packet): boolean {
+    return this.channel.write(packet);
+  }
+}
+
+/** The peer of a session without a north side: nothing goes anywhere. */
+const NOWHERE: RelayPeer = { send: () => false };
+
+/** A session's north events: one object of methods per session, no closures. */
+class NorthSide implements NorthEvents {
+  constructor(private readonly s: Session) {}
+  onPublish(packet: IPublishPacket): void {
+    this.s.northPublish(packet);
+  }
+  onAck(packet: Packet & { cmd: 'puback' | 'pubrec' | 'pubcomp' }): void {
+    this.s.northAck(packet);
+  }
+  onPubrel(messageId: number): void {
+    this.s.northPubrel(messageId);
+  }
+  onDisconnect(packet: IDisconnectPacket): void {
+    this.s.northDisconnect(packet);
+  }
+  onClose(reason: string): void {
+    this.s.close(`north_${reason}`);
+  }
+  onDrain(): void {
+    this.s.northDrain();
+  }
+  onGatewayError(error: { type: string; description?: string }): void {
+    this.s.northGatewayError(error);
+  }
+  onRawPublish(frame: Buffer, qos: number, messageId: number, ts: number, te: number, ps: number): boolean {
+    return this.s.northRawPublish(frame, qos, messageId, ts, te, ps);
+  }
+}
+
+/** The outcome of an echo dropped on its frame, one per rule name (no object per message). */
+const echoOutcomes = new Map<string, Outcome>();
+function echoOutcome(rule: string): Outcome {
+  let o = echoOutcomes.get(rule);
+  if (!o) {
+    o = { verdict: 'drop', reason: 'echo', rule };
+    echoOutcomes.set(rule, o);
+  }
+  return o;
 }

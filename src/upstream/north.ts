@@ -4,6 +4,8 @@
  * (PINGREQ when idle), and allocates the north packet identifiers. It never acknowledges
  * anything by itself: acknowledgements are the session's decision.
  */
+
+import type { Duplex } from 'node:stream';
 import type {
   IConnackPacket,
   IConnectPacket,
@@ -14,7 +16,7 @@ import type {
   IUnsubscribePacket,
   Packet,
 } from 'mqtt-packet';
-import { PacketChannel } from '../codec/channel.js';
+import { type ChannelEvents, PacketChannel } from '../codec/channel.js';
 import { IdAllocator } from '../session/relay.js';
 import type { CompiledTransport } from './transport.js';
 
@@ -26,8 +28,19 @@ export interface NorthHandlers {
   /** The connection ended after it was established. */
   onClose(reason: string): void;
   onDrain(): void;
-  onPacketMeter?(direction: 'north_in' | 'north_out', cmd: string, bytes: number): void;
+  /** A PUBLISH frame before it is parsed (MQTT 3.1.1): true when the owner took it (an echo). */
+  onRawPublish?(
+    frame: Buffer,
+    qos: number,
+    messageId: number,
+    topicStart: number,
+    topicEnd: number,
+    payloadStart: number,
+  ): boolean;
 }
+
+/** Counts north packets (metrics): `north_in` for every packet read, `north_out` written. */
+export type NorthMeter = (direction: 'north_in' | 'north_out', cmd: string, bytes: number) => void;
 
 export class NorthConnectError extends Error {
   constructor(
@@ -41,30 +54,61 @@ export class NorthConnectError extends Error {
 
 type Waiter = (packet: Packet) => void;
 
-export class NorthClient {
-  private readonly waiters = new Map<number, Waiter>();
+/** The CONNECT in flight: settled by the CONNACK, a refusal, a close or the deadline. */
+interface Pending {
+  resolve(v: { client: NorthClient; connack: IConnackPacket }): void;
+  reject(err: NorthConnectError): void;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * The client is its channel's event handler (methods, not per-connection closures: an idle
+ * device should cost little memory); state that only some connections need is made on use.
+ */
+export class NorthClient implements ChannelEvents {
+  private waiters?: Map<number, Waiter>;
   private lastWriteAt = Date.now();
   private pingOutstanding = 0;
   private ended = false;
-  /** Packets that arrived with or right after the CONNACK, held until the owner is ready. */
-  private held: Packet[] | null = [];
+  /** Until `start()`: packets that arrived with or right after the CONNACK are held. */
+  private started = false;
+  private held?: Packet[];
+  private pending?: Pending;
+  private readonly channel: PacketChannel;
+  private idSpace?: IdAllocator;
 
   private constructor(
-    private readonly channel: PacketChannel,
+    stream: Duplex,
     private readonly handlers: NorthHandlers,
     readonly keepalive: number,
     readonly protocolVersion: 3 | 4 | 5,
+    maxPacketBytes: number,
+    private readonly meter: NorthMeter | undefined,
     /** Packet identifiers; shared across reconnects when a gateway link owns them. */
-    readonly ids: IdAllocator,
-  ) {}
+    ids: IdAllocator | undefined,
+  ) {
+    this.idSpace = ids;
+    this.channel = new PacketChannel(stream, this, {
+      maxPacketBytes,
+      protocolVersion,
+      onWritten: meter ? writtenBy(meter) : undefined,
+    });
+    this.channel.setProtocolVersion(protocolVersion);
+  }
+
+  /** Packet identifiers of this connection (made on first use). */
+  get ids(): IdAllocator {
+    this.idSpace ??= new IdAllocator();
+    return this.idSpace;
+  }
 
   /** Opens the stream, sends CONNECT and resolves with the CONNACK; rejects with NorthConnectError. */
   static async connect(
     transport: CompiledTransport,
     connect: IConnectPacket,
-    opts: { timeoutMs: number; maxPacketBytes: number },
+    opts: { timeoutMs: number; maxPacketBytes: number; meter?: NorthMeter },
     handlers: NorthHandlers,
-    ids: IdAllocator = new IdAllocator(),
+    ids?: IdAllocator,
   ): Promise<{ client: NorthClient; connack: IConnackPacket }> {
     const deadline = Date.now() + opts.timeoutMs;
     let stream: Awaited<ReturnType<CompiledTransport['open']>>;
@@ -75,67 +119,77 @@ export class NorthClient {
       throw new NorthConnectError(msg.includes('timed out') ? 'timeout' : 'unreachable', msg);
     }
     const version = connect.protocolVersion ?? 4;
+    const client = new NorthClient(
+      stream,
+      handlers,
+      connect.keepalive ?? 0,
+      version,
+      opts.maxPacketBytes,
+      opts.meter,
+      ids,
+    );
     return new Promise((resolve, reject) => {
-      let client: NorthClient | undefined;
-      let settled = false;
-      const timer = setTimeout(
-        () => fail(new NorthConnectError('timeout', 'north broker sent no CONNACK in time')),
-        Math.max(1, deadline - Date.now()),
-      );
-      const fail = (err: NorthConnectError) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        channel.destroy();
-        reject(err);
+      client.pending = {
+        resolve,
+        reject,
+        timer: setTimeout(NorthClient.connectTimedOut, Math.max(1, deadline - Date.now()), client),
       };
-      const channel = new PacketChannel(
-        stream,
-        {
-          onPacket(packet, bytes) {
-            handlers.onPacketMeter?.('north_in', packet.cmd, bytes);
-            if (!settled) {
-              if (packet.cmd !== 'connack') {
-                fail(new NorthConnectError('refused', `north broker answered CONNECT with ${packet.cmd}`));
-                return;
-              }
-              const rc = packet.reasonCode ?? packet.returnCode ?? 0;
-              if (rc !== 0) {
-                fail(
-                  new NorthConnectError(
-                    'refused',
-                    `north broker refused the connection (code ${rc})`,
-                    packet,
-                  ),
-                );
-                return;
-              }
-              settled = true;
-              clearTimeout(timer);
-              client = new NorthClient(channel, handlers, connect.keepalive ?? 0, version, ids);
-              resolve({ client, connack: packet });
-              return;
-            }
-            client?.dispatch(packet);
-          },
-          onClose(reason) {
-            if (!settled)
-              fail(new NorthConnectError('closed', `north connection closed before CONNACK (${reason})`));
-            else client?.closed(reason);
-          },
-          onDrain() {
-            client?.handlers.onDrain();
-          },
-        },
-        {
-          maxPacketBytes: opts.maxPacketBytes,
-          protocolVersion: version,
-          onWritten: (cmd, bytes) => handlers.onPacketMeter?.('north_out', cmd, bytes),
-        },
-      );
-      channel.setProtocolVersion(version);
-      channel.write(connect);
+      client.channel.write(connect);
     });
+  }
+
+  private static connectTimedOut(client: NorthClient): void {
+    client.failConnect(new NorthConnectError('timeout', 'north broker sent no CONNACK in time'));
+  }
+
+  /** The CONNECT failed: the stream is closed and the caller gets the error. */
+  private failConnect(err: NorthConnectError): void {
+    const p = this.pending;
+    if (!p) return;
+    this.pending = undefined;
+    clearTimeout(p.timer);
+    this.ended = true;
+    this.channel.destroy();
+    p.reject(err);
+  }
+
+  /** ChannelEvents: a packet from the broker. */
+  onPacket(packet: Packet, bytes: number): void {
+    this.meter?.('north_in', packet.cmd, bytes);
+    const p = this.pending;
+    if (!p) {
+      if (this.ended) return;
+      this.dispatch(packet);
+      return;
+    }
+    if (packet.cmd !== 'connack') {
+      this.failConnect(new NorthConnectError('refused', `north broker answered CONNECT with ${packet.cmd}`));
+      return;
+    }
+    const rc = packet.reasonCode ?? packet.returnCode ?? 0;
+    if (rc !== 0) {
+      this.failConnect(
+        new NorthConnectError('refused', `north broker refused the connection (code ${rc})`, packet),
+      );
+      return;
+    }
+    this.pending = undefined;
+    clearTimeout(p.timer);
+    p.resolve({ client: this, connack: packet });
+  }
+
+  /** ChannelEvents: the channel closed or failed. */
+  onClose(reason: string): void {
+    if (this.pending) {
+      this.failConnect(new NorthConnectError('closed', `north connection closed before CONNACK (${reason})`));
+      return;
+    }
+    this.closed(reason);
+  }
+
+  /** ChannelEvents: the broker's side drained. */
+  onDrain(): void {
+    if (!this.pending) this.handlers.onDrain();
   }
 
   get blocked(): boolean {
@@ -212,6 +266,7 @@ export class NorthClient {
         reject(new Error('north connection closed'));
         return;
       }
+      this.waiters ??= new Map();
       this.waiters.set(messageId, (p) => {
         this.ids.free(messageId);
         if (p.cmd === 'disconnect') reject(new Error('north connection closed'));
@@ -222,19 +277,40 @@ export class NorthClient {
   }
 
   private rejectWaiters(): void {
-    for (const w of this.waiters.values()) w({ cmd: 'disconnect' });
-    this.waiters.clear();
+    const waiters = this.waiters;
+    if (!waiters) return;
+    this.waiters = undefined;
+    for (const w of waiters.values()) w({ cmd: 'disconnect' });
   }
 
   /** The owner is ready for packets: deliver those held since the CONNACK, then flow. */
+  /** ChannelEvents: a PUBLISH frame offered to the owner before parsing (see NorthHandlers). */
+  onRawPublish(
+    frame: Buffer,
+    qos: number,
+    messageId: number,
+    topicStart: number,
+    topicEnd: number,
+    payloadStart: number,
+  ): boolean {
+    const take = this.handlers.onRawPublish;
+    if (!take || !this.started || this.ended || this.pending) return false;
+    if (!take.call(this.handlers, frame, qos, messageId, topicStart, topicEnd, payloadStart)) return false;
+    this.meter?.('north_in', 'publish', frame.length);
+    return true;
+  }
+
   start(): void {
+    if (this.started) return;
+    this.started = true;
     const held = this.held;
-    this.held = null;
+    this.held = undefined;
     if (held) for (const p of held) if (!this.ended) this.dispatch(p);
   }
 
   private dispatch(packet: Packet): void {
-    if (this.held) {
+    if (!this.started) {
+      this.held ??= [];
       this.held.push(packet);
       return;
     }
@@ -253,9 +329,9 @@ export class NorthClient {
       case 'suback':
       case 'unsuback': {
         const id = packet.messageId ?? 0;
-        const w = this.waiters.get(id);
+        const w = this.waiters?.get(id);
         if (w) {
-          this.waiters.delete(id);
+          this.waiters?.delete(id);
           w(packet);
         }
         return;
@@ -279,4 +355,16 @@ export class NorthClient {
     this.rejectWaiters();
     this.handlers.onClose(reason);
   }
+}
+
+const meterWritten = new WeakMap<NorthMeter, (cmd: string, bytes: number) => void>();
+
+/** The channel's `onWritten` for a meter, made once per meter. */
+function writtenBy(meter: NorthMeter): (cmd: string, bytes: number) => void {
+  let f = meterWritten.get(meter);
+  if (!f) {
+    f = (cmd, bytes) => meter('north_out', cmd, bytes);
+    meterWritten.set(meter, f);
+  }
+  return f;
 }
