@@ -31,7 +31,7 @@ function area(url: string): string {
   if (!url) return '(native / gc / idle)';
   if (url.includes('/node_modules/')) return `npm:${url.split('/node_modules/').pop()?.split('/')[0] ?? '?'}`;
   if (url.startsWith('node:')) return 'node core';
-  const m = /\/(src|bench)\/(.+)$/.exec(url.replace(/^.*\/results\/build\//, '/'));
+  const m = /\/(src|bench)\/(.+)$/.exec(url.replace(/^.*\/results\/build(?:-\d+)?\//, '/'));
   return m ? `${m[1]}/${m[2]}` : url;
 }
 

@@ -8,9 +8,10 @@
  * It also writes CONNECTs: mqtt-packet refuses an empty client identifier with clean start 0,
  * which MQTT 5 allows (the server assigns one), and reorders user properties (property-order.ts).
  */
-import mqtt, { type IConnectPacket } from 'mqtt-packet';
+import type { IConnectPacket } from 'mqtt-packet';
 import { bodyStart, encodeVarint, type Range, readVarint } from './bytes.js';
 import { rememberOrder, restoreOrder } from './property-order.js';
+import mqtt from './quiet-mqtt-packet.js';
 
 export interface ConnectLayout {
   /** Protocol level (3, 4 or 5, bridge bit removed). */

@@ -4,7 +4,8 @@
  * WebSocket, a gateway's attached device) is translated exactly as MQTT clients are.
  */
 import type { Duplex } from 'node:stream';
-import mqtt, { type IConnackPacket, type IConnectPacket, type Packet } from 'mqtt-packet';
+import type { IConnackPacket, IConnectPacket, Packet } from 'mqtt-packet';
+import mqtt from './quiet-mqtt-packet.js';
 
 export interface InnerClientEvents {
   onConnack(packet: IConnackPacket): void;

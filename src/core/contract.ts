@@ -186,6 +186,13 @@ export interface SessionMapper {
   onOnline?(): PublishOut[] | Promise<PublishOut[]>;
   /** An error addressed to this device by a gateway platform; returns what to do with the device. */
   onGatewayError?(error: { type: string; description?: string }): Outcome;
+  /**
+   * The north broker's copy of one of this session's own uplinks (a north session subscribed
+   * to the device's own topics gets back what it published), recognised on the PUBLISH frame
+   * as read, before it is parsed: the entry is consumed and the name of the rule the uplink
+   * was written by is returned (for the `echo` drop count); undefined when it is no echo.
+   */
+  takeEcho?(frame: Buffer, topicStart: number, topicEnd: number, payloadStart: number): string | undefined;
   /** Free per-session state. Idempotent. */
   close(): void;
 }

@@ -133,9 +133,16 @@ export class LocalRequests implements SessionMapper {
     if (inner.onOnline)
       this.onOnline = () => (inner.onOnline as () => PublishOut[] | Promise<PublishOut[]>)();
     if (inner.onGatewayError) this.onGatewayError = (e) => inner.onGatewayError?.(e) ?? {};
+    if (inner.takeEcho) this.takeEcho = inner.takeEcho.bind(inner);
   }
 
   onOnline?: () => PublishOut[] | Promise<PublishOut[]>;
+  takeEcho?: (
+    frame: Buffer,
+    topicStart: number,
+    topicEnd: number,
+    payloadStart: number,
+  ) => string | undefined;
   onGatewayError?: (error: { type: string; description?: string }) => Outcome;
 
   uplink(packet: IPublishPacket): Outcome | Promise<Outcome> {

@@ -99,6 +99,8 @@ export class DialectSession implements SessionMapper {
   private readonly scopes = new Map<Rule, string>();
   private closed = false;
   private readonly uplinkOnly: boolean;
+  /** The rule of the latest uplink remembered as an echo (the label of echoes dropped on the frame). */
+  private echoRule = '';
 
   constructor(private readonly p: SessionParams) {
     this.echo = p.echo ?? new EchoSet();
@@ -157,10 +159,12 @@ export class DialectSession implements SessionMapper {
     const out = encodeAll(msg, targets, this.p.vars, this.p.nowUs(), this.p.northVersion, payload);
     if (!out.ok) return { verdict: 'drop', reason: out.reason, rule: rule.name };
     const cap = this.north.maxQos;
+    const echo = out.echo && !this.uplinkOnly;
     for (const o of out.list) {
       if (o.qos > cap) o.qos = cap;
-      if (out.echo && !this.uplinkOnly) this.remember(o);
+      if (echo) this.remember(o);
     }
+    if (echo) this.echoRule = out.rule.name;
     if (this.p.lastValues && rule.down !== undefined)
       this.p.lastValues.set(
         this.scopeOf(rule),
@@ -302,6 +306,10 @@ export class DialectSession implements SessionMapper {
 
   autoSubscribe(): Array<{ topic: string; qos: QoS }> {
     return this.auto;
+  }
+
+  takeEcho(frame: Buffer, topicStart: number, topicEnd: number, payloadStart: number): string | undefined {
+    return this.echo.takeFrame(frame, topicStart, topicEnd, payloadStart) ? this.echoRule : undefined;
   }
 
   /**
