@@ -8,25 +8,24 @@
  *   QoS 2: src PUBLISH(x) → dst PUBLISH(y..) → dst PUBREC(all) → src PUBREC(x)
  *          → src PUBREL(x) → dst PUBREL(y..) → dst PUBCOMP(all) → src PUBCOMP(x)
  *
- * A message that produces no QoS>0 copy is acknowledged at once (it was consumed).
+ * A message that produces no QoS>0 copy is acknowledged at once (it was consumed). A QoS 2
+ * resend (DUP) after PUBREC sends the QoS 2 copies again under their ids and relays the answer.
  *
  * Every acknowledgement carries an explicit reason code (0 by default): mqtt-packet then
  * emits the MQTT 5 short form (2 bytes) when it is 0, which strict clients (paho) require.
  */
 import type { IPublishPacket, Packet, QoS } from 'mqtt-packet';
 import type { PublishOut } from '../core/contract.js';
+import type { IdSpace } from './ids.js';
+
+// The id allocator lived here first: importers keep this path.
+export { IdAllocator, type IdSpace } from './ids.js';
 
 export type AckCmd = 'puback' | 'pubrec' | 'pubcomp';
 export type AckResult = 'ok' | 'unknown' | 'unexpected';
 
 export interface RelayPeer {
   send(packet: Packet): boolean;
-}
-
-export interface IdSpace {
-  /** A free id; `preferred` when it is free (so a 1:1 relay keeps the sender's ids). */
-  alloc(preferred?: number): number;
-  free(id: number): void;
 }
 
 export interface RelayHooks {
@@ -215,6 +214,8 @@ export class Relay {
       return;
     }
     g.phase = 'comp';
+    // Released: nothing will be resent, the copies need not be kept.
+    g.sent = [];
     g.waiting = g.relIds.length;
     for (const id of g.relIds) {
       this.byDst.set(id, g);
@@ -296,35 +297,5 @@ export class Relay {
   private settle(g: Group): void {
     this.bySrc.delete(g.srcId);
     this.hooks.onSettled(g.t0);
-  }
-}
-
-/** Packet identifiers 1..65535 for one side, skipping those in use. */
-export class IdAllocator implements IdSpace {
-  private next = 1;
-  private readonly used = new Set<number>();
-
-  alloc(preferred?: number): number {
-    if (preferred !== undefined && preferred > 0 && preferred <= 65535 && !this.used.has(preferred)) {
-      this.used.add(preferred);
-      return preferred;
-    }
-    for (let i = 0; i < 65535; i++) {
-      const id = this.next;
-      this.next = id === 65535 ? 1 : id + 1;
-      if (!this.used.has(id)) {
-        this.used.add(id);
-        return id;
-      }
-    }
-    throw new Error('MDP_ERR_NO_PACKET_ID: 65535 messages in flight on one connection');
-  }
-
-  free(id: number): void {
-    this.used.delete(id);
-  }
-
-  get inUse(): number {
-    return this.used.size;
   }
 }
