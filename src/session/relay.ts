@@ -43,7 +43,7 @@ interface Group {
   /** Destination ids that answered PUBREC and now need PUBREL. */
   relIds: number[];
   /** The QoS 2 copies sent (a QoS 2 source only): passed on again when the source resends. */
-  sent: IPublishPacket[];
+  sent?: IPublishPacket[];
   /** The source's PUBREL came while a resend's PUBRECs were awaited: released after them. */
   relLater: boolean;
   t0: number;
@@ -112,7 +112,7 @@ export class Relay {
         this.byDst.set(id, group);
         this.expect.set(id, out.qos === 1 ? 'puback' : 'pubrec');
         group.waiting++;
-        if (out.qos === 2 && srcQos === 2) group.sent.push(packet);
+        if (out.qos === 2 && srcQos === 2) (group.sent ??= []).push(packet);
       }
       this.dst.send(packet);
     }
@@ -215,7 +215,7 @@ export class Relay {
     }
     g.phase = 'comp';
     // Released: nothing will be resent, the copies need not be kept.
-    g.sent = [];
+    g.sent = undefined;
     g.waiting = g.relIds.length;
     for (const id of g.relIds) {
       this.byDst.set(id, g);
@@ -242,7 +242,7 @@ export class Relay {
       phase: 'ack',
       reasonCode: 0,
       relIds: [],
-      sent: [],
+      sent: undefined,
       relLater: false,
       t0: Date.now(),
       local,
@@ -264,7 +264,7 @@ export class Relay {
     }
     g.phase = 'ack';
     g.waiting = 0;
-    for (const packet of g.sent) {
+    for (const packet of g.sent ?? []) {
       const id = packet.messageId!;
       if (!g.relIds.includes(id)) continue;
       g.waiting++;
