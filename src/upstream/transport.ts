@@ -78,10 +78,10 @@ export function compileTransport(url: string, t: NorthTls = {}): CompiledTranspo
         if (parsed.protocol === 'mqtt' || parsed.protocol === 'mqtts') {
           const sock =
             parsed.protocol === 'mqtt'
-              ? net.connect({ host: parsed.host, port: parsed.port })
+              ? net.connect({ host: parsed.host, port: parsed.port, noDelay: true })
               : tls.connect({ host: parsed.host, port: parsed.port, ...tlsOpts });
           cleanup = () => sock.destroy();
-          sock.setNoDelay(true);
+          if (parsed.protocol === 'mqtts') sock.setNoDelay(true);
           sock.once(parsed.protocol === 'mqtt' ? 'connect' : 'secureConnect', () => {
             sock.removeAllListeners('error');
             finish(null, sock);
