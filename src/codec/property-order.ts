@@ -29,12 +29,23 @@ export function rememberOrder(
 }
 
 /**
- * True when mqtt-packet's object can have lost the order of these user properties: a key came
- * more than once (distinct keys keep their order as object keys). The cheap test that keeps a
- * PUBLISH without repeated keys off this path.
+ * Remembers the property order of a parsed PUBLISH frame when mqtt-packet would write it back
+ * otherwise: a user-property key repeats, or other properties come between user properties.
+ * A PUBLISH whose order survives (the usual case) costs one walk of its property block.
  */
-export function repeatsKeys(userProperties: object): boolean {
-  for (const v of Object.values(userProperties)) if (Array.isArray(v)) return true;
+export function rememberPublish(
+  properties: { userProperties?: Record<string, unknown> } | undefined,
+  frame: Buffer,
+): void {
+  const user = properties?.userProperties;
+  if (user === undefined) return;
+  const block = publishProperties(frame);
+  if (!block) return;
+  if (repeatsKeys(user) || !userPropertiesTogether(frame, block)) rememberOrder(properties, frame, block);
+}
+
+function repeatsKeys(userProperties: Record<string, unknown>): boolean {
+  for (const k in userProperties) if (Array.isArray(userProperties[k])) return true;
   return false;
 }
 
@@ -113,28 +124,51 @@ const FIXED: Record<number, number> = {
 const LENGTH_PREFIXED = new Set([0x03, 0x08, 0x09, 0x12, 0x15, 0x16, 0x1a, 0x1c, 0x1f]);
 const SUBSCRIPTION_IDENTIFIER = 0x0b;
 
+/** Offset just past the property at `off` of `buf` (block ending at `end`), or -1 if unreadable. */
+function entryEnd(buf: Buffer, start: number, end: number): number {
+  let off = start;
+  const id = buf[off++]!;
+  const fixed = FIXED[id];
+  if (fixed !== undefined) off += fixed;
+  else if (LENGTH_PREFIXED.has(id) || id === USER_PROPERTY) {
+    for (let i = id === USER_PROPERTY ? 2 : 1; i > 0; i--) {
+      if (off + 2 > end) return -1;
+      off += 2 + buf.readUInt16BE(off);
+    }
+  } else if (id === SUBSCRIPTION_IDENTIFIER) {
+    const v = readVarint(buf, off, end);
+    if (!v) return -1;
+    off = v[1];
+  } else return -1;
+  return off > end ? -1 : off;
+}
+
 /** Splits a property block into its properties (identifier and value), or undefined if unreadable. */
 function entries(block: Buffer): Buffer[] | undefined {
   const out: Buffer[] = [];
-  const end = block.length;
-  let off = 0;
-  while (off < end) {
-    const start = off;
-    const id = block[off++]!;
-    const fixed = FIXED[id];
-    if (fixed !== undefined) off += fixed;
-    else if (LENGTH_PREFIXED.has(id) || id === USER_PROPERTY) {
-      for (let i = id === USER_PROPERTY ? 2 : 1; i > 0; i--) {
-        if (off + 2 > end) return undefined;
-        off += 2 + block.readUInt16BE(off);
-      }
-    } else if (id === SUBSCRIPTION_IDENTIFIER) {
-      const v = readVarint(block, off, end);
-      if (!v) return undefined;
-      off = v[1];
-    } else return undefined;
-    if (off > end) return undefined;
-    out.push(block.subarray(start, off));
+  for (let off = 0; off < block.length; ) {
+    const next = entryEnd(block, off, block.length);
+    if (next < 0) return undefined;
+    out.push(block.subarray(off, next));
+    off = next;
   }
   return out;
+}
+
+/**
+ * True when the user properties of the block come one after another: mqtt-packet then writes
+ * the block back in its own order (each property name where it first came), unless a
+ * user-property key repeats. Walks the block without allocating.
+ */
+function userPropertiesTogether(buf: Buffer, block: Range): boolean {
+  let state = 0; // 0: none yet, 1: in the user properties, 2: past them
+  for (let off = block.start; off < block.end; ) {
+    const user = buf[off] === USER_PROPERTY;
+    if (user && state === 2) return false;
+    if (user) state = 1;
+    else if (state === 1) state = 2;
+    off = entryEnd(buf, off, block.end);
+    if (off < 0) return true; // unreadable: nothing to restore
+  }
+  return true;
 }

@@ -162,6 +162,14 @@ describe('unit: CONNECT and PUBLISH written back as they were received', () => {
     assert.deepEqual(h.received(), bytes);
   });
 
+  it('PUBLISH user properties with other properties between them stay where they were', async () => {
+    const props = block(user('x', '1'), prop(0x08, str('reply/to')), user('y', '2'), prop(0x02, u32(30)));
+    const bytes = frame(0x30, str('t/4'), props, Buffer.from('payload'));
+    const h = channelHarness({ protocolVersion: 5 }, (hh, p) => hh.channel.write(p));
+    await h.feed(bytes);
+    assert.deepEqual(h.received(), bytes);
+  });
+
   it('user properties keep their order when other properties of the PUBLISH change', async () => {
     const bytes = frame(
       0x30,
