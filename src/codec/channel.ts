@@ -6,11 +6,12 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { Duplex } from 'node:stream';
-import mqtt, { type Packet } from 'mqtt-packet';
+import type { Packet, Parser } from 'mqtt-packet';
 import { bodyStart } from './bytes.js';
 import { type ConnectLayout, connectLayout, encodeConnect, rememberConnect } from './connect-frame.js';
 import { FrameError, Framer } from './framer.js';
 import { publishProperties, rememberPublish, restoreOrder } from './property-order.js';
+import mqtt from './quiet-mqtt-packet.js';
 
 export interface ChannelEvents {
   onPacket(packet: Packet, bytes: number): void;
@@ -20,6 +21,19 @@ export interface ChannelEvents {
   onDrain(): void;
   /** A last packet to send before a failed channel closes (e.g. CONNACK 1 for an unknown protocol level). */
   lastWords?(reason: string): Packet | undefined;
+  /**
+   * An MQTT 3.1/3.1.1 PUBLISH frame (topic already checked) offered before it is parsed, by
+   * the offsets of its parts; true when the handler took it whole (it is then not parsed and
+   * `onPacket` is not called): the north side drops a device's echoed uplinks this way.
+   */
+  onRawPublish?(
+    frame: Buffer,
+    qos: number,
+    messageId: number,
+    topicStart: number,
+    topicEnd: number,
+    payloadStart: number,
+  ): boolean;
 }
 
 export interface ChannelOptions {
@@ -31,7 +45,7 @@ export interface ChannelOptions {
 }
 
 export class PacketChannel {
-  private readonly parser: mqtt.Parser;
+  private readonly parser: Parser;
   private readonly framer: Framer;
   private closed = false;
   /** True between the first write of an event-loop turn and the uncork at its end. */
@@ -86,6 +100,10 @@ export class PacketChannel {
           return;
         }
         if (this.genOpts.protocolVersion === 5) expectPayload = v5PayloadLength(frame);
+        else if (this.events.onRawPublish && this.offerRaw(frame)) {
+          this.lastReadAt = Date.now();
+          return;
+        }
       } else if (type === CONNECT) {
         // Flag rules and surplus bytes mqtt-packet does not check: closed without a CONNACK.
         connect = connectLayout(frame);
@@ -187,6 +205,22 @@ export class PacketChannel {
   destroy(): void {
     this.closed = true;
     this.stream.destroy();
+  }
+
+  /** Offers a v3.1/3.1.1 PUBLISH frame to `onRawPublish`; false when malformed (the parser says why). */
+  private offerRaw(frame: Buffer): boolean {
+    let off = 1;
+    while (off < 5 && (frame[off]! & 0x80) !== 0) off++;
+    off++;
+    if (off + 2 > frame.length) return false;
+    const topicStart = off + 2;
+    const topicEnd = topicStart + frame.readUInt16BE(off);
+    const qos = (frame[0]! >> 1) & 3;
+    const payloadStart = qos > 0 ? topicEnd + 2 : topicEnd;
+    if (qos === 3 || payloadStart > frame.length) return false;
+    const messageId = qos > 0 ? frame.readUInt16BE(topicEnd) : 0;
+    if (qos > 0 && messageId === 0) return false;
+    return this.events.onRawPublish!(frame, qos, messageId, topicStart, topicEnd, payloadStart);
   }
 
   private fail(reason: string, err?: Error): void {
