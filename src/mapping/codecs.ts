@@ -3,7 +3,7 @@
  * into plain objects. Sample codecs turn bytes into canonical samples and back; the raw
  * codec carries an opaque body untouched.
  */
-import { type Canonical, type Sample, sampleBytes, sampleValue } from './model.js';
+import { type Canonical, type Sample, sampleBytes, sampleJson, sampleValue } from './model.js';
 import { safeLevel, type Vars } from './template.js';
 
 export const CODECS = [
@@ -188,7 +188,7 @@ export function makeCodec(spec: CodecSpec, defaultName: CodecName): Codec {
           for (let i = 0; i < samples.length; i++) {
             const s = samples[i] as Sample;
             let item = withKey ? `${qKey}:${JSON.stringify(s.key)}` : '';
-            const v = JSON.stringify(sampleValue(s));
+            const v = sampleJson(s);
             if (v !== undefined) item += `${item ? ',' : ''}${qValue}:${v}`;
             const ts = s.ts ?? (stamp ? nowUs : undefined);
             if (qTime && ts !== undefined) item += `${item ? ',' : ''}${qTime}:${tsOut(ts, factor)}`;

@@ -79,6 +79,56 @@ export function sampleValue(s: Sample): unknown {
   return v;
 }
 
+/**
+ * A sample's value as JSON text, as `JSON.stringify(sampleValue(s))` gives it. Raw bytes that
+ * already are that text (a JSON string without escapes or control characters, an integer
+ * without leading zeros, true, false, null) are used as they are: nothing is parsed or
+ * re-serialised. Undefined when the value has no JSON form.
+ */
+export function sampleJson(s: Sample): string | undefined {
+  const raw = s.value === undefined ? s.raw : undefined;
+  if (raw !== undefined && raw.length > 0 && canonicalJson(raw)) return raw.toString('latin1');
+  return JSON.stringify(sampleValue(s));
+}
+
+/**
+ * True when `b` is JSON text that JSON.stringify(JSON.parse(text)) gives back unchanged, and
+ * is plain ASCII (read as latin1 it is the same text): checked byte by byte, no allocation.
+ */
+function canonicalJson(b: Buffer): boolean {
+  const n = b.length;
+  const c0 = b[0] as number;
+  if (c0 === 34) {
+    // A string: no escapes, no control characters, no quote inside, ASCII only.
+    if (n < 2 || b[n - 1] !== 34) return false;
+    for (let i = 1; i < n - 1; i++) {
+      const c = b[i] as number;
+      if (c < 0x20 || c > 0x7e || c === 34 || c === 92) return false;
+    }
+    return true;
+  }
+  if (c0 === 116) return b.equals(TRUE);
+  if (c0 === 102) return b.equals(FALSE);
+  if (c0 === 110) return b.equals(NULL);
+  // An integer of at most 15 digits (exactly representable), no leading zero, no -0.
+  let i = c0 === 45 ? 1 : 0;
+  const digits = n - i;
+  if (digits >= 1 && digits <= 15) {
+    const first = b[i] as number;
+    if (first === 48) return digits === 1 && i === 0;
+    for (; i < n; i++) {
+      const c = b[i] as number;
+      if (c < 48 || c > 57) return false;
+    }
+    return true;
+  }
+  return false;
+}
+
+const TRUE = Buffer.from('true');
+const FALSE = Buffer.from('false');
+const NULL = Buffer.from('null');
+
 /** Serialises a sample's value as a raw payload: the original bytes when there are any. */
 export function sampleBytes(s: Sample): Buffer {
   if (s.raw) return s.raw;

@@ -5,6 +5,7 @@
  */
 import type { Outcome, SubscribePlan } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
+import type { HotEntry } from '../metrics/hot.js';
 import type { Metrics } from '../metrics/metrics.js';
 
 const UNMAPPED_LOG_INTERVAL_MS = 10_000;
@@ -42,16 +43,39 @@ export function countMessage(
   }
   const rule = o.rule ?? '';
   const reason = o.reason ?? '';
-  metrics.hot.messagesTotal.add(
-    `${route}\u0000${direction}\u0000${rule}\u0000${outcome}\u0000${reason}`,
-    () => ({
-      route,
-      direction,
-      rule,
-      outcome,
-      reason,
-    }),
-  );
+  // One map lookup per label value (each a constant string whose hash V8 keeps): no key
+  // string and no closure built per message.
+  const counter = metrics.hot.messagesTotal;
+  let root = seriesRoots.get(counter);
+  if (!root) {
+    root = { next: new Map() };
+    seriesRoots.set(counter, root);
+  }
+  const leaf = step(step(step(step(step(root, route), direction), outcome), rule), reason);
+  leaf.entry ??= counter.entry(`${route}\u0000${direction}\u0000${rule}\u0000${outcome}\u0000${reason}`, {
+    route,
+    direction,
+    rule,
+    outcome,
+    reason,
+  });
+  leaf.entry.pending++;
+}
+
+/** The series of messages_total as a tree of label values (route → … → reason). */
+interface SeriesNode {
+  readonly next: Map<string, SeriesNode>;
+  entry?: HotEntry<'route' | 'direction' | 'rule' | 'outcome' | 'reason'>;
+}
+const seriesRoots = new WeakMap<object, SeriesNode>();
+
+function step(node: SeriesNode, value: string): SeriesNode {
+  let next = node.next.get(value);
+  if (!next) {
+    next = { next: new Map() };
+    node.next.set(value, next);
+  }
+  return next;
 }
 
 /** `/up/…/id/…` → "6 levels, first: up": enough to recognise a topic family, nothing secret. */
