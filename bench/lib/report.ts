@@ -64,6 +64,9 @@ export function medians(r: Results) {
       hopUsPerConnect: med(xs, (x) => x.hopUsPerConnect),
       brokerUsPerConnect: med(xs, (x) => x.brokerUsPerConnect),
       genUsPerConnect: med(xs, (x) => x.genUsPerConnect),
+      hopCoreShare: med(xs, (x) => x.hopCoreShare),
+      foreignCpuShare: med(xs, (x) => x.foreignCpuShare),
+      machineCpuShare: med(xs, (x) => x.machineCpuShare),
       hopBytesPerDevice: med(xs, (x) => x.hopBytesPerDevice),
       heapBytesPerDevice: med(xs, (x) => x.heapBytesPerDevice),
       externalBytesPerDevice: med(xs, (x) => x.externalBytesPerDevice),
@@ -201,6 +204,7 @@ export function render(m: Medians, labels: Record<string, string>, tgts: Target[
           'failed',
           'connects/s',
           'CPU µs/connect [broker]',
+          'hop core / machine / foreign',
           'hop RSS B/device',
           'JS heap',
           'external',
@@ -213,6 +217,7 @@ export function render(m: Medians, labels: Record<string, string>, tgts: Target[
             fmt(x?.failed),
             fmt(x?.connectsPerSec),
             `${Number.isFinite(x?.hopUsPerConnect) ? fmt(x?.hopUsPerConnect) : '-'} [${fmt(x?.brokerUsPerConnect)}]`,
+            `${Number.isFinite(x?.hopCoreShare) ? pct(x?.hopCoreShare) : '-'} / ${pct(x?.machineCpuShare)} / ${pct(x?.foreignCpuShare)}`,
             fmt(x?.hopBytesPerDevice),
             fmt(x?.heapBytesPerDevice),
             fmt(x?.externalBytesPerDevice),
@@ -252,4 +257,8 @@ export function render(m: Medians, labels: Record<string, string>, tgts: Target[
     );
   }
   return parts.join('\n');
+}
+
+function pct(x: number | undefined): string {
+  return x === undefined || !Number.isFinite(x) ? '-' : `${Math.round(100 * x)}%`;
 }

@@ -232,6 +232,12 @@ export interface DevicesSample {
   hopUsPerConnect: number;
   brokerUsPerConnect: number;
   genUsPerConnect: number;
+  /** Share of one core the hop used while devices connected (near 1: the hop is the limit). */
+  hopCoreShare: number;
+  /** Share of the machine (all cores) used by processes outside the benchmark meanwhile. */
+  foreignCpuShare: number;
+  /** Share of the machine (all cores) busy meanwhile (near 1: the machine is the limit). */
+  machineCpuShare: number;
   hopBytesPerDevice: number;
   /** Of which live JS heap after a full GC (Node hops only). */
   heapBytesPerDevice: number;
@@ -252,7 +258,12 @@ export async function devices(rig: Rig, path: Path, count: number, idleMs: numbe
   const mem0 = await settle(path);
   const hop0 = path.hopPid ? rssBytes(path.hopPid) : 0;
   const half = Math.floor(count / 2);
-  const cpu0 = { hop: path.hopPid ? cpuUs(path.hopPid) : Number.NaN, broker: cpuUs(rig.brokerPid) };
+  const cpu0 = {
+    hop: path.hopPid ? cpuUs(path.hopPid) : Number.NaN,
+    broker: cpuUs(rig.brokerPid),
+    machine: machineBusyUs(),
+    t: performance.now(),
+  };
   const parts = [
     { w: rig.gen, from: 0, n: half },
     { w: rig.helper, from: half, n: count - half },
@@ -273,9 +284,15 @@ export async function devices(rig: Rig, path: Path, count: number, idleMs: numbe
         ),
       ),
     );
-    const cpu1 = { hop: path.hopPid ? cpuUs(path.hopPid) : Number.NaN, broker: cpuUs(rig.brokerPid) };
+    const cpu1 = {
+      hop: path.hopPid ? cpuUs(path.hopPid) : Number.NaN,
+      broker: cpuUs(rig.brokerPid),
+      machine: machineBusyUs(),
+      t: performance.now(),
+    };
     const connected = res.reduce((s, r) => s + (r.connected as number), 0);
     const genCpu = res.reduce((s, r) => s + (r.cpuUs as number), 0);
+    const wallUs = (cpu1.t - cpu0.t) * 1000;
     const failed = res.reduce((s, r) => s + (r.failed as number), 0);
     const start = Math.min(...res.map((r) => r.startUs as number));
     const end = Math.max(...res.map((r) => r.endUs as number));
@@ -290,6 +307,15 @@ export async function devices(rig: Rig, path: Path, count: number, idleMs: numbe
       hopUsPerConnect: connected ? (cpu1.hop - cpu0.hop) / connected : Number.NaN,
       brokerUsPerConnect: connected ? (cpu1.broker - cpu0.broker) / connected : Number.NaN,
       genUsPerConnect: connected ? genCpu / connected : Number.NaN,
+      hopCoreShare: (cpu1.hop - cpu0.hop) / wallUs,
+      foreignCpuShare:
+        (cpu1.machine -
+          cpu0.machine -
+          (path.hopPid ? cpu1.hop - cpu0.hop : 0) -
+          (cpu1.broker - cpu0.broker) -
+          genCpu) /
+        (wallUs * os.cpus().length),
+      machineCpuShare: (cpu1.machine - cpu0.machine) / (wallUs * os.cpus().length),
       hopBytesPerDevice: path.hopPid && connected ? (hop1 - hop0) / connected : Number.NaN,
       heapBytesPerDevice: connected ? (mem1.heapUsed - mem0.heapUsed) / connected : Number.NaN,
       externalBytesPerDevice: connected ? (mem1.external - mem0.external) / connected : Number.NaN,

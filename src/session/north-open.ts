@@ -8,6 +8,7 @@ import type {
   IConnectPacket,
   IDisconnectPacket,
   IPublishPacket,
+  ISubscription,
   Packet,
   QoS,
 } from 'mqtt-packet';
@@ -56,6 +57,8 @@ export interface NorthOpened {
   connack?: IConnackPacket;
   /** Highest QoS to send north (a gateway platform refuses QoS 2). */
   maxQos: QoS;
+  /** The SUBACK of the automatic subscriptions, when they went out with the CONNECT. */
+  subscribed?: Promise<number[]>;
 }
 
 export class NorthRefusal extends Error {
@@ -77,6 +80,8 @@ export async function openNorth(
   /** The session's logger, made only when something is logged. */
   log: () => Logger,
   events: NorthEvents,
+  /** The session's automatic north subscriptions: sent with the CONNECT on its own connection. */
+  autoSubscribe: ISubscription[] = [],
 ): Promise<NorthOpened | undefined> {
   const metrics = ctx.metrics;
   if (plan.mode === 'local') return undefined;
@@ -100,11 +105,14 @@ export async function openNorth(
         timeoutMs: ctx.limits.northConnectTimeoutMs,
         maxPacketBytes: ctx.limits.maxPacketBytes,
         meter: northMeter(ctx.meter),
+        subscribe: autoSubscribe,
       },
       events,
     );
     northConnectSeconds(metrics, routeName).observe(Number(process.hrtime.bigint() - t0) / 1e9);
-    return { port: res.client, connack: res.connack, maxQos: 2 };
+    const opened: NorthOpened = { port: res.client, connack: res.connack, maxQos: 2 };
+    if (res.subscribed) opened.subscribed = res.subscribed;
+    return opened;
   } catch (err) {
     const e = err as NorthConnectError;
     metrics.northConnectFailuresTotal.labels(routeName, e.reason ?? 'error').inc();

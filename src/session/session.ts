@@ -229,6 +229,7 @@ export class Session implements SessionLike, ChannelEvents {
         this.routeName,
         () => this.log,
         new NorthSide(this),
+        this.mapper.autoSubscribe(),
       );
     } catch (err) {
       const r = err as NorthRefusal;
@@ -245,10 +246,11 @@ export class Session implements SessionLike, ChannelEvents {
         return;
       }
     }
-    this.goOnline(opened?.connack);
+    this.goOnline(opened?.connack, opened?.subscribed);
   }
 
-  private goOnline(northConnack?: IConnackPacket): void {
+  /** `subscribed`: the automatic subscriptions' SUBACK when they went out with the CONNECT. */
+  private goOnline(northConnack?: IConnackPacket, subscribed?: Promise<number[]>): void {
     const metrics = this.ctx.metrics;
     const sessionPresent =
       this.quirks.sessionPresent === 'always'
@@ -266,7 +268,7 @@ export class Session implements SessionLike, ChannelEvents {
     const mapper = this.mapper!;
     const auto = mapper.autoSubscribe();
     if (auto.length && north) {
-      north.subscribe(auto).catch(() => this.log.warn('automatic north subscription failed'));
+      (subscribed ?? north.subscribe(auto)).catch(() => this.log.warn('automatic north subscription failed'));
     }
     north?.start();
     const online = mapper.onOnline?.();

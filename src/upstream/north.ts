@@ -102,14 +102,20 @@ export class NorthClient implements ChannelEvents {
     return this.idSpace;
   }
 
-  /** Opens the stream, sends CONNECT and resolves with the CONNACK; rejects with NorthConnectError. */
+  /**
+   * Opens the stream, sends CONNECT and resolves with the CONNACK; rejects with
+   * NorthConnectError. `opts.subscribe` is sent right behind the CONNECT, in the same write
+   * (a client need not wait for the CONNACK, MQTT 3.1.1 §3.1.4, MQTT 5 §3.1.4; a broker that
+   * refuses the CONNECT processes nothing after it): `subscribed` settles with its SUBACK
+   * once the client is started, or rejects when the connection fails.
+   */
   static async connect(
     transport: CompiledTransport,
     connect: IConnectPacket,
-    opts: { timeoutMs: number; maxPacketBytes: number; meter?: NorthMeter },
+    opts: { timeoutMs: number; maxPacketBytes: number; meter?: NorthMeter; subscribe?: ISubscription[] },
     handlers: NorthHandlers,
     ids?: IdAllocator,
-  ): Promise<{ client: NorthClient; connack: IConnackPacket }> {
+  ): Promise<{ client: NorthClient; connack: IConnackPacket; subscribed?: Promise<number[]> }> {
     const deadline = Date.now() + opts.timeoutMs;
     let stream: Awaited<ReturnType<CompiledTransport['open']>>;
     try {
@@ -128,14 +134,22 @@ export class NorthClient implements ChannelEvents {
       opts.meter,
       ids,
     );
-    return new Promise((resolve, reject) => {
+    let subscribed: Promise<number[]> | undefined;
+    const connected = new Promise<{ client: NorthClient; connack: IConnackPacket }>((resolve, reject) => {
       client.pending = {
         resolve,
         reject,
         timer: setTimeout(NorthClient.connectTimedOut, Math.max(1, deadline - Date.now()), client),
       };
       client.channel.write(connect);
+      if (opts.subscribe?.length) {
+        subscribed = client.subscribe(opts.subscribe);
+        // Handled here too: a failed CONNECT rejects it, and its caller may never look at it.
+        subscribed.catch(() => {});
+      }
     });
+    const res = await connected;
+    return subscribed ? { ...res, subscribed } : res;
   }
 
   private static connectTimedOut(client: NorthClient): void {
@@ -150,6 +164,7 @@ export class NorthClient implements ChannelEvents {
     clearTimeout(p.timer);
     this.ended = true;
     this.channel.destroy();
+    this.rejectWaiters();
     p.reject(err);
   }
 

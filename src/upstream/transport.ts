@@ -82,11 +82,12 @@ export function compileTransport(url: string, t: NorthTls = {}): CompiledTranspo
               : tls.connect({ host: parsed.host, port: parsed.port, ...tlsOpts });
           cleanup = () => sock.destroy();
           if (parsed.protocol === 'mqtts') sock.setNoDelay(true);
+          const onError = (err: Error) => finish(err);
           sock.once(parsed.protocol === 'mqtt' ? 'connect' : 'secureConnect', () => {
-            sock.removeAllListeners('error');
+            sock.off('error', onError);
             finish(null, sock);
           });
-          sock.once('error', (err) => finish(err));
+          sock.once('error', onError);
         } else {
           const ws = new WebSocket(parsed.href, ['mqtt'], parsed.protocol === 'wss' ? tlsOpts : {});
           cleanup = () => ws.terminate();

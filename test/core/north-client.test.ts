@@ -106,6 +106,57 @@ describe('core: NorthClient against mosquitto', () => {
     second.client.destroy();
   });
 
+  it('subscriptions sent with the CONNECT: one write, SUBACK delivered once started, messages flow', async () => {
+    const h = recorder();
+    const metered: string[] = [];
+    const res = await NorthClient.connect(
+      compileTransport(broker.url),
+      { cmd: 'connect', clientId: 'nc-pipelined', protocolVersion: 4, keepalive: 30, clean: true },
+      {
+        ...OPTS,
+        meter: (dir, cmd) => metered.push(`${dir}:${cmd}`),
+        subscribe: [{ topic: 'nc/pipe/#', qos: 1 }],
+      },
+      h,
+    );
+    assert.ok(res.subscribed, 'the SUBACK promise is returned');
+    assert.deepEqual(metered.slice(0, 3), ['north_out:connect', 'north_out:subscribe', 'north_in:connack']);
+    res.client.start();
+    assert.deepEqual(await res.subscribed, [1]);
+    const other = await connectClient(broker.url);
+    try {
+      await publish(other, 'nc/pipe/x', 'piped', { qos: 0 });
+      await until(() => h.publishes.length === 1, 'the PUBLISH on the pipelined subscription');
+      assert.equal(h.publishes[0]?.payload.toString(), 'piped');
+    } finally {
+      other.end(true);
+    }
+    res.client.destroy();
+  });
+
+  it('subscriptions sent with a refused CONNECT: the refusal is the only outcome, nothing leaks', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const err = await NorthClient.connect(
+        compileTransport(secured.url),
+        { cmd: 'connect', clientId: 'nc-pipe-refused', protocolVersion: 4, keepalive: 30, clean: true },
+        { ...OPTS, subscribe: [{ topic: 'nc/pipe/#', qos: 1 }] },
+        recorder(),
+      ).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof NorthConnectError);
+      assert.equal(err.reason, 'refused');
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it('a refused CONNECT rejects with the CONNACK and closes the socket', async () => {
     const err = await NorthClient.connect(
       compileTransport(secured.url),
