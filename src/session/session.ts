@@ -60,6 +60,8 @@ export class Session implements SessionLike, ChannelEvents {
   /** The relays, made on first use once online: an idle device never needs them. */
   private upRelay?: Relay;
   private downRelay?: Relay;
+  /** The session went online (it may be closed since): relays may be made. */
+  private wentOnline = false;
   /** South packets that arrived while CONNECT or an async uplink was being handled. */
   private queue: Packet[] = [];
   private busy = false;
@@ -263,6 +265,7 @@ export class Session implements SessionLike, ChannelEvents {
     this.south.write(connack);
     const north = this.north;
     this.state = 'online';
+    this.wentOnline = true;
     openGauge(metrics, this.info.listener, this.dialect).inc();
     totalCounter(metrics, this.info.listener, this.dialect).inc();
     const mapper = this.mapper!;
@@ -495,15 +498,18 @@ export class Session implements SessionLike, ChannelEvents {
 
   // ---------------------------------------------------------------- relays
 
-  /** The uplink relay (south → north); undefined before the session is online. */
+  /**
+   * The uplink relay (south → north); undefined before the session went online. A late
+   * callback after the close still finds one (a closed side sends nothing), as before.
+   */
   private get up(): Relay | undefined {
-    if (!this.upRelay && this.state === 'online') this.makeRelays();
+    if (!this.upRelay && this.wentOnline) this.makeRelays();
     return this.upRelay;
   }
 
-  /** The downlink relay (north → south); undefined before the session is online. */
+  /** The downlink relay (north → south); undefined before the session went online. */
   private get down(): Relay | undefined {
-    if (!this.downRelay && this.state === 'online') this.makeRelays();
+    if (!this.downRelay && this.wentOnline) this.makeRelays();
     return this.downRelay;
   }
 
@@ -632,7 +638,8 @@ export class Session implements SessionLike, ChannelEvents {
   }
 
   private checkDrained(): void {
-    if (this.draining && (this.up?.size ?? 0) === 0 && (this.down?.size ?? 0) === 0) this.draining();
+    if (this.draining && (this.upRelay?.size ?? 0) === 0 && (this.downRelay?.size ?? 0) === 0)
+      this.draining();
   }
 
   close(reason: string, err?: Error): void {
@@ -656,8 +663,8 @@ export class Session implements SessionLike, ChannelEvents {
       if (this.ctx.log.isLevelEnabled(level))
         this.log[level]({ reason, err: err?.message }, 'connection closed');
     }
-    this.up?.clear();
-    this.down?.clear();
+    this.upRelay?.clear();
+    this.downRelay?.clear();
     this.mapper?.close();
     // No DISCONNECT north unless the client sent one: the broker then publishes the will.
     this.north?.destroy();
