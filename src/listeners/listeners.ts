@@ -40,8 +40,8 @@ export async function startListeners(
   const tlsOpts = cfg.tlsCert && cfg.tlsKey ? serverTls(cfg) : undefined;
   try {
     if (cfg.tcpPort >= 0) {
-      const server = net.createServer((s) => {
-        s.setNoDelay(true);
+      // noDelay as a server option: set on the accepted handle, no JS call per connection.
+      const server = net.createServer({ noDelay: true }, (s) => {
         onStream(s, { listener: 'tcp', remoteAddress: s.remoteAddress });
       });
       ports.tcp = await listen(server, cfg.host, cfg.tcpPort);
