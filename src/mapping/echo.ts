@@ -4,6 +4,12 @@
  * A bounded multiset of (topic, payload): every uplink adds one, every matching downlink
  * takes one, each in constant time. It outlives a session when the north session is
  * persistent, since the broker then keeps echoes queued while the device is away.
+ *
+ * Echoes come back in the order the uplinks went out, so new entries wait in a queue as
+ * they are (topic string, payload buffer: nothing built per uplink) and a downlink is first
+ * compared, byte for byte, with the oldest. Anything else (an echo out of order, a lost one,
+ * a downlink that is no echo) moves the queue into the keyed table, where any entry is found
+ * by its (topic, payload) key: each entry is moved at most once.
  */
 import { createHash } from 'node:crypto';
 
@@ -20,30 +26,48 @@ function keyOf(topic: string, payload: Buffer): string {
   return `${topic}\u0000${payload.length}\u0000${body}`;
 }
 
+const EMPTY = Buffer.alloc(0);
+
+/** True when `topic` is ASCII and equals the bytes [start, end) of `frame` (no decoding). */
+function sameAscii(topic: string, frame: Buffer, start: number, end: number): boolean {
+  if (topic.length !== end - start) return false;
+  for (let i = 0; i < topic.length; i++) {
+    const c = topic.charCodeAt(i);
+    if (c >= 0x80 || c !== frame[start + i]) return false;
+  }
+  return true;
+}
+
 export class EchoSet {
   /** Made on the first uplink: a device that never publishes holds no table. */
   private counts: Map<string, number> | undefined;
   /** Keys in insertion order, one per entry added: the oldest go first when full. */
   private order: string[] | undefined;
   private head = 0;
-  private size = 0;
+  /** Entries in the table (`counts`). */
+  private keyed = 0;
+  /** Newer entries not yet in the table, oldest first from `qHead` (all newer than the table's). */
+  private qTopics: string[] | undefined;
+  private qPayloads: Buffer[] | undefined;
+  private qHead = 0;
 
   add(topic: string, payload: Buffer): void {
-    const key = keyOf(topic, payload);
-    this.counts ??= new Map();
-    this.order ??= [];
-    const counts = this.counts;
-    const order = this.order;
-    counts.set(key, (counts.get(key) ?? 0) + 1);
-    order.push(key);
-    this.size++;
-    while (this.size > MAX_ENTRIES && this.head < order.length) this.drop(order[this.head++]!);
-    if (this.head > MAX_ENTRIES || order.length > 4 * MAX_ENTRIES) this.compact();
+    this.qTopics ??= [];
+    this.qPayloads ??= [];
+    this.qTopics.push(topic);
+    this.qPayloads.push(payload);
+    if (this.entries > MAX_ENTRIES) this.evictOldest();
   }
 
   /** True (and the entry is consumed) when this downlink is the echo of an uplink. */
   take(topic: string, payload: Buffer): boolean {
-    if (this.size === 0) return false;
+    if (this.entries === 0) return false;
+    const q = this.qHead;
+    if (this.queued > 0 && this.qTopics![q] === topic && this.qPayloads![q]!.equals(payload)) {
+      this.shift();
+      return true;
+    }
+    this.settle();
     return this.drop(keyOf(topic, payload));
   }
 
@@ -52,7 +76,19 @@ export class EchoSet {
    * payload: an echo is recognised and consumed before the packet is parsed at all.
    */
   takeFrame(frame: Buffer, topicStart: number, topicEnd: number, payloadStart: number): boolean {
-    if (this.size === 0) return false;
+    if (this.entries === 0) return false;
+    if (this.queued > 0) {
+      const q = this.qHead;
+      const p = this.qPayloads![q]!;
+      if (
+        frame.compare(p, 0, p.length, payloadStart, frame.length) === 0 &&
+        sameAscii(this.qTopics![q]!, frame, topicStart, topicEnd)
+      ) {
+        this.shift();
+        return true;
+      }
+      this.settle();
+    }
     const len = frame.length - payloadStart;
     const body =
       len <= INLINE_BYTES
@@ -63,20 +99,84 @@ export class EchoSet {
 
   /** Undoes the last `n` additions (a will message is translated but never echoed). */
   forgetLast(n: number): void {
+    let i = 0;
+    for (; i < n && this.queued > 0; i++) {
+      this.qTopics!.pop();
+      this.qPayloads!.pop();
+    }
     const order = this.order;
     if (!order) return;
-    for (let i = 0; i < n && order.length > this.head; i++) this.drop(order.pop()!);
+    for (; i < n && order.length > this.head; i++) this.drop(order.pop()!);
   }
 
   get entries(): number {
-    return this.size;
+    return this.keyed + this.queued;
+  }
+
+  /**
+   * Moves the queue into the table (also when a session ends and its set is kept: the
+   * table's keys hold no reference to the payload buffers).
+   */
+  settle(): void {
+    const topics = this.qTopics;
+    const payloads = this.qPayloads;
+    if (!topics || !payloads || this.queued === 0) return;
+    this.counts ??= new Map();
+    this.order ??= [];
+    const counts = this.counts;
+    const order = this.order;
+    for (let i = this.qHead; i < topics.length; i++) {
+      const key = keyOf(topics[i]!, payloads[i]!);
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+      order.push(key);
+      this.keyed++;
+    }
+    this.qTopics = undefined;
+    this.qPayloads = undefined;
+    this.qHead = 0;
+    if (this.head > MAX_ENTRIES || order.length > 4 * MAX_ENTRIES) this.compact();
   }
 
   clear(): void {
     this.counts = undefined;
     this.order = undefined;
     this.head = 0;
-    this.size = 0;
+    this.keyed = 0;
+    this.qTopics = undefined;
+    this.qPayloads = undefined;
+    this.qHead = 0;
+  }
+
+  private get queued(): number {
+    return this.qTopics ? this.qTopics.length - this.qHead : 0;
+  }
+
+  /** Consumes the oldest queued entry. */
+  private shift(): void {
+    const topics = this.qTopics!;
+    const payloads = this.qPayloads!;
+    // The payload buffer is let go at once; the arrays are cut down now and then.
+    topics[this.qHead] = '';
+    payloads[this.qHead] = EMPTY;
+    this.qHead++;
+    if (this.qHead === topics.length) {
+      this.qTopics = undefined;
+      this.qPayloads = undefined;
+      this.qHead = 0;
+    } else if (this.qHead >= 1024 && this.qHead * 2 >= topics.length) {
+      this.qTopics = topics.slice(this.qHead);
+      this.qPayloads = payloads.slice(this.qHead);
+      this.qHead = 0;
+    }
+  }
+
+  /** Drops the oldest entry when full: the table's first (older than the queue), else the queue's. */
+  private evictOldest(): void {
+    const order = this.order;
+    while (this.keyed > 0 && order && this.head < order.length) {
+      if (this.drop(order[this.head++]!)) return;
+    }
+    if (this.queued > 0) this.shift();
   }
 
   private drop(key: string): boolean {
@@ -85,7 +185,7 @@ export class EchoSet {
     if (!counts || !n) return false;
     if (n === 1) counts.delete(key);
     else counts.set(key, n - 1);
-    this.size--;
+    this.keyed--;
     return true;
   }
 

@@ -345,6 +345,7 @@ export class DialectSession implements SessionMapper {
     // A persistent north session keeps its echo set (shared by the engine): echoes queued
     // while the device is away are recognised when it reconnects.
     if (!this.p.echo) this.echo.clear();
+    else this.echo.settle();
   }
 
   /** North filters to subscribe for a kind the south side receives. */

@@ -68,6 +68,58 @@ describe('echo set on raw frames', () => {
   });
 });
 
+describe('echo set as a multiset (queue in order, table otherwise)', () => {
+  test('against a plain list: random adds, takes (frames and strings), out of order, lost, wills', () => {
+    // A deterministic pseudo-random sequence (LCG): the same operations on every run.
+    let seed = 12345;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const topics = ['/thngs/T1/properties/a', '/thngs/T1/properties/b', '/thngs/T1/properties/é'];
+    const payloads = ['1', '2', '"x"', 'x'.repeat(300)].map((p) => Buffer.from(p));
+    const e = new EchoSet();
+    const model: Array<[string, Buffer]> = [];
+    for (let step = 0; step < 20_000; step++) {
+      const op = rnd(10);
+      const t = topics[rnd(topics.length)] as string;
+      const p = payloads[rnd(payloads.length)] as Buffer;
+      if (op < 4) {
+        e.add(t, p);
+        model.push([t, p]);
+      } else if (op < 9) {
+        // Most takes are the oldest entry (in order), some anything.
+        const [ot, opay] = op < 7 && model.length > 0 ? (model[0] as [string, Buffer]) : [t, p];
+        const i = model.findIndex(([mt, mp]) => mt === ot && mp.equals(opay));
+        const got = op % 2 === 0 ? e.takeFrame(...frameOf(ot, opay, (step % 2) as 0 | 1)) : e.take(ot, opay);
+        assert.equal(got, i >= 0, `step ${step}`);
+        if (i >= 0) model.splice(i, 1);
+      } else {
+        const n = rnd(3);
+        e.forgetLast(n);
+        model.splice(Math.max(0, model.length - n), n);
+      }
+      assert.equal(e.entries, model.length, `entries at step ${step}`);
+      if (step % 5000 === 4999) e.settle();
+    }
+  });
+
+  test('full: the oldest entries go first, queued or keyed', () => {
+    const e = new EchoSet();
+    const p = (i: number) => Buffer.from(String(i));
+    e.add('t', p(-1));
+    e.take('t', p(-2)); // no echo: the queue moves into the table
+    for (let i = 0; i < 65_536; i++) e.add('t', p(i));
+    assert.equal(e.entries, 65_536);
+    assert.equal(e.take('t', p(-1)), false, 'the oldest (in the table) went first');
+    e.add('t', p(65_536));
+    assert.equal(e.take('t', p(0)), false, 'then the oldest of the queue');
+    assert.equal(e.take('t', p(1)), true);
+    assert.equal(e.take('t', p(65_536)), true);
+    assert.equal(e.entries, 65_534);
+  });
+});
+
 const TOKEN = 'e0e0e0e0e948b94841820ea50868a2490632d78f';
 const API_KEY = 'evt-api-key-echo-0123';
 
