@@ -10,6 +10,7 @@ import type { Packet, Parser } from 'mqtt-packet';
 import { bodyStart } from './bytes.js';
 import { type ConnectLayout, connectLayout, encodeConnect, rememberConnect } from './connect-frame.js';
 import { FrameError, Framer } from './framer.js';
+import { createParser } from './lean-parser.js';
 import { publishProperties, rememberPublish, restoreOrder } from './property-order.js';
 import mqtt from './quiet-mqtt-packet.js';
 
@@ -61,7 +62,7 @@ export class PacketChannel {
     private readonly opts: ChannelOptions,
   ) {
     this.genOpts = { protocolVersion: opts.protocolVersion || 4 };
-    this.parser = mqtt.parser(opts.protocolVersion ? { protocolVersion: opts.protocolVersion } : {});
+    this.parser = createParser(opts.protocolVersion ? { protocolVersion: opts.protocolVersion } : {});
     let frameBytes = 0;
     let expectPayload = -1;
     /** The frame being parsed, and its layout when it is a CONNECT. */

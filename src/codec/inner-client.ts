@@ -5,6 +5,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { IConnackPacket, IConnectPacket, Packet } from 'mqtt-packet';
+import { createParser } from './lean-parser.js';
 import mqtt from './quiet-mqtt-packet.js';
 
 export interface InnerClientEvents {
@@ -16,7 +17,7 @@ export interface InnerClientEvents {
 }
 
 export class InnerClient {
-  private readonly parser = mqtt.parser({ protocolVersion: 4 });
+  private readonly parser = createParser({ protocolVersion: 4 });
   private connected = false;
   private closed = false;
   private nextId = 1;
