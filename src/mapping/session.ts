@@ -10,6 +10,7 @@ import { EchoSet } from './echo.js';
 import type { LastValues } from './last-values.js';
 import type { Canonical, Kind } from './model.js';
 import { convertKind, encodeAll, type Plan } from './plan.js';
+import { type RuleSet, ruleSet, sourcesOf } from './rule-set.js';
 import { filterMatches, safeLevel, splitTopic, type Vars } from './template.js';
 
 export interface SessionParams {
@@ -46,27 +47,16 @@ export interface SessionParams {
 
 let sessionCount = 0;
 
-/** Rules usable by this session: scheme matches and every identity capture has a value. */
-export function usable(rules: readonly Rule[], scheme: string | undefined, vars: Readonly<Vars>): Rule[] {
-  return rules.filter(
-    (r) =>
-      (r.scheme === undefined || r.scheme === scheme) &&
-      r.identityCaps.every((c) => vars[c] !== undefined) &&
-      r.needs.every((c) => vars[c] !== undefined),
-  );
-}
-
-function byKind(rules: readonly Rule[], dir: 'up' | 'down'): Map<Kind, Rule[]> {
-  const m = new Map<Kind, Rule[]>();
-  for (const r of rules) {
-    const k = r[dir];
-    if (!k) continue;
-    const l = m.get(k);
-    if (l) l.push(r);
-    else m.set(k, [r]);
+/** The empty map every session starts with (a session's own is made on its first write); refuses writes. */
+class NoEntries extends Map<unknown, unknown> {
+  override set(): this {
+    throw new Error('the shared empty map is read-only');
   }
-  return m;
 }
+const NONE: unknown = new NoEntries();
+const none = <K, V>(): Map<K, V> => NONE as Map<K, V>;
+
+export { usable } from './rule-set.js';
 
 interface SouthSub {
   levels: string[];
@@ -82,21 +72,24 @@ function isJsonType(ct: string): boolean {
 export class DialectSession implements SessionMapper {
   private readonly south: CompiledDialect;
   private readonly north: CompiledDialect;
-  private readonly southUp: Rule[];
-  private readonly northDown: Rule[];
-  private readonly northUpByKind: Map<Kind, Rule[]>;
-  private readonly southDownByKind: Map<Kind, Rule[]>;
-  private readonly northDownByKind: Map<Kind, Rule[]>;
+  private readonly southUp: readonly Rule[];
+  private readonly northDown: readonly Rule[];
+  private readonly northUpByKind: ReadonlyMap<Kind, readonly Rule[]>;
+  private readonly southDownByKind: ReadonlyMap<Kind, readonly Rule[]>;
+  private readonly northDownByKind: ReadonlyMap<Kind, readonly Rule[]>;
+  /** The usable rules, shared with sessions of the same plan, schemes and identity variables. */
+  private readonly rules: RuleSet;
   private readonly echo: EchoSet;
-  private readonly southSubs = new Map<string, SouthSub>();
-  private readonly northRefs = new Map<string, number>();
+  // Made on first write (most sessions never subscribe): until then the shared empty maps.
+  private southSubs: Map<string, SouthSub> = none<string, SouthSub>();
+  private northRefs: Map<string, number> = none<string, number>();
   private readonly auto: Array<{ topic: string; qos: QoS }>;
-  private readonly southDown: Rule[];
+  private readonly southDown: readonly Rule[];
   /** A dialect translated to itself (identities rewritten): each topic keeps its own rule. */
   private readonly same: boolean;
   /** Scope of last values on topics that name no identity: this session alone. */
-  private readonly ownScope = `session:${++sessionCount}`;
-  private readonly scopes = new Map<Rule, string>();
+  private ownScope: string | undefined;
+  private scopes: Map<Rule, string> = none<Rule, string>();
   private closed = false;
   private readonly uplinkOnly: boolean;
   /** The rule of the latest uplink remembered as an echo (the label of echoes dropped on the frame). */
@@ -106,20 +99,22 @@ export class DialectSession implements SessionMapper {
     this.echo = p.echo ?? new EchoSet();
     this.south = p.plan.south;
     this.north = p.plan.north;
-    this.southUp = usable(this.south.upRules, p.southScheme, p.vars);
-    this.northDown = usable(this.north.downRules, p.northScheme, p.vars);
-    this.northUpByKind = byKind(p.plan.preferUp(usable(this.north.upRules, p.northScheme, p.vars)), 'up');
+    const rules = ruleSet(p.plan, p.southScheme, p.northScheme, p.vars);
+    this.rules = rules;
+    this.southUp = rules.southUp;
+    this.northDown = rules.northDown;
+    this.northUpByKind = rules.northUpByKind;
     this.same = this.south.name === this.north.name;
-    this.southDown = usable(this.south.downRules, p.southScheme, p.vars);
-    this.southDownByKind = byKind(this.southDown, 'down');
-    this.northDownByKind = byKind(this.northDown, 'down');
+    this.southDown = rules.southDown;
+    this.southDownByKind = rules.southDownByKind;
+    this.northDownByKind = rules.northDownByKind;
     this.auto = [];
     this.uplinkOnly = p.downlinks === false;
     if (this.south.subs.automatic && !this.uplinkOnly) {
       for (const k of this.southDownByKind.keys()) {
         for (const f of this.northFiltersFor(k, {})) {
           if (!this.northRefs.has(f)) {
-            this.northRefs.set(f, 1);
+            this.refs().set(f, 1);
             const qos = p.persistent ? 1 : Math.min(1, this.south.quirks.maxDownlinkQos);
             this.auto.push({ topic: f, qos: qos as QoS });
           }
@@ -272,10 +267,11 @@ export class DialectSession implements SessionMapper {
           : [...new Set(allowed.flatMap((k) => this.northFiltersFor(k, caps)))];
       const prev = this.southSubs.get(filter);
       if (prev) for (const f of prev.north) this.unref(f);
+      if (this.southSubs === NONE) this.southSubs = new Map();
       this.southSubs.set(filter, { levels: filter.split('/'), north });
       const from: number[] = [];
       for (const f of north) {
-        this.northRefs.set(f, (this.northRefs.get(f) ?? 0) + 1);
+        this.refs().set(f, (this.northRefs.get(f) ?? 0) + 1);
         let i = index.get(f);
         if (i === undefined) {
           i = plan.north.length;
@@ -353,7 +349,7 @@ export class DialectSession implements SessionMapper {
     const out: string[] = [];
     // A north dialect that scopes subscriptions with ?project= (EVRYTHNG) gets the session's project.
     const scope = this.scope();
-    for (const nk of this.p.plan.sourcesOf(southKind, this.northDownByKind, this.southDownByKind)) {
+    for (const nk of sourcesOf(this.p.plan, this.rules, southKind)) {
       for (const r of this.northDownByKind.get(nk) ?? []) {
         const f = (r.subscribe ?? r.tpl).filter(
           this.p.vars,
@@ -378,10 +374,16 @@ export class DialectSession implements SessionMapper {
   }
 
   /** Between a dialect and itself, the rule of the same name (the same topic) only. */
-  private sameRule(targets: Rule[] | undefined, from: Rule): Rule[] | undefined {
+  private sameRule(targets: readonly Rule[] | undefined, from: Rule): readonly Rule[] | undefined {
     if (!this.same || !targets) return targets;
     const r = targets.find((t) => t.name === from.name);
     return r ? [r] : targets;
+  }
+
+  /** The north filter reference counts, made on first write. */
+  private refs(): Map<string, number> {
+    if (this.northRefs === NONE) this.northRefs = new Map();
+    return this.northRefs;
   }
 
   private unref(f: string): boolean {
@@ -439,12 +441,14 @@ export class DialectSession implements SessionMapper {
   private scopeOf(rule: Rule): string {
     let s = this.scopes.get(rule);
     if (s !== undefined) return s;
-    if (rule.identityCaps.length === 0 && rule.needs.length === 0) s = this.ownScope;
+    if (rule.identityCaps.length === 0 && rule.needs.length === 0)
+      s = this.ownScope ??= `session:${++sessionCount}`;
     else {
       s = '';
       for (const c of rule.identityCaps) s += `${c}=${this.p.vars[c] ?? ''}\0`;
       for (const c of rule.needs) s += `${c}=${this.p.vars[c] ?? ''}\0`;
     }
+    if (this.scopes === NONE) this.scopes = new Map();
     this.scopes.set(rule, s);
     return s;
   }
