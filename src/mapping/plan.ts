@@ -134,6 +134,19 @@ export function encodeAll(
   }
   const samples = msg.samples ?? [];
   if (samples.length === 0) return { ok: false, reason: 'empty_payload' };
+  if ((rule.keyCap || !rule.codec.multiKey) && samples.length === 1) {
+    // One sample (a device's single reading, the common case): no grouping needed.
+    const s = samples[0] as Sample;
+    if (!rule.keyCap && s.key !== rule.fixedKey) return { ok: false, reason: 'no_key' };
+    const topic = rule.tpl.build(vars, rule.keyCap ? s.key : undefined);
+    if (topic === undefined) return { ok: false, reason: 'unsafe_capture' };
+    const payload =
+      rule.codec.name === 'value' && s.raw === original
+        ? original
+        : rule.codec.encode(msg, samples, vars, nowUs);
+    list.push(withProps({ topic, payload, qos, retain: msg.retain }, msg, rule, peerVersion, undefined));
+    return finish(list, rule, dropped);
+  }
   if (rule.keyCap || !rule.codec.multiKey) {
     const groups = new Map<string, Sample[]>();
     for (const s of samples) {
