@@ -20,8 +20,22 @@ export function sampleTranslate(): boolean {
 }
 
 export function observeTranslate(metrics: Metrics, route: string, direction: Direction, t0: bigint): void {
-  metrics.translateSeconds.labels(route, direction).observe(Number(process.hrtime.bigint() - t0) / 1e9);
+  // prom-client's labels() builds a child object on every call: one per series, kept.
+  let byRoute = translateChildren.get(metrics);
+  if (!byRoute) {
+    byRoute = new Map();
+    translateChildren.set(metrics, byRoute);
+  }
+  const key = direction === 'uplink' ? route : `${route}\u0000`;
+  let child = byRoute.get(key);
+  if (!child) {
+    child = metrics.translateSeconds.labels(route, direction);
+    byRoute.set(key, child);
+  }
+  child.observe(Number(process.hrtime.bigint() - t0) / 1e9);
 }
+
+const translateChildren = new WeakMap<Metrics, Map<string, { observe(v: number): void }>>();
 
 export function countMessage(
   metrics: Metrics,

@@ -189,6 +189,13 @@ describe('echoes through the proxy (Connector → EVRYTHNG, mosquitto)', () => {
       );
     await waitFor(async () => (await echoes()) >= N + 5, 10_000, 'every echo dropped');
     assert.equal(await echoes(), N + 5);
+    // Translation time is sampled 1 message in 16: 65 uplinks give at least 4 observations.
+    const timed = metricValue(
+      await scrape(proxy),
+      'mqtt_proxy_translate_duration_seconds_count',
+      'route="connector-to-evrythng",direction="uplink"',
+    );
+    assert.ok(timed >= 4, `translate_duration_seconds_count ${timed}`);
 
     // After 60 QoS 1 echoes, three times the broker's window: a platform update still arrives.
     const update = collect(device, '$resource/target', 1, 10_000);
