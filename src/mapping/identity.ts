@@ -91,6 +91,7 @@ export class CredentialsIndex implements IdentitySource {
       if (want === undefined || got === undefined || !same(want, got)) return false;
     }
     for (const [k, v] of Object.entries(extracted)) {
+      if (k === cred) continue; // compared above
       const want = record.south[k];
       if (want !== undefined && !same(want, v)) return false;
     }

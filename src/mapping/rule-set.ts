@@ -26,7 +26,9 @@ export interface RuleSet {
 interface PlanRules {
   /** Every identity variable a rule of the plan is bound to or needs, in a fixed order. */
   readonly names: readonly string[];
-  readonly sets: Map<string, RuleSet>;
+  /** South scheme → north scheme → which of `names` are defined (bit i: names[i]) → set. */
+  readonly sets: Map<string | undefined, Map<string | undefined, Map<number, RuleSet>>>;
+  count: number;
 }
 
 /** Combinations kept per plan; beyond that a set is built for its session alone. */
@@ -82,7 +84,7 @@ function planRules(plan: Plan): PlanRules {
     const names = new Set<string>();
     for (const list of [plan.south.upRules, plan.south.downRules, plan.north.upRules, plan.north.downRules])
       for (const r of list) for (const n of [...r.identityCaps, ...r.needs]) names.add(n);
-    pr = { names: [...names], sets: new Map() };
+    pr = { names: [...names], sets: new Map(), count: 0 };
     byPlan.set(plan, pr);
   }
   return pr;
@@ -96,12 +98,26 @@ export function ruleSet(
   vars: Readonly<Vars>,
 ): RuleSet {
   const pr = planRules(plan);
-  let key = `${southScheme === undefined ? '-' : `=${southScheme}`}\0${northScheme === undefined ? '-' : `=${northScheme}`}\0`;
-  for (const n of pr.names) key += vars[n] === undefined ? '0' : '1';
-  let set = pr.sets.get(key);
-  if (!set) {
-    set = build(plan, southScheme, northScheme, vars);
-    if (pr.sets.size < MAX_RULE_SETS) pr.sets.set(key, set);
+  // More variables than bits (no shipped dialect comes near): a set of the session's own.
+  if (pr.names.length > 30) return build(plan, southScheme, northScheme, vars);
+  let mask = 0;
+  for (let i = 0; i < pr.names.length; i++) if (vars[pr.names[i] as string] !== undefined) mask |= 1 << i;
+  const known = pr.sets.get(southScheme)?.get(northScheme)?.get(mask);
+  if (known) return known;
+  const set = build(plan, southScheme, northScheme, vars);
+  if (pr.count < MAX_RULE_SETS) {
+    let byNorth = pr.sets.get(southScheme);
+    if (!byNorth) {
+      byNorth = new Map();
+      pr.sets.set(southScheme, byNorth);
+    }
+    let byMask = byNorth.get(northScheme);
+    if (!byMask) {
+      byMask = new Map();
+      byNorth.set(northScheme, byMask);
+    }
+    byMask.set(mask, set);
+    pr.count++;
   }
   return set;
 }
@@ -118,5 +134,5 @@ export function sourcesOf(plan: Plan, set: RuleSet, southKind: Kind): readonly K
 
 /** How many rule sets a plan keeps (for tests). */
 export function ruleSetCount(plan: Plan): number {
-  return byPlan.get(plan)?.sets.size ?? 0;
+  return byPlan.get(plan)?.count ?? 0;
 }
