@@ -112,7 +112,10 @@ export class Relay {
         this.byDst.set(id, group);
         this.expect.set(id, out.qos === 1 ? 'puback' : 'pubrec');
         group.waiting++;
-        if (out.qos === 2 && srcQos === 2) (group.sent ??= []).push(packet);
+        if (out.qos === 2 && srcQos === 2) {
+          if (!group.sent) group.sent = [];
+          group.sent.push(packet);
+        }
       }
       this.dst.send(packet);
     }

@@ -317,7 +317,7 @@ export async function startConnectorPlatform(
   const forget = (client: Client): void => {
     const s = sessions.get(client);
     const dev = s?.deviceId !== undefined ? devices.get(s.deviceId) : undefined;
-    if (!dev || !dev.clients.delete(client)) return;
+    if (!dev?.clients.delete(client)) return;
     for (const alias of queues.get(client) ?? []) dev.pending.add(alias);
     queues.delete(client);
   };
