@@ -285,6 +285,7 @@ export function compileDialect(src: Source, report: Reporter): CompiledDialect |
     anonymous: d.auth?.anonymous ?? 'reject',
     gateway,
     quirks,
+    maxValueBytes: (q.max_value_bytes as number | undefined) ?? 0,
     unknownTopic: (q.unknown_topic as CompiledDialect['unknownTopic']) ?? 'drop',
     unsubscribe: (q.unsubscribe as CompiledDialect['unsubscribe']) ?? 'pass',
   };

@@ -107,6 +107,11 @@ export interface CompiledDialect {
     | { readonly key: (v: Readonly<Vars>) => string; readonly errors: Template | undefined }
     | undefined;
   readonly quirks: Quirks;
+  /**
+   * Largest single value (one resource) the device may send or be sent, in bytes; 0: no limit.
+   * A raw value counts its bytes, a string its UTF-8 bytes, anything else its JSON text.
+   */
+  readonly maxValueBytes: number;
   readonly unknownTopic: 'drop' | 'disconnect' | 'error';
   readonly unsubscribe: 'pass' | 'ack_only';
 }

@@ -136,3 +136,27 @@ export function sampleBytes(s: Sample): Buffer {
   if (typeof v === 'string') return Buffer.from(v, 'utf8');
   return Buffer.from(JSON.stringify(v ?? null), 'utf8');
 }
+
+/**
+ * Size of one value in bytes, as `sampleBytes` would write it: raw bytes as they came, a
+ * string's UTF-8 bytes, anything else its JSON text. Nothing is allocated for the first two.
+ */
+export function sampleSize(s: Sample): number {
+  if (s.raw) return s.raw.length;
+  const v = s.value;
+  if (typeof v === 'string') return Buffer.byteLength(v, 'utf8');
+  return Buffer.byteLength(JSON.stringify(v ?? null), 'utf8');
+}
+
+/**
+ * True when a value decoded from a payload of `payloadBytes` bytes is over `max` bytes. Raw
+ * bytes are part of their payload and a string's UTF-8 bytes are at most its JSON text, so
+ * values are measured only when the payload itself is over the limit (the hot path costs one
+ * comparison). A nested object or array whose numbers were written in exponent form (1e20)
+ * re-serialises longer than written; such a value counts as written while its payload fits.
+ */
+export function valueOverLimit(msg: Canonical, payloadBytes: number, max: number): boolean {
+  if (max <= 0 || payloadBytes <= max || msg.samples === undefined) return false;
+  for (const s of msg.samples) if (sampleSize(s) > max) return true;
+  return false;
+}

@@ -190,6 +190,7 @@ export const dialectSchema = {
         unknown_topic: { enum: ['drop', 'disconnect', 'error'] },
         unsubscribe: { enum: ['pass', 'ack_only'] },
         max_payload_bytes: { type: 'integer', minimum: 0 },
+        max_value_bytes: { type: 'integer', minimum: 0 },
       },
     },
   },

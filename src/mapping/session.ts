@@ -8,7 +8,7 @@ import type { Outcome, PublishOut, SessionMapper, SubscribePlan, UnsubscribePlan
 import type { CompiledDialect, Rule } from './dialect.js';
 import { EchoSet } from './echo.js';
 import type { LastValues } from './last-values.js';
-import type { Canonical, Kind } from './model.js';
+import { type Canonical, type Kind, valueOverLimit } from './model.js';
 import { convertKind, encodeAll, type Plan } from './plan.js';
 import { type RuleSet, ruleSet, sourcesOf } from './rule-set.js';
 import { filterMatches, safeLevel, splitTopic, type Vars } from './template.js';
@@ -141,6 +141,9 @@ export class DialectSession implements SessionMapper {
     } else {
       const err = rule.codec.decode(payload, caps.key ?? rule.fixedKey, msg);
       if (err) return { verdict: 'drop', reason: err, rule: rule.name };
+      // One value over the dialect's limit refuses the publish (as a payload over the limit does).
+      if (valueOverLimit(msg, payload.length, this.south.maxValueBytes))
+        return { verdict: 'disconnect', reason: 'value_too_large', rule: rule.name };
       if (rule.codec.contentType) msg.typeHint = rule.codec.contentType;
     }
     if (caps.name !== undefined) msg.name = caps.name;
@@ -201,6 +204,9 @@ export class DialectSession implements SessionMapper {
     if (!kind || !targets) return { verdict: 'drop', reason: 'no_south_rule', rule: rule.name };
     const bad = convertKind(msg, kind);
     if (bad) return { verdict: 'drop', reason: bad, rule: rule.name };
+    // A value the device may not receive (over its dialect's limit) is not delivered.
+    if (valueOverLimit(msg, payload.length, this.south.maxValueBytes))
+      return { verdict: 'drop', reason: 'value_too_large', rule: rule.name };
     const out = encodeAll(msg, targets, this.p.vars, this.p.nowUs(), this.p.southVersion, payload);
     if (!out.ok) return { verdict: 'drop', reason: out.reason, rule: rule.name };
     this.learn(out.list, out.rule);
