@@ -18,7 +18,7 @@ import type {
 } from 'mqtt-packet';
 import { type ChannelEvents, PacketChannel } from '../codec/channel.js';
 import { IdAllocator } from '../session/relay.js';
-import type { CompiledTransport } from './transport.js';
+import { type CompiledTransport, connectFailed } from './transport.js';
 
 export interface NorthHandlers {
   onPublish(packet: IPublishPacket): void;
@@ -117,9 +117,10 @@ export class NorthClient implements ChannelEvents {
     ids?: IdAllocator,
   ): Promise<{ client: NorthClient; connack: IConnackPacket; subscribed?: Promise<number[]> }> {
     const deadline = Date.now() + opts.timeoutMs;
-    let stream: Awaited<ReturnType<CompiledTransport['open']>>;
+    let stream: Duplex;
     try {
-      stream = await transport.open(opts.timeoutMs);
+      // A plain TCP socket is written to while it connects: one deadline for connect and CONNACK.
+      stream = transport.dial ? transport.dial() : await transport.open(opts.timeoutMs);
     } catch (err) {
       const msg = (err as Error).message;
       throw new NorthConnectError(msg.includes('timed out') ? 'timeout' : 'unreachable', msg);
@@ -153,7 +154,13 @@ export class NorthClient implements ChannelEvents {
   }
 
   private static connectTimedOut(client: NorthClient): void {
-    client.failConnect(new NorthConnectError('timeout', 'north broker sent no CONNACK in time'));
+    const connecting = (client.channel.stream as { connecting?: boolean }).connecting === true;
+    client.failConnect(
+      new NorthConnectError(
+        'timeout',
+        connecting ? 'north connection timed out' : 'north broker sent no CONNACK in time',
+      ),
+    );
   }
 
   /** The CONNECT failed: the stream is closed and the caller gets the error. */
@@ -194,9 +201,13 @@ export class NorthClient implements ChannelEvents {
   }
 
   /** ChannelEvents: the channel closed or failed. */
-  onClose(reason: string): void {
+  onClose(reason: string, error?: Error): void {
     if (this.pending) {
-      this.failConnect(new NorthConnectError('closed', `north connection closed before CONNACK (${reason})`));
+      this.failConnect(
+        connectFailed(error)
+          ? new NorthConnectError('unreachable', (error as Error).message)
+          : new NorthConnectError('closed', `north connection closed before CONNACK (${reason})`),
+      );
       return;
     }
     this.closed(reason);

@@ -45,7 +45,19 @@ export function pem(value: string | undefined): string | undefined {
 
 export interface CompiledTransport {
   open(timeoutMs: number): Promise<Duplex>;
+  /**
+   * mqtt:// only: the socket right away, still connecting (writes are buffered until it
+   * connects). The caller's own deadline covers the connect; a failure to connect comes as
+   * the socket's 'error' (see `connectFailed`). No promise, timer or closures per connect.
+   */
+  dial?(): Duplex;
   readonly url: ParsedNorthUrl;
+}
+
+/** True for an error of a socket that never connected (refused, unreachable, name lookup). */
+export function connectFailed(err: Error | undefined): boolean {
+  const syscall = (err as NodeJS.ErrnoException | undefined)?.syscall;
+  return syscall === 'connect' || syscall === 'getaddrinfo';
 }
 
 /** Built once from configuration: certificates are read at load, not per connection. */
@@ -58,8 +70,10 @@ export function compileTransport(url: string, t: NorthTls = {}): CompiledTranspo
     servername: t.servername || (net.isIP(parsed.host) ? undefined : parsed.host),
     rejectUnauthorized: t.rejectUnauthorized ?? true,
   };
+  const dialOpts: net.NetConnectOpts = { host: parsed.host, port: parsed.port, noDelay: true };
   return {
     url: parsed,
+    dial: parsed.protocol === 'mqtt' ? () => net.connect(dialOpts) : undefined,
     open(timeoutMs) {
       return new Promise<Duplex>((resolve, reject) => {
         let done = false;
@@ -78,7 +92,7 @@ export function compileTransport(url: string, t: NorthTls = {}): CompiledTranspo
         if (parsed.protocol === 'mqtt' || parsed.protocol === 'mqtts') {
           const sock =
             parsed.protocol === 'mqtt'
-              ? net.connect({ host: parsed.host, port: parsed.port, noDelay: true })
+              ? net.connect(dialOpts)
               : tls.connect({ host: parsed.host, port: parsed.port, ...tlsOpts });
           cleanup = () => sock.destroy();
           if (parsed.protocol === 'mqtts') sock.setNoDelay(true);

@@ -257,4 +257,26 @@ describe('core: NorthClient against a server that never answers', () => {
       await new Promise((r) => closer.close(r));
     }
   });
+
+  it('nothing listening (the socket is written to while it connects): rejects with "unreachable"', async () => {
+    // A port that was free a moment ago: the connect is refused, not answered and closed.
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const p = (probe.address() as net.AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    const h = recorder();
+    const err = await NorthClient.connect(
+      compileTransport(`mqtt://127.0.0.1:${p}`),
+      { cmd: 'connect', clientId: 'nc-unreachable', protocolVersion: 4, keepalive: 30, clean: true },
+      OPTS,
+      h,
+    ).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof NorthConnectError);
+    assert.equal(err.reason, 'unreachable');
+    assert.match(err.message, /ECONNREFUSED/);
+    assert.deepEqual(h.closes, [], 'a failed CONNECT is reported by the rejection only');
+  });
 });
