@@ -61,7 +61,7 @@ describe('uplink from a Connector device', () => {
     outputs?: number;
   }> = [
     {
-      name: '$resource.batch of two 700 KiB values (1.4 MiB in all) is accepted',
+      name: '$resource.batch of two 700 KiB values (1.37 MiB in all) is accepted',
       topic: '$resource.batch',
       payload: () =>
         JSON.stringify([{ timestamp: 1600000000000000, values: { a: str(700 * KiB), b: str(700 * KiB) } }]),
