@@ -11,8 +11,6 @@ import type {
   IConnectPacket,
   IDisconnectPacket,
   IPublishPacket,
-  ISubscribePacket,
-  IUnsubscribePacket,
   Packet,
   QoS,
 } from 'mqtt-packet';
@@ -20,42 +18,38 @@ import { type ChannelEvents, PacketChannel } from '../codec/channel.js';
 import type { Outcome, PublishOut, Quirks, SessionMapper } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
 import type { NorthPort } from '../upstream/port.js';
-import { countMessage, observeTranslate, sampleTranslate, subackCodes } from './accounting.js';
+import { countMessage, observeTranslate, sampleTranslate } from './accounting.js';
 import { resolveAlias } from './aliases.js';
 import { connackFor, REFUSED_SERVER_UNAVAILABLE, type ReasonPair } from './codes.js';
 import type { SessionContext, SessionLike } from './context.js';
-import { type NorthEvents, type NorthRefusal, openNorth } from './north-open.js';
+import { capQos, sendLocalSouth } from './downlink.js';
+import { type NorthRefusal, openNorth } from './north-open.js';
+import { ChannelPeer, NOWHERE, NorthSide } from './north-side.js';
 import { IdAllocator, Relay, type RelayPeer } from './relay.js';
 import { AckHooks, meterWritten, openGauge, totalCounter } from './session-metrics.js';
+import type { SessionState, SouthInfo, State } from './state.js';
+import { southSubscribe, southUnsubscribe } from './subscriptions.js';
 import { violation } from './validate.js';
 
-type State = 'new' | 'connecting' | 'online' | 'closed';
-
-export interface SouthInfo {
-  listener: string;
-  remoteAddress?: string;
-  peerCommonName?: string;
-  /** Set for a device attached by a south gateway: the gateway's id. */
-  gateway?: string;
-}
+export type { SouthInfo } from './state.js';
 
 /**
  * The session is its south channel's event handler (methods, not per-session closures: an
  * idle device should cost little memory); its north side has one small handler object.
  */
-export class Session implements SessionLike, ChannelEvents {
-  private state: State = 'new';
-  private readonly south: PacketChannel;
-  private north?: NorthPort;
+export class Session implements SessionLike, SessionState, ChannelEvents {
+  state: State = 'new';
+  readonly south: PacketChannel;
+  north?: NorthPort;
   /** Highest QoS sent north (a gateway platform refuses QoS 2). */
-  private northMaxQos: QoS = 2;
-  private mapper?: SessionMapper;
-  private quirks!: Quirks;
-  private passThrough = true;
-  private version: 3 | 4 | 5 = 4;
-  private keepaliveMs = 0;
+  northMaxQos: QoS = 2;
+  mapper?: SessionMapper;
+  quirks!: Quirks;
+  passThrough = true;
+  version: 3 | 4 | 5 = 4;
+  keepaliveMs = 0;
   /** MQTT 5 session expiry the client asked for at CONNECT (seconds). */
-  private sessionExpiry = 0;
+  sessionExpiry = 0;
   private readonly createdAt = Date.now();
   /** The relays, made on first use once online: an idle device never needs them. */
   private upRelay?: Relay;
@@ -65,18 +59,18 @@ export class Session implements SessionLike, ChannelEvents {
   /** South packets that arrived while CONNECT or an async uplink was being handled. */
   private queue: Packet[] = [];
   private busy = false;
-  private southAliases?: Map<number, string>;
-  private northAliases?: Map<number, string>;
+  southAliases?: Map<number, string>;
+  northAliases?: Map<number, string>;
   /** The per-connection logger, made on first use: idle devices should cost little memory. */
   private logger?: Logger;
-  private dialect = 'unknown';
-  private routeName = '';
-  private draining?: () => void;
+  dialect = 'unknown';
+  routeName = '';
+  draining?: () => void;
 
   constructor(
     stream: Duplex,
-    private readonly info: SouthInfo,
-    private readonly ctx: SessionContext,
+    readonly info: SouthInfo,
+    readonly ctx: SessionContext,
   ) {
     this.south = new PacketChannel(stream, this, {
       maxPacketBytes: ctx.limits.maxPacketBytes,
@@ -159,10 +153,10 @@ export class Session implements SessionLike, ChannelEvents {
         this.up?.onSourcePubrel(p.messageId ?? 0);
         return;
       case 'subscribe':
-        this.onSouthSubscribe(p);
+        southSubscribe(this, p);
         return;
       case 'unsubscribe':
-        this.onSouthUnsubscribe(p);
+        southUnsubscribe(this, p);
         return;
       case 'pingreq':
         this.south.write({ cmd: 'pingresp' });
@@ -331,7 +325,7 @@ export class Session implements SessionLike, ChannelEvents {
   }
 
   /** Runs an async uplink outcome while holding back later south packets, preserving order. */
-  private runAsync(outcome: Promise<Outcome>, p: IPublishPacket | null): void {
+  runAsync(outcome: Promise<Outcome>, p: IPublishPacket | null): void {
     this.busy = true;
     this.south.pause();
     outcome
@@ -339,7 +333,7 @@ export class Session implements SessionLike, ChannelEvents {
         (o) => {
           if (this.state === 'closed') return;
           if (p) this.applyUplink(p, o);
-          else if (o.south) this.sendLocalSouth(o.south);
+          else if (o.south) sendLocalSouth(this, o.south);
         },
         (err: Error) => {
           this.log.error({ err: err.message }, 'uplink mapping failed');
@@ -352,7 +346,7 @@ export class Session implements SessionLike, ChannelEvents {
       });
   }
 
-  private flushQueue(): void {
+  flushQueue(): void {
     while (this.queue.length && !this.busy && this.state === 'online') {
       this.dispatchSouth(this.queue.shift()!);
     }
@@ -372,7 +366,7 @@ export class Session implements SessionLike, ChannelEvents {
       countMessage(this.ctx.metrics, this.log, this.routeName, 'uplink', o, 'translated');
     if (north) capQos(north, this.northQosFor(p));
     this.up!.forward(p, north ?? []);
-    if (o.south) this.sendLocalSouth(o.south);
+    if (o.south) sendLocalSouth(this, o.south);
     if (this.north?.blocked) this.south.pause();
   }
 
@@ -380,52 +374,6 @@ export class Session implements SessionLike, ChannelEvents {
   private northQosFor(p: IPublishPacket): QoS {
     const q: QoS = this.quirks.qos2 === 'as_qos1' && p.qos === 2 ? 1 : p.qos;
     return Math.min(q, this.northMaxQos) as QoS;
-  }
-
-  private sendLocalSouth(outs: PublishOut[]): void {
-    capQos(outs, Math.min(1, this.quirks.maxDownlinkQos) as QoS);
-    this.down!.forward(null, outs);
-  }
-
-  private onSouthSubscribe(p: ISubscribePacket): void {
-    const plan = this.mapper!.subscribe(p);
-    if (plan.disconnect) {
-      this.close(plan.disconnect);
-      return;
-    }
-    const reply = (northCodes: number[]) => {
-      this.south.write({
-        cmd: 'suback',
-        messageId: p.messageId,
-        granted: subackCodes(plan, northCodes, this.version),
-      });
-      if (plan.south?.length) this.sendLocalSouth(plan.south);
-    };
-    if (plan.north.length === 0 || !this.north) {
-      reply([]);
-      return;
-    }
-    this.north.subscribe(plan.north, plan.properties).then(reply, () => {
-      /* north closed: the session closes with it */
-    });
-  }
-
-  private onSouthUnsubscribe(p: IUnsubscribePacket): void {
-    const plan = this.mapper!.unsubscribe(p);
-    const reply = (codes: number[]) => {
-      const packet: Packet = { cmd: 'unsuback', messageId: p.messageId, granted: [] };
-      if (this.version === 5) packet.granted = p.unsubscriptions.map((_, i) => codes[i] ?? 0);
-      this.south.write(packet);
-    };
-    if (plan.ackOnly || plan.north.length === 0 || !this.north) {
-      reply([]);
-      return;
-    }
-    const passCodes = plan.north.length === p.unsubscriptions.length;
-    this.north.unsubscribe(plan.north, p.properties).then(
-      (codes) => reply(passCodes ? codes : []),
-      () => {},
-    );
   }
 
   private onSouthDisconnect(p: IDisconnectPacket): void {
@@ -441,74 +389,19 @@ export class Session implements SessionLike, ChannelEvents {
     this.close('client_disconnect');
   }
 
-  // ---------------------------------------------------------------- north side
-
-  private onNorthPublish(p: IPublishPacket): void {
-    if (this.state !== 'online') return;
-    if (!this.passThrough && p.properties?.topicAlias !== undefined) {
-      this.northAliases ??= new Map();
-      if (!resolveAlias(p, this.northAliases)) {
-        this.close('north_bad_topic_alias');
-        return;
-      }
-    }
-    if (this.passThrough) {
-      if (p.qos > this.quirks.maxDownlinkQos) p.qos = this.quirks.maxDownlinkQos;
-      this.down!.forward(p, [p as PublishOut]);
-      if (this.south.blocked) this.north?.pause();
-      return;
-    }
-    const timed = sampleTranslate();
-    const t0 = timed ? process.hrtime.bigint() : 0n;
-    const o = this.mapper!.downlink(p);
-    if (timed) observeTranslate(this.ctx.metrics, this.routeName, 'downlink', t0);
-    if (o.verdict === 'disconnect') {
-      countMessage(this.ctx.metrics, this.log, this.routeName, 'downlink', o, 'rejected', p.topic);
-      this.close(o.reason ?? 'downlink_rejected');
-      return;
-    }
-    const outs = o.verdict === 'drop' ? [] : (o.south ?? []);
-    if (o.verdict === 'drop')
-      countMessage(this.ctx.metrics, this.log, this.routeName, 'downlink', o, 'dropped', p.topic);
-    else if (!this.passThrough)
-      countMessage(this.ctx.metrics, this.log, this.routeName, 'downlink', o, 'translated');
-    capQos(outs, Math.min(p.qos, this.quirks.maxDownlinkQos) as QoS);
-    this.down!.forward(p, outs);
-    if (o.north?.length) {
-      capQos(o.north, 1);
-      this.up!.forward(null, o.north);
-    }
-    if (this.south.blocked) this.north?.pause();
-  }
-
-  private onGatewayError(e: { type: string; description?: string }): void {
-    const o = this.mapper?.onGatewayError?.(e);
-    if (!o) return;
-    if (o.verdict === 'disconnect') {
-      this.close(o.reason ?? 'gateway_error');
-      return;
-    }
-    if (o.south?.length) this.sendLocalSouth(o.south);
-  }
-
-  private onNorthDisconnect(p: IDisconnectPacket): void {
-    if (this.version === 5) this.south.write(p);
-    this.close('north_disconnect');
-  }
-
   // ---------------------------------------------------------------- relays
 
   /**
    * The uplink relay (south → north); undefined before the session went online. A late
    * callback after the close still finds one (a closed side sends nothing), as before.
    */
-  private get up(): Relay | undefined {
+  get up(): Relay | undefined {
     if (!this.upRelay && this.wentOnline) this.makeRelays();
     return this.upRelay;
   }
 
   /** The downlink relay (north → south); undefined before the session went online. */
-  private get down(): Relay | undefined {
+  get down(): Relay | undefined {
     if (!this.downRelay && this.wentOnline) this.makeRelays();
     return this.downRelay;
   }
@@ -534,55 +427,9 @@ export class Session implements SessionLike, ChannelEvents {
     );
   }
 
-  /** North events, for the session's north side (see NorthSide). */
-  northAck(pk: Packet & { cmd: 'puback' | 'pubrec' | 'pubcomp' }): void {
-    if (this.up?.onDestinationAck(pk) === 'unexpected') this.close('north_unexpected_ack');
-  }
-
-  northPubrel(id: number): void {
-    this.down?.onSourcePubrel(id);
-  }
-
-  northPublish(pk: IPublishPacket): void {
-    this.onNorthPublish(pk);
-  }
-
-  /**
-   * A north PUBLISH frame before it is parsed: the echo of one of the device's own uplinks is
-   * recognised on its bytes and dropped (QoS 1: acknowledged), without parsing or mapping it.
-   */
-  northRawPublish(
-    frame: Buffer,
-    qos: number,
-    messageId: number,
-    ts: number,
-    te: number,
-    ps: number,
-  ): boolean {
-    // QoS 2 takes the relay's PUBREC/PUBREL/PUBCOMP bookkeeping: parsed as usual.
-    if (qos > 1 || this.state !== 'online') return false;
-    const rule = this.mapper?.takeEcho?.(frame, ts, te, ps);
-    if (rule === undefined) return false;
-    countMessage(this.ctx.metrics, this.log, this.routeName, 'downlink', echoOutcome(rule), 'dropped');
-    if (qos === 1) this.north?.send({ cmd: 'puback', messageId });
-    return true;
-  }
-
-  northDisconnect(pk: IDisconnectPacket): void {
-    this.onNorthDisconnect(pk);
-  }
-
-  northDrain(): void {
-    this.flushQueue();
-  }
-
-  northGatewayError(e: { type: string; description?: string }): void {
-    this.onGatewayError(e);
-  }
-
   // ---------------------------------------------------------------- lifecycle
 
-  private get log(): Logger {
+  get log(): Logger {
     this.logger ??= this.ctx.log.child({
       conn: this.info.remoteAddress,
       listener: this.info.listener,
@@ -592,7 +439,7 @@ export class Session implements SessionLike, ChannelEvents {
   }
 
   /** A getter, so checks after an await are not narrowed away by the compiler. */
-  private get closed(): boolean {
+  get closed(): boolean {
     return this.state === 'closed';
   }
 
@@ -682,58 +529,3 @@ const DISCONNECT_CODES: Record<string, number> = {
   empty_unsubscribe: 0x81,
   session_expiry_after_zero: 0x82,
 };
-
-function capQos(outs: PublishOut[], max: QoS): void {
-  for (const o of outs) if (o.qos > max) o.qos = max;
-}
-
-/** A relay peer that writes to a packet channel. */
-class ChannelPeer implements RelayPeer {
-  constructor(private readonly channel: PacketChannel) {}
-  send(packet: Packet): boolean {
-    return this.channel.write(packet);
-  }
-}
-
-/** The peer of a session without a north side: nothing goes anywhere. */
-const NOWHERE: RelayPeer = { send: () => false };
-
-/** A session's north events: one object of methods per session, no closures. */
-class NorthSide implements NorthEvents {
-  constructor(private readonly s: Session) {}
-  onPublish(packet: IPublishPacket): void {
-    this.s.northPublish(packet);
-  }
-  onAck(packet: Packet & { cmd: 'puback' | 'pubrec' | 'pubcomp' }): void {
-    this.s.northAck(packet);
-  }
-  onPubrel(messageId: number): void {
-    this.s.northPubrel(messageId);
-  }
-  onDisconnect(packet: IDisconnectPacket): void {
-    this.s.northDisconnect(packet);
-  }
-  onClose(reason: string): void {
-    this.s.close(`north_${reason}`);
-  }
-  onDrain(): void {
-    this.s.northDrain();
-  }
-  onGatewayError(error: { type: string; description?: string }): void {
-    this.s.northGatewayError(error);
-  }
-  onRawPublish(frame: Buffer, qos: number, messageId: number, ts: number, te: number, ps: number): boolean {
-    return this.s.northRawPublish(frame, qos, messageId, ts, te, ps);
-  }
-}
-
-/** The outcome of an echo dropped on its frame, one per rule name (no object per message). */
-const echoOutcomes = new Map<string, Outcome>();
-function echoOutcome(rule: string): Outcome {
-  let o = echoOutcomes.get(rule);
-  if (!o) {
-    o = { verdict: 'drop', reason: 'echo', rule };
-    echoOutcomes.set(rule, o);
-  }
-  return o;
-}
