@@ -6,9 +6,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import { HotCounter } from './hot.js';
+import { flushDeltas, HotCounter, type HotDelta, type HotHistogram } from './hot.js';
 
 export const PREFIX = 'mqtt_proxy_';
+
+/** Buckets of north_connect_duration_seconds (also counted by src/session/session-metrics.ts). */
+export const NORTH_CONNECT_BUCKETS = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+] as const;
 
 export function createMetrics() {
   const registry = new Registry();
@@ -28,16 +33,28 @@ export function createMetrics() {
     bytesTotal?: HotCounter<'direction' | 'type'>;
     messagesTotal?: HotCounter<'route' | 'direction' | 'rule' | 'outcome' | 'reason'>;
   } = {};
+  // Series changed once per connect or close (src/session/session-metrics.ts), by key.
+  const perConnect = {
+    connectionsOpen: new Map<string, Map<string, HotDelta>>(),
+    connectionsTotal: new Map<string, Map<string, HotDelta>>(),
+    northConnectSeconds: new Map<string, HotHistogram>(),
+  };
   const metrics = {
     registry,
     buildInfo,
     connectionsOpen: new Gauge({
+      collect() {
+        flushDeltas(perConnect.connectionsOpen, (labels, n) => this.inc(labels, n));
+      },
       name: `${PREFIX}connections_open`,
       help: 'South connections open now.',
       labelNames: ['listener', 'dialect'] as const,
       registers: r,
     }),
     connectionsTotal: new Counter({
+      collect() {
+        flushDeltas(perConnect.connectionsTotal, (labels, n) => this.inc(labels, n));
+      },
       name: `${PREFIX}connections_total`,
       help: 'South connections accepted.',
       labelNames: ['listener', 'dialect'] as const,
@@ -83,10 +100,13 @@ export function createMetrics() {
       registers: r,
     }),
     northConnectSeconds: new Histogram({
+      collect: () => {
+        for (const h of perConnect.northConnectSeconds.values()) h.flush();
+      },
       name: `${PREFIX}north_connect_duration_seconds`,
       help: 'Time from opening a north connection to its CONNACK.',
       labelNames: ['route'] as const,
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      buckets: [...NORTH_CONNECT_BUCKETS],
       registers: r,
     }),
     northConnectFailuresTotal: new Counter({
@@ -137,7 +157,7 @@ export function createMetrics() {
   hot.packetsTotal = new HotCounter(metrics.packetsTotal);
   hot.bytesTotal = new HotCounter(metrics.bytesTotal);
   hot.messagesTotal = new HotCounter(metrics.messagesTotal);
-  return { ...metrics, hot: hot as Required<typeof hot> };
+  return { ...metrics, hot: hot as Required<typeof hot>, perConnect };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

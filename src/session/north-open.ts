@@ -96,7 +96,7 @@ export async function openNorth(
       throw new NorthRefusal(REFUSED_SERVER_UNAVAILABLE, 'gateway_attach_failed');
     }
   }
-  const t0 = process.hrtime.bigint();
+  const t0 = performance.now();
   try {
     const res = await NorthClient.connect(
       ctx.transport(plan.url),
@@ -109,7 +109,7 @@ export async function openNorth(
       },
       events,
     );
-    northConnectSeconds(metrics, routeName).observe(Number(process.hrtime.bigint() - t0) / 1e9);
+    northConnectSeconds(metrics, routeName).observe((performance.now() - t0) / 1000);
     const opened: NorthOpened = { port: res.client, connack: res.connack, maxQos: 2 };
     if (res.subscribed) opened.subscribed = res.subscribed;
     return opened;

@@ -4,7 +4,8 @@
  * a fresh object of bound functions on every call, which cost CPU per connect and, kept by
  * a session (its relays' hooks), memory per idle device.
  */
-import type { Metrics } from '../metrics/metrics.js';
+import { HotDelta, HotHistogram } from '../metrics/hot.js';
+import { type Metrics, NORTH_CONNECT_BUCKETS } from '../metrics/metrics.js';
 import type { MeterDirection, PacketMeter } from './meter.js';
 import type { RelayHooks } from './relay.js';
 
@@ -15,9 +16,6 @@ interface AckSeries {
 
 interface Series {
   ack: Map<string, AckSeries>;
-  open: Map<string, { inc(): void; dec(): void }>;
-  total: Map<string, { inc(): void }>;
-  northConnect: Map<string, { observe(v: number): void }>;
 }
 
 const byMetrics = new WeakMap<Metrics, Series>();
@@ -25,7 +23,7 @@ const byMetrics = new WeakMap<Metrics, Series>();
 function series(m: Metrics): Series {
   let s = byMetrics.get(m);
   if (!s) {
-    s = { ack: new Map(), open: new Map(), total: new Map(), northConnect: new Map() };
+    s = { ack: new Map() };
     byMetrics.set(m, s);
   }
   return s;
@@ -42,36 +40,40 @@ function ackSeries(m: Metrics, route: string, direction: 'uplink' | 'downlink'):
   return a;
 }
 
-/** The open-connections gauge of a (listener, dialect). */
+/**
+ * The open-connections gauge of a (listener, dialect): a plain number per series, added to
+ * the gauge when /metrics is scraped (prom-client hashes the labels on every change).
+ */
 export function openGauge(m: Metrics, listener: string, dialect: string): { inc(): void; dec(): void } {
-  const cache = series(m).open;
-  const key = `${listener}\u0000${dialect}`;
-  let g = cache.get(key);
-  if (!g) {
-    g = m.connectionsOpen.labels(listener, dialect);
-    cache.set(key, g);
-  }
-  return g;
+  return delta(m.perConnect.connectionsOpen, listener, dialect);
 }
 
-/** The connections counter of a (listener, dialect). */
+/** The connections counter of a (listener, dialect), added up the same way. */
 export function totalCounter(m: Metrics, listener: string, dialect: string): { inc(): void } {
-  const cache = series(m).total;
-  const key = `${listener}\u0000${dialect}`;
-  let c = cache.get(key);
-  if (!c) {
-    c = m.connectionsTotal.labels(listener, dialect);
-    cache.set(key, c);
-  }
-  return c;
+  return delta(m.perConnect.connectionsTotal, listener, dialect);
 }
 
-/** The north connect duration histogram of a route. */
+/** The series of a (listener, dialect), found by listener then dialect (no key string per call). */
+function delta(byListener: Map<string, Map<string, HotDelta>>, listener: string, dialect: string): HotDelta {
+  let byDialect = byListener.get(listener);
+  if (!byDialect) {
+    byDialect = new Map();
+    byListener.set(listener, byDialect);
+  }
+  let d = byDialect.get(dialect);
+  if (!d) {
+    d = new HotDelta({ listener, dialect });
+    byDialect.set(dialect, d);
+  }
+  return d;
+}
+
+/** The north connect duration histogram of a route, counted per bucket until a scrape. */
 export function northConnectSeconds(m: Metrics, route: string): { observe(v: number): void } {
-  const cache = series(m).northConnect;
+  const cache = m.perConnect.northConnectSeconds;
   let h = cache.get(route);
   if (!h) {
-    h = m.northConnectSeconds.labels(route);
+    h = new HotHistogram(m.northConnectSeconds, NORTH_CONNECT_BUCKETS, { route });
     cache.set(route, h);
   }
   return h;

@@ -54,6 +54,15 @@ export class NorthConnectError extends Error {
 
 type Waiter = (packet: Packet) => void;
 
+interface ConnectOptions {
+  timeoutMs: number;
+  maxPacketBytes: number;
+  meter?: NorthMeter;
+  subscribe?: ISubscription[];
+}
+
+type Connected = { client: NorthClient; connack: IConnackPacket; subscribed?: Promise<number[]> };
+
 /** The CONNECT in flight: settled by the CONNACK, a refusal, a close or the deadline. */
 interface Pending {
   resolve(v: { client: NorthClient; connack: IConnackPacket }): void;
@@ -109,22 +118,44 @@ export class NorthClient implements ChannelEvents {
    * refuses the CONNECT processes nothing after it): `subscribed` settles with its SUBACK
    * once the client is started, or rejects when the connection fails.
    */
-  static async connect(
+  static connect(
     transport: CompiledTransport,
     connect: IConnectPacket,
-    opts: { timeoutMs: number; maxPacketBytes: number; meter?: NorthMeter; subscribe?: ISubscription[] },
+    opts: ConnectOptions,
     handlers: NorthHandlers,
     ids?: IdAllocator,
-  ): Promise<{ client: NorthClient; connack: IConnackPacket; subscribed?: Promise<number[]> }> {
+  ): Promise<Connected> {
     const deadline = Date.now() + opts.timeoutMs;
-    let stream: Duplex;
-    try {
+    if (transport.dial) {
       // A plain TCP socket is written to while it connects: one deadline for connect and CONNACK.
-      stream = transport.dial ? transport.dial() : await transport.open(opts.timeoutMs);
-    } catch (err) {
-      const msg = (err as Error).message;
-      throw new NorthConnectError(msg.includes('timed out') ? 'timeout' : 'unreachable', msg);
+      let stream: Duplex;
+      try {
+        stream = transport.dial();
+      } catch (err) {
+        return Promise.reject(new NorthConnectError('unreachable', (err as Error).message));
+      }
+      return NorthClient.handshake(stream, connect, opts, handlers, ids, deadline);
     }
+    return transport.open(opts.timeoutMs).then(
+      (stream) => NorthClient.handshake(stream, connect, opts, handlers, ids, deadline),
+      (err: Error) => {
+        throw new NorthConnectError(
+          err.message.includes('timed out') ? 'timeout' : 'unreachable',
+          err.message,
+        );
+      },
+    );
+  }
+
+  /** Sends the CONNECT (and the subscriptions) on an open or connecting stream. */
+  private static handshake(
+    stream: Duplex,
+    connect: IConnectPacket,
+    opts: ConnectOptions,
+    handlers: NorthHandlers,
+    ids: IdAllocator | undefined,
+    deadline: number,
+  ): Promise<Connected> {
     const version = connect.protocolVersion ?? 4;
     const client = new NorthClient(
       stream,
@@ -149,8 +180,9 @@ export class NorthClient implements ChannelEvents {
         subscribed.catch(() => {});
       }
     });
-    const res = await connected;
-    return subscribed ? { ...res, subscribed } : res;
+    if (!subscribed) return connected;
+    const sub = subscribed;
+    return connected.then((res) => ({ ...res, subscribed: sub }));
   }
 
   private static connectTimedOut(client: NorthClient): void {
