@@ -12,7 +12,7 @@ import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { type MetricsServer, startMetricsServer } from './metrics/server.js';
 import { type LoadedRoute, loadRoute } from './routes/index.js';
 import type { SessionContext, SessionLike } from './session/context.js';
-import { GatewayFront } from './session/gateway-front.js';
+import { acceptGatewayRouteClient } from './session/gateway-pick.js';
 import { PacketMeter } from './session/meter.js';
 import { Session } from './session/session.js';
 import type { CredentialStore } from './store/types.js';
@@ -134,7 +134,8 @@ export async function startProxy(config: ProxyConfig, opts: ProxyOptions = {}): 
 
     const onStream: OnStream = (stream, info) => {
       const gatewaySpec = ctx.route().southGateway;
-      if (gatewaySpec) new GatewayFront(stream, info, ctx, gatewaySpec);
+      // A gateway or a device connecting directly: told apart by the CONNECT's record.
+      if (gatewaySpec) acceptGatewayRouteClient(stream, info, ctx, gatewaySpec);
       else new Session(stream, info, ctx);
     };
     const upgradeHook =

@@ -170,6 +170,12 @@ export type ConnectDecision =
       quirks: Quirks;
       /** Bounded label for metrics: the south dialect name. */
       dialect: string;
+      /**
+       * Set when a south gateway route accepted a gateway's own CONNECT (not a device
+       * connecting directly). `ownNorth`: its record has north credentials, so the gateway's
+       * own topics get a session of their own.
+       */
+      southGateway?: { ownNorth: boolean };
     };
 
 /** Per-connection translation; every method is synchronous except `uplink` may return a promise. */

@@ -53,9 +53,11 @@ export interface EngineOptions {
   url?: string;
   connection?: 'direct' | 'gateway';
   /**
-   * South clients are gateways of this grammar: a CONNECT without `hello.gateway` is a
-   * gateway's own (authenticated, nothing north); one with it is an attached device, accepted
-   * with its own JWT or, without one, when its record names that gateway (`gateway: gw-1`).
+   * South clients may be gateways of this grammar: a CONNECT without `hello.gateway` whose
+   * record is a gateway's (`role: gateway`) is the gateway's own (authenticated, nothing
+   * north); any other is a device connecting directly. One with `hello.gateway` is an attached
+   * device, accepted with its own JWT or, without one, when its record names that gateway
+   * (`gateway: gw-1`), or the gateway's own topics (its own record, on its own authority).
    * A record naming another gateway is refused either way.
    */
   southGateway?: SouthGatewaySpec;
@@ -291,22 +293,32 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
       }
       for (const v of topicVars)
         if (vars[v] !== undefined && !safeLevel(vars[v] as string)) return reject(5, 0x87, 'bad_identity');
+      const scheme = pickNorth(north, vars);
       if (opts.southGateway) {
         const bound = vars.gateway;
+        // A gateway: its record says `role: gateway`, or (older records) it has neither north
+        // credentials nor a gateway of its own, so it could not be served as a device anyway.
+        const isGateway =
+          vars.role === 'gateway' || (vars.role === undefined && !scheme && bound === undefined);
         if (hello.gateway === undefined) {
-          // A gateway's own CONNECT: authenticated above; a device bound to a gateway is none.
-          if (bound !== undefined) return reject(5, 0x87, 'not_a_gateway');
-          return {
-            accept: true,
-            north: { mode: 'local' },
-            mapper: gatewayMapper(),
-            quirks,
-            dialect: south.name,
-          };
-        }
-        if (bound !== undefined ? bound !== hello.gateway : byGateway) return reject(5, 0x87, 'not_bound');
+          // A gateway's own CONNECT: authenticated above, nothing north; its own topics get a
+          // session of their own when its record has north credentials. Anyone else is a device
+          // connecting directly, planned below like on any route.
+          if (isGateway)
+            return {
+              accept: true,
+              north: { mode: 'local' },
+              mapper: gatewayMapper(),
+              quirks,
+              dialect: south.name,
+              southGateway: { ownNorth: scheme !== undefined },
+            };
+        } else if (isGateway) {
+          // The session of a gateway's own topics, on its own authority; never another gateway.
+          if (vars.deviceId !== hello.gateway) return reject(5, 0x87, 'not_bound');
+        } else if (bound !== undefined ? bound !== hello.gateway : byGateway)
+          return reject(5, 0x87, 'not_bound');
       }
-      const scheme = pickNorth(north, vars);
       if (!scheme) return reject(5, 0x87, 'no_north_credentials');
       const gwKey = gateway ? north.gateway?.key(vars) : undefined;
       // A gateway's JWT is one per gateway identity, however many devices share it.

@@ -10,6 +10,13 @@
  * from the attach payload when there is one, else on the gateway's authority) and is
  * translated like any device. The attach is acknowledged once that session is up; a detach
  * closes it. QoS 1 both ways, acknowledged end to end.
+ *
+ * The gateway is a device too: when its record has north credentials, its own topics
+ * (/devices/{gw}/events, state, config, commands) go through a session of its own, opened on
+ * its CONNECT (the CONNACK waits for it, so its first publish finds it up) as an attached
+ * device whose id is the gateway's. Without north credentials its own topics are refused
+ * (GATEWAY_DEVICE_NOT_FOUND on its errors topic; gateway_errors_total{type="GATEWAY_NO_NORTH_IDENTITY"}).
+ * A client of the route that is not a gateway never gets here (see gateway-pick.ts).
  */
 import type { Duplex } from 'node:stream';
 import type { IConnectPacket, IPublishPacket, ISubscribePacket, Packet } from 'mqtt-packet';
@@ -43,12 +50,16 @@ export class GatewayFront implements SessionLike {
   private readonly createdAt = Date.now();
   private keepaliveMs = 0;
   private errorsSubscribed = false;
+  /** The gateway's own topics are refused: its record has no north credentials (logged once). */
+  private ownRefused: 'no' | 'quiet' | 'logged' = 'no';
 
   constructor(
     stream: Duplex,
     private readonly info: SouthInfo,
     private readonly ctx: SessionContext,
     private readonly spec: SouthGatewaySpec,
+    /** The route's decision on this CONNECT, when it was taken before (gateway-pick.ts). */
+    private pre?: { connect: IConnectPacket; decision: ConnectDecision },
   ) {
     this.south = new PacketChannel(
       stream,
@@ -133,8 +144,10 @@ export class GatewayFront implements SessionLike {
       return;
     }
     let decision: ConnectDecision;
+    const pre = this.pre?.connect.clientId === connect.clientId ? this.pre.decision : undefined;
+    this.pre = undefined;
     try {
-      decision = await this.ctx.route().openSession({ connect, listener: this.info.listener });
+      decision = pre ?? (await this.ctx.route().openSession({ connect, listener: this.info.listener }));
     } catch {
       this.south.write(connackFor(4, REFUSED_SERVER_UNAVAILABLE));
       this.close('route_error');
@@ -146,14 +159,50 @@ export class GatewayFront implements SessionLike {
       this.close(decision.reason);
       return;
     }
-    // The gateway's own identity is checked; its traffic goes north per attached device.
+    // The gateway's own identity is checked; its traffic goes north per attached device, its
+    // own topics through a session of its own when it has north credentials.
     decision.mapper.close();
     this.gatewayId = gatewayId;
     this.gatewayClientId = connect.clientId;
-    this.state = 'online';
-    this.ctx.metrics.connectionsOpen.labels(this.info.listener, 'gateway').inc();
-    this.ctx.metrics.connectionsTotal.labels(this.info.listener, 'gateway').inc();
-    this.south.write({ cmd: 'connack', sessionPresent: false, returnCode: 0 });
+    const online = () => {
+      if (this.state !== 'connecting') return;
+      this.state = 'online';
+      this.ctx.metrics.connectionsOpen.labels(this.info.listener, 'gateway').inc();
+      this.ctx.metrics.connectionsTotal.labels(this.info.listener, 'gateway').inc();
+      this.south.write({ cmd: 'connack', sessionPresent: false, returnCode: 0 });
+    };
+    if (!decision.southGateway?.ownNorth) {
+      this.ownRefused = 'quiet';
+      online();
+      return;
+    }
+    this.open(gatewayId, undefined, (ok) => {
+      if (!ok)
+        this.ctx.log.warn(
+          { gateway: gatewayId },
+          "gateway's own session refused north: its own topics are refused until it attaches itself",
+        );
+      online();
+    });
+  }
+
+  /** The gateway's own topic without a session of its own: refused, counted, logged once. */
+  private ownTopicRefused(topic: string): boolean {
+    if (this.ownRefused === 'no' || this.devices.has(this.gatewayId)) return false;
+    if (this.ownRefused === 'quiet') {
+      this.ownRefused = 'logged';
+      this.ctx.log.info(
+        { gateway: this.gatewayId },
+        "gateway's own topics refused: its record has no north credentials (gateway_errors_total GATEWAY_NO_NORTH_IDENTITY)",
+      );
+    }
+    this.error(
+      'GATEWAY_DEVICE_NOT_FOUND',
+      this.gatewayId,
+      { topic, description: 'the gateway has no north identity of its own' },
+      'GATEWAY_NO_NORTH_IDENTITY',
+    );
+    return true;
   }
 
   private onPublish(p: IPublishPacket): void {
@@ -173,6 +222,7 @@ export class GatewayFront implements SessionLike {
       return;
     }
     if (!device || device.attachId !== undefined) {
+      if (target.deviceId === this.gatewayId && this.ownTopicRefused(p.topic)) return;
       this.error('GATEWAY_DEVICE_NOT_FOUND', target.deviceId, { topic: p.topic });
       return;
     }
@@ -206,10 +256,18 @@ export class GatewayFront implements SessionLike {
         return;
       }
     }
+    this.open(deviceId, jwt, (ok) => {
+      if (ok) ack();
+      else this.error('GATEWAY_ATTACHMENT_ERROR', deviceId, { description: 'device not authorized' });
+    });
+  }
+
+  /** Opens a device's own session (the gateway's own too); `done` once it is up or refused. */
+  private open(deviceId: string, jwt: string | undefined, done: (ok: boolean) => void): void {
     const [inner, outer] = streamPair();
     new Session(inner, { ...this.info, gateway: this.gatewayId }, this.ctx);
     const device: Device = {
-      attachId: p.messageId ?? 0,
+      attachId: 0,
       up: new Map(),
       requests: new Map(),
       client: new InnerClient(
@@ -227,15 +285,18 @@ export class GatewayFront implements SessionLike {
             if ((c.returnCode ?? 0) !== 0) {
               this.devices.delete(deviceId);
               device.client.close();
-              this.error('GATEWAY_ATTACHMENT_ERROR', deviceId, { description: 'device not authorized' });
+              done(false);
               return;
             }
             device.attachId = undefined;
-            ack();
+            done(true);
           },
           onPacket: (pk) => this.fromDevice(deviceId, device, pk),
           onClose: () => {
-            if (this.devices.get(deviceId) === device) this.devices.delete(deviceId);
+            if (this.devices.get(deviceId) !== device) return;
+            this.devices.delete(deviceId);
+            // Closed before its CONNACK (e.g. the route failed): refused all the same.
+            if (device.attachId !== undefined) done(false);
           },
         },
       ),
@@ -288,8 +349,12 @@ export class GatewayFront implements SessionLike {
         granted[i] = 0;
         return;
       }
-      const device = this.devices.get(this.spec.classify(s.topic)?.deviceId ?? '');
-      if (!device || device.attachId !== undefined) return;
+      const deviceId = this.spec.classify(s.topic)?.deviceId ?? '';
+      const device = this.devices.get(deviceId);
+      if (!device || device.attachId !== undefined) {
+        if (deviceId === this.gatewayId) this.ownTopicRefused(s.topic);
+        return;
+      }
       const id = device.client.allocId();
       waits.push(
         new Promise<void>((resolve) => {
@@ -312,8 +377,8 @@ export class GatewayFront implements SessionLike {
   }
 
   /** A best-effort error report on the gateway's errors topic (when it subscribed). */
-  private error(type: string, deviceId: string, extra: Record<string, string>): void {
-    this.ctx.metrics.gatewayErrorsTotal.labels(type).inc();
+  private error(type: string, deviceId: string, extra: Record<string, string>, counted = type): void {
+    this.ctx.metrics.gatewayErrorsTotal.labels(counted).inc();
     if (!this.errorsSubscribed) return;
     const payload = Buffer.from(JSON.stringify({ error_type: type, device_id: deviceId, ...extra }));
     this.south.write({

@@ -96,6 +96,7 @@ describe('the engine on a south gateway route', () => {
     identity: new CredentialsIndex(
       [
         { south: { deviceId: 'gw-1', publicKey: publicPem(gwKey.publicKey) }, north: {} },
+        { south: { deviceId: 'gw-n', publicKey: publicPem(gwKey.publicKey), role: 'gateway' }, north },
         { south: { deviceId: 'dev-1', gateway: 'gw-1' }, north },
         { south: { deviceId: 'dev-2', gateway: 'gw-2', publicKey: publicPem(devKey.publicKey) }, north },
         { south: { deviceId: 'dev-3', publicKey: publicPem(devKey.publicKey) }, north },
@@ -125,11 +126,35 @@ describe('the engine on a south gateway route', () => {
     assert.equal(reason(await handler.openSession(hello('gw-1'))), 'bad_credentials');
   });
 
-  it('refuses a device bound to a gateway as a gateway itself', async () => {
-    assert.equal(
-      reason(await handler.openSession(hello('dev-2', cbJwt(devKey.privateKey)))),
-      'not_a_gateway',
-    );
+  it('takes a device record connecting itself for a device, never for a gateway', async () => {
+    // Bound to a gateway or not, a device with north credentials connecting directly is planned
+    // north like on any route (no gateway role, so it may not attach others).
+    for (const id of ['dev-2', 'dev-3']) {
+      const d = await handler.openSession(hello(id, cbJwt(devKey.privateKey)));
+      assert.ok(d.accept, id);
+      assert.equal(d.southGateway, undefined, id);
+      assert.equal(d.north.mode, 'direct', id);
+    }
+    // A bound device without a key of its own proves nothing when it connects itself.
+    assert.equal(reason(await handler.openSession(hello('dev-1', cbJwt(devKey.privateKey)))), 'bad_jwt');
+  });
+
+  it("accepts a gateway's own topics as its own session only when its record has north credentials", async () => {
+    const d = await handler.openSession(hello('gw-1', cbJwt(gwKey.privateKey)));
+    assert.ok(d.accept);
+    assert.deepEqual(d.southGateway, { ownNorth: false });
+    const own = await handler.openSession(hello('gw-n', cbJwt(gwKey.privateKey)));
+    assert.ok(own.accept);
+    assert.equal(own.north.mode, 'local');
+    assert.deepEqual(own.southGateway, { ownNorth: true });
+    // Its own session, on its own authority: planned north as the gateway's own device.
+    const self = await handler.openSession(hello('gw-n', undefined, 'gw-n'));
+    assert.ok(self.accept);
+    assert.equal(self.north.mode, 'direct');
+    if (self.north.mode === 'direct') assert.equal(self.north.connect.clientId, 'gw-n');
+    // A gateway is never attached by another gateway; one without north credentials goes nowhere.
+    assert.equal(reason(await handler.openSession(hello('gw-n', undefined, 'gw-1'))), 'not_bound');
+    assert.equal(reason(await handler.openSession(hello('gw-1', undefined, 'gw-1'))), 'no_north_credentials');
   });
 
   it('plans a bound device attached without a JWT as its own north session', async () => {
