@@ -15,20 +15,19 @@ import type {
   QoS,
 } from 'mqtt-packet';
 import { type ChannelEvents, PacketChannel } from '../codec/channel.js';
-import type { Outcome, PublishOut, Quirks, SessionMapper } from '../core/contract.js';
+import type { Outcome, Quirks, SessionMapper } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
 import type { NorthPort } from '../upstream/port.js';
-import { countMessage, observeTranslate, sampleTranslate } from './accounting.js';
-import { resolveAlias } from './aliases.js';
 import { connackFor, REFUSED_SERVER_UNAVAILABLE, type ReasonPair } from './codes.js';
 import type { SessionContext, SessionLike } from './context.js';
-import { capQos, sendLocalSouth } from './downlink.js';
+import { sendLocalSouth } from './downlink.js';
 import { type NorthRefusal, openNorth } from './north-open.js';
 import { ChannelPeer, NOWHERE, NorthSide } from './north-side.js';
 import { IdAllocator, Relay, type RelayPeer } from './relay.js';
 import { AckHooks, meterWritten, openGauge, totalCounter } from './session-metrics.js';
 import type { SessionState, SouthInfo, State } from './state.js';
 import { southSubscribe, southUnsubscribe } from './subscriptions.js';
+import { applyUplink, southPublish } from './uplink.js';
 import { violation } from './validate.js';
 
 export type { SouthInfo } from './state.js';
@@ -133,7 +132,7 @@ export class Session implements SessionLike, SessionState, ChannelEvents {
   private dispatchSouth(p: Packet): void {
     switch (p.cmd) {
       case 'publish':
-        this.onSouthPublish(p);
+        southPublish(this, p);
         return;
       case 'puback':
       case 'pubrec':
@@ -282,48 +281,6 @@ export class Session implements SessionLike, SessionState, ChannelEvents {
     this.close(reason);
   }
 
-  private onSouthPublish(p: IPublishPacket): void {
-    const q = this.quirks;
-    if (p.qos === 0 && p.dup && q.dupWithQos0Disconnect) {
-      this.close('dup_with_qos0');
-      return;
-    }
-    if (q.maxPayloadBytes > 0 && p.payload.length > q.maxPayloadBytes) {
-      this.close('payload_too_large');
-      return;
-    }
-    // QoS 2 as QoS 0: no acknowledgement at all. As QoS 1: the client still gets its QoS 2
-    // flow (PUBREC, PUBCOMP), the copies go north at QoS 1.
-    if (q.qos2 === 'as_qos0' && p.qos === 2) p.qos = 0;
-    if (q.retain === 'ignore') p.retain = false;
-    if (!this.passThrough && this.version === 5 && p.properties?.topicAlias !== undefined) {
-      this.southAliases ??= new Map();
-      if (!resolveAlias(p, this.southAliases)) {
-        this.close('bad_topic_alias');
-        return;
-      }
-    }
-    if (this.passThrough) {
-      // Fast path: nothing to translate, the parsed packet is its own output.
-      const src = { messageId: p.messageId, qos: p.qos };
-      const out = p as PublishOut;
-      const cap = this.northQosFor(p);
-      if (out.qos > cap) out.qos = cap;
-      this.up!.forward(src, [out]);
-      if (this.north?.blocked) this.south.pause();
-      return;
-    }
-    const timed = sampleTranslate();
-    const t0 = timed ? process.hrtime.bigint() : 0n;
-    const outcome = this.mapper!.uplink(p);
-    if (timed) observeTranslate(this.ctx.metrics, this.routeName, 'uplink', t0);
-    if (outcome instanceof Promise) {
-      this.runAsync(outcome, p);
-      return;
-    }
-    this.applyUplink(p, outcome);
-  }
-
   /** Runs an async uplink outcome while holding back later south packets, preserving order. */
   runAsync(outcome: Promise<Outcome>, p: IPublishPacket | null): void {
     this.busy = true;
@@ -332,7 +289,7 @@ export class Session implements SessionLike, SessionState, ChannelEvents {
       .then(
         (o) => {
           if (this.state === 'closed') return;
-          if (p) this.applyUplink(p, o);
+          if (p) applyUplink(this, p, o);
           else if (o.south) sendLocalSouth(this, o.south);
         },
         (err: Error) => {
@@ -351,29 +308,6 @@ export class Session implements SessionLike, SessionState, ChannelEvents {
       this.dispatchSouth(this.queue.shift()!);
     }
     if (!this.busy && this.state === 'online' && !this.draining && !this.north?.blocked) this.south.resume();
-  }
-
-  private applyUplink(p: IPublishPacket, o: Outcome): void {
-    if (o.verdict === 'disconnect') {
-      countMessage(this.ctx.metrics, this.log, this.routeName, 'uplink', o, 'rejected', p.topic);
-      this.close(o.reason ?? 'rejected');
-      return;
-    }
-    const north = o.verdict === 'drop' ? undefined : o.north;
-    if (o.verdict === 'drop')
-      countMessage(this.ctx.metrics, this.log, this.routeName, 'uplink', o, 'dropped', p.topic);
-    else if (!this.passThrough)
-      countMessage(this.ctx.metrics, this.log, this.routeName, 'uplink', o, 'translated');
-    if (north) capQos(north, this.northQosFor(p));
-    this.up!.forward(p, north ?? []);
-    if (o.south) sendLocalSouth(this, o.south);
-    if (this.north?.blocked) this.south.pause();
-  }
-
-  /** Highest QoS the copies of a client's PUBLISH get north (QoS 2 as QoS 1, the platform's cap). */
-  private northQosFor(p: IPublishPacket): QoS {
-    const q: QoS = this.quirks.qos2 === 'as_qos1' && p.qos === 2 ? 1 : p.qos;
-    return Math.min(q, this.northMaxQos) as QoS;
   }
 
   private onSouthDisconnect(p: IDisconnectPacket): void {
