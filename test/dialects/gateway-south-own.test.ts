@@ -1,0 +1,193 @@
+/**
+ * Route clearblade-gateway-to-akenza, the clients that are not just attached devices: a
+ * gateway's own telemetry, state, config and commands (a gateway is a device too, when its
+ * record has north credentials), a gateway without them (its own topics refused, its devices
+ * served), and a ClearBlade device connecting directly (served as a device, attaching
+ * nothing). MQTT.js clients south, mosquitto configured as akenza north.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { type MosquittoPlatform, startAkenzaSecretBroker } from '../emulators/mosquitto-platforms.js';
+import {
+  closeAll,
+  collect,
+  connectClient,
+  gather,
+  type MqttClient,
+  publish,
+  subscribe,
+} from '../helpers/clients.js';
+import type { TestProxy } from '../helpers/proxy.js';
+import { cbJwt, clientIdFor, connectGateway, northConnected, publicPem } from './gateway-south-kit.js';
+import {
+  captureLogs,
+  ecKey,
+  metricValue,
+  scrape,
+  startRouteProxy,
+  tempDir,
+  until,
+  writeCredentials,
+} from './kit.js';
+
+const SECRET = 'akzGwOwn7c2e9a4b1d8f3e6a5b';
+const NORTH = { connectorId: 'conn-1', secret: SECRET };
+
+describe("a south gateway route: the gateway's own topics and devices connecting directly", () => {
+  const gw1 = ecKey();
+  const gw2 = ecKey();
+  const devKey = ecKey();
+  const jKey = ecKey();
+  const tmp = tempDir('mdp-gw-own-');
+  const logs = captureLogs();
+  const clients: MqttClient[] = [];
+  let broker: MosquittoPlatform;
+  let proxy: TestProxy;
+  let platform: MqttClient;
+
+  before(async () => {
+    broker = await startAkenzaSecretBroker({ connectors: [{ id: 'conn-1', secret: SECRET }] });
+    const creds = writeCredentials(tmp.dir, [
+      // A gateway that is a device of its own on akenza.
+      { south: { deviceId: 'gw-1', publicKey: publicPem(gw1.publicKey), role: 'gateway' }, north: NORTH },
+      // A gateway with no north record of its own.
+      { south: { deviceId: 'gw-2', publicKey: publicPem(gw2.publicKey), role: 'gateway' }, north: {} },
+      { south: { deviceId: 'dev-1', gateway: 'gw-1' }, north: NORTH },
+      { south: { deviceId: 'dev-2', gateway: 'gw-2' }, north: NORTH },
+      // Not a gateway: a device with a key of its own, connecting directly.
+      { south: { deviceId: 'dev-d', publicKey: publicPem(devKey.publicKey) }, north: NORTH },
+      // A device any gateway may attach with its JWT.
+      { south: { deviceId: 'dev-j', publicKey: publicPem(jKey.publicKey) }, north: NORTH },
+    ]);
+    proxy = await startRouteProxy('clearblade-gateway-to-akenza', broker.url, creds, { logger: logs.logger });
+    platform = await connectClient(broker.url, { ...broker.platform, clientId: 'akenza-platform' });
+    clients.push(platform);
+    await subscribe(platform, '/up/#', { qos: 1 });
+  });
+
+  after(async () => {
+    await closeAll(clients);
+    await proxy?.close(500);
+    await broker?.stop();
+    tmp.cleanup();
+  });
+
+  it("sends a gateway's own events and state north as its own device, and its config and commands back", async () => {
+    const gw = await connectGateway(proxy.url, 'gw-1', gw1.privateKey);
+    clients.push(gw.client);
+    // Its own session was opened on its CONNECT (the CONNACK waited for it).
+    assert.equal(northConnected(broker, 'gw-1'), true, 'the gateway has a north session of its own');
+    const up = collect(platform, '/up/#', 3, 5000);
+    await publish(gw.client, '/devices/gw-1/events', '{"cpu":12}', { qos: 1 });
+    await publish(gw.client, '/devices/gw-1/events/health', '{"ok":true}', { qos: 1 });
+    await publish(gw.client, '/devices/gw-1/state', '{"fw":"1.2"}', { qos: 1 });
+    const got = (await up).map((m) => [m.topic, JSON.parse(m.payload.toString())]);
+    assert.deepEqual(got.sort(), [
+      [`/up/${SECRET}/id/gw-1`, { cpu: 12 }],
+      [`/up/${SECRET}/id/gw-1`, { fw: '1.2' }],
+      [`/up/${SECRET}/id/gw-1/health`, { ok: true }],
+    ]);
+    const granted = await subscribe(gw.client, ['/devices/gw-1/config', '/devices/gw-1/commands/#'], {
+      qos: 1,
+    });
+    assert.deepEqual(
+      granted.map((g) => [g.topic, g.qos]),
+      [
+        ['/devices/gw-1/config', 1],
+        ['/devices/gw-1/commands/#', 1],
+      ],
+    );
+    const down = collect(gw.client, '/devices/gw-1/+/#', 2, 5000);
+    await publish(platform, `/down/${SECRET}/id/gw-1`, '{"interval":30}', { qos: 1 });
+    await publish(platform, `/down/${SECRET}/id/gw-1/reboot`, '{"now":true}', { qos: 1 });
+    assert.deepEqual((await down).map((m) => [m.topic, m.payload.toString()]).sort(), [
+      ['/devices/gw-1/commands/reboot', '{"now":true}'],
+      ['/devices/gw-1/config', '{"interval":30}'],
+    ]);
+    // Its attached devices go on as before, beside it.
+    await publish(gw.client, '/devices/dev-1/attach', '', { qos: 1 });
+    const devUp = collect(platform, `/up/${SECRET}/id/dev-1`, 1, 5000);
+    await publish(gw.client, '/devices/dev-1/events', '{"t":1}', { qos: 1 });
+    assert.deepEqual(JSON.parse((await devUp)[0]?.payload.toString() ?? ''), { t: 1 });
+    assert.equal(gw.errors.length, 0, 'no errors reported to the gateway');
+  });
+
+  it('refuses the own topics of a gateway without a north record, and still serves its devices', async () => {
+    const gw = await connectGateway(proxy.url, 'gw-2', gw2.privateKey);
+    clients.push(gw.client);
+    await publish(gw.client, '/devices/gw-2/events', '{"cpu":99}', { qos: 0 });
+    const e = await gw.errorFor('GATEWAY_DEVICE_NOT_FOUND', 'gw-2');
+    assert.equal(e.topic, '/devices/gw-2/events');
+    // MQTT.js rejects a SUBACK with a failure code; the SUBACK itself says what was granted.
+    const refused = await subscribe(gw.client, '/devices/gw-2/config', { qos: 1 }).then(
+      () => undefined,
+      (err: { packet?: { granted?: number[] } }) => err.packet?.granted,
+    );
+    assert.deepEqual(refused, [0x80], 'its own config is refused');
+    const text = await scrape(proxy);
+    assert.equal(
+      metricValue(text, 'mqtt_proxy_gateway_errors_total', 'type="GATEWAY_NO_NORTH_IDENTITY"'),
+      2,
+      'counted under their own reason',
+    );
+    assert.equal(
+      logs
+        .text()
+        .split('\n')
+        .filter((l) => l.includes('its record has no north credentials')).length,
+      1,
+      'logged once for the connection',
+    );
+    assert.equal(northConnected(broker, 'gw-2'), false);
+    await publish(gw.client, '/devices/dev-2/attach', '', { qos: 1 });
+    const up = collect(platform, `/up/${SECRET}/id/dev-2`, 1, 5000);
+    await publish(gw.client, '/devices/dev-2/events', '{"t":2}', { qos: 1 });
+    assert.deepEqual(JSON.parse((await up)[0]?.payload.toString() ?? ''), { t: 2 });
+  });
+
+  it('serves a ClearBlade device connecting directly as a device: uplinks north, config back', async () => {
+    const dev = await connectClient(proxy.url, {
+      clientId: clientIdFor('dev-d'),
+      username: 'unused',
+      password: cbJwt(devKey.privateKey),
+      protocolVersion: 4,
+    });
+    clients.push(dev);
+    assert.equal(northConnected(broker, 'dev-d'), true, 'a north session of its own, at once');
+    const up = collect(platform, `/up/${SECRET}/id/dev-d/#`, 2, 5000);
+    await publish(dev, '/devices/dev-d/events', '{"temp":20}', { qos: 1 });
+    await publish(dev, '/devices/dev-d/state', '{"on":true}', { qos: 1 });
+    assert.deepEqual((await up).map((m) => [m.topic, m.payload.toString()]).sort(), [
+      [`/up/${SECRET}/id/dev-d`, '{"on":true}'],
+      [`/up/${SECRET}/id/dev-d`, '{"temp":20}'],
+    ]);
+    const granted = await subscribe(dev, '/devices/dev-d/config', { qos: 1 });
+    assert.equal(granted[0]?.qos, 1);
+    const down = collect(dev, '/devices/dev-d/config', 1, 5000);
+    await publish(platform, `/down/${SECRET}/id/dev-d`, '{"interval":5}', { qos: 1 });
+    assert.equal((await down)[0]?.payload.toString(), '{"interval":5}');
+  });
+
+  it('lets a device that is not a gateway attach nobody', async () => {
+    const dev = await connectClient(proxy.url, {
+      clientId: clientIdFor('dev-d'),
+      username: 'unused',
+      password: cbJwt(devKey.privateKey),
+      protocolVersion: 4,
+    });
+    clients.push(dev);
+    // dev-j's valid JWT would attach it through a gateway; from a device it attaches nothing.
+    await publish(dev, '/devices/dev-j/attach', JSON.stringify({ authorization: cbJwt(jKey.privateKey) }), {
+      qos: 0,
+    });
+    const stray = gather(platform, `/up/${SECRET}/id/dev-j/#`, 500);
+    await publish(dev, '/devices/dev-j/events', '{"t":"j"}', { qos: 0 });
+    // Its own traffic still flows after those (each connection's packets are handled in order).
+    const up = collect(platform, `/up/${SECRET}/id/dev-d`, 1, 5000);
+    await publish(dev, '/devices/dev-d/events', '{"after":1}', { qos: 1 });
+    assert.deepEqual(JSON.parse((await up)[0]?.payload.toString() ?? ''), { after: 1 });
+    assert.deepEqual(await stray, [], 'nothing went north as dev-j');
+    await until(() => dev.connected, 1000, 'the device still connected');
+    assert.equal(northConnected(broker, 'dev-j'), false, 'dev-j never got a north session');
+  });
+});
