@@ -6,25 +6,18 @@
  *   north bytes → NorthClient → onNorthPublish → mapper.downlink → Relay(down) → PacketChannel
  */
 import type { Duplex } from 'node:stream';
-import type {
-  IConnackPacket,
-  IConnectPacket,
-  IDisconnectPacket,
-  IPublishPacket,
-  Packet,
-  QoS,
-} from 'mqtt-packet';
+import type { IDisconnectPacket, IPublishPacket, Packet, QoS } from 'mqtt-packet';
 import { type ChannelEvents, PacketChannel } from '../codec/channel.js';
 import type { Outcome, Quirks, SessionMapper } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
 import type { NorthPort } from '../upstream/port.js';
-import { connackFor, REFUSED_SERVER_UNAVAILABLE, type ReasonPair } from './codes.js';
+import { REFUSED_SERVER_UNAVAILABLE } from './codes.js';
+import { refuse, southConnect } from './connect.js';
 import type { SessionContext, SessionLike } from './context.js';
 import { sendLocalSouth } from './downlink.js';
-import { type NorthRefusal, openNorth } from './north-open.js';
-import { ChannelPeer, NOWHERE, NorthSide } from './north-side.js';
+import { ChannelPeer, NOWHERE } from './north-side.js';
 import { IdAllocator, Relay, type RelayPeer } from './relay.js';
-import { AckHooks, meterWritten, openGauge, totalCounter } from './session-metrics.js';
+import { AckHooks, meterWritten } from './session-metrics.js';
 import type { SessionState, SouthInfo, State } from './state.js';
 import { southSubscribe, southUnsubscribe } from './subscriptions.js';
 import { applyUplink, southPublish } from './uplink.js';
@@ -54,7 +47,7 @@ export class Session implements SessionLike, SessionState, ChannelEvents {
   private upRelay?: Relay;
   private downRelay?: Relay;
   /** The session went online (it may be closed since): relays may be made. */
-  private wentOnline = false;
+  wentOnline = false;
   /** South packets that arrived while CONNECT or an async uplink was being handled. */
   private queue: Packet[] = [];
   private busy = false;
@@ -119,7 +112,7 @@ export class Session implements SessionLike, SessionState, ChannelEvents {
         this.close('packet_before_connect');
         return;
       }
-      void this.onConnect(p);
+      void southConnect(this, p);
       return;
     }
     if (p.cmd === 'connect') {
@@ -169,116 +162,6 @@ export class Session implements SessionLike, SessionState, ChannelEvents {
       default:
         this.close(`unexpected_${p.cmd}`);
     }
-  }
-
-  private async onConnect(connect: IConnectPacket): Promise<void> {
-    this.state = 'connecting';
-    this.south.pause();
-    this.version = connect.protocolVersion ?? 4;
-    this.south.setProtocolVersion(this.version);
-    // A gateway's attached device is silent between messages: the gateway's own connection is
-    // the one whose keepalive is enforced (by its front).
-    this.keepaliveMs = this.info.gateway ? 0 : (connect.keepalive ?? 0) * 1500;
-    this.sessionExpiry = connect.properties?.sessionExpiryInterval ?? 0;
-    // MQTT 3.1: the client identifier must be 1 to 23 characters (CONNACK 2 otherwise).
-    if (this.version === 3 && !connect.clientId) {
-      this.refuse({ returnCode: 2, reasonCode: 0x85 }, 'identifier_rejected');
-      return;
-    }
-    const route = this.ctx.route();
-    this.routeName = route.name;
-    let decision: Awaited<ReturnType<typeof route.openSession>>;
-    try {
-      decision = await route.openSession({
-        connect,
-        listener: this.info.listener,
-        peerCommonName: this.info.peerCommonName,
-        remoteAddress: this.info.remoteAddress,
-        gateway: this.info.gateway,
-      });
-    } catch (err) {
-      this.log.error({ err: (err as Error).message }, 'route failed to open the session');
-      this.refuse(REFUSED_SERVER_UNAVAILABLE, 'route_error');
-      return;
-    }
-    if (this.closed) {
-      if (decision.accept) decision.mapper.close();
-      return;
-    }
-    if (!decision.accept) {
-      this.ctx.metrics.authFailuresTotal.labels(decision.reason).inc();
-      this.log.info({ reason: decision.reason }, 'connection refused');
-      this.refuse({ returnCode: decision.returnCode, reasonCode: decision.reasonCode }, decision.reason);
-      return;
-    }
-    this.mapper = decision.mapper;
-    this.quirks = decision.quirks;
-    this.passThrough = route.passThrough;
-    this.dialect = decision.dialect;
-    let opened: Awaited<ReturnType<typeof openNorth>>;
-    try {
-      opened = await openNorth(
-        decision.north,
-        this.quirks,
-        this.ctx,
-        this.routeName,
-        () => this.log,
-        new NorthSide(this),
-        this.mapper.autoSubscribe(),
-      );
-    } catch (err) {
-      const r = err as NorthRefusal;
-      // The broker closed on the CONNECT without answering: do the same (transparency).
-      if (r.reason === 'north_closed') this.close(r.reason);
-      else this.refuse(r.code ?? REFUSED_SERVER_UNAVAILABLE, r.reason ?? 'north_error', r.connack);
-      return;
-    }
-    if (opened) {
-      this.north = opened.port;
-      this.northMaxQos = opened.maxQos;
-      if (this.closed) {
-        this.north.destroy();
-        return;
-      }
-    }
-    this.goOnline(opened?.connack, opened?.subscribed);
-  }
-
-  /** `subscribed`: the automatic subscriptions' SUBACK when they went out with the CONNECT. */
-  private goOnline(northConnack?: IConnackPacket, subscribed?: Promise<number[]>): void {
-    const metrics = this.ctx.metrics;
-    const sessionPresent =
-      this.quirks.sessionPresent === 'always'
-        ? true
-        : this.quirks.sessionPresent === 'never'
-          ? false
-          : Boolean(northConnack?.sessionPresent);
-    const connack: IConnackPacket = { cmd: 'connack', sessionPresent, returnCode: 0, reasonCode: 0 };
-    if (this.version === 5 && northConnack?.properties) connack.properties = northConnack.properties;
-    this.south.write(connack);
-    const north = this.north;
-    this.state = 'online';
-    this.wentOnline = true;
-    openGauge(metrics, this.info.listener, this.dialect).inc();
-    totalCounter(metrics, this.info.listener, this.dialect).inc();
-    const mapper = this.mapper!;
-    const auto = mapper.autoSubscribe();
-    if (auto.length && north) {
-      (subscribed ?? north.subscribe(auto)).catch(() => this.log.warn('automatic north subscription failed'));
-    }
-    north?.start();
-    const online = mapper.onOnline?.();
-    if (online)
-      this.runAsync(
-        Promise.resolve(online).then((outs) => ({ south: outs })),
-        null,
-      );
-    this.flushQueue();
-  }
-
-  private refuse(code: ReasonPair, reason: string, northConnack?: IConnackPacket): void {
-    this.south.write(connackFor(this.version, code, northConnack));
-    this.close(reason);
   }
 
   /** Runs an async uplink outcome while holding back later south packets, preserving order. */
@@ -388,7 +271,7 @@ export class Session implements SessionLike, SessionState, ChannelEvents {
       this.state === 'connecting' &&
       now - this.createdAt > limits.connectTimeoutMs + limits.northConnectTimeoutMs
     ) {
-      this.refuse(REFUSED_SERVER_UNAVAILABLE, 'connect_timeout');
+      refuse(this, REFUSED_SERVER_UNAVAILABLE, 'connect_timeout');
       return;
     }
     if (this.state !== 'online') return;

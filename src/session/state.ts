@@ -40,6 +40,8 @@ export interface SessionState {
   northAliases?: Map<number, string>;
   dialect: string;
   routeName: string;
+  /** The session went online (it may be closed since): relays may be made. */
+  wentOnline: boolean;
   /** Set while a shutdown drain waits for the in-flight messages. */
   draining?: () => void;
   /** The per-connection logger, made on first use. */

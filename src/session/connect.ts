@@ -1,0 +1,126 @@
+/**
+ * CONNECT: the route decides (refuse, or accept with a mapper, quirks and a north plan), the
+ * north side is opened, then the client gets its CONNACK, the automatic subscriptions go north
+ * and the packets that arrived meanwhile are replayed.
+ */
+import type { IConnackPacket, IConnectPacket } from 'mqtt-packet';
+import { connackFor, REFUSED_SERVER_UNAVAILABLE, type ReasonPair } from './codes.js';
+import { type NorthRefusal, openNorth } from './north-open.js';
+import { NorthSide } from './north-side.js';
+import { openGauge, totalCounter } from './session-metrics.js';
+import type { SessionState } from './state.js';
+
+export async function southConnect(s: SessionState, connect: IConnectPacket): Promise<void> {
+  s.state = 'connecting';
+  s.south.pause();
+  s.version = connect.protocolVersion ?? 4;
+  s.south.setProtocolVersion(s.version);
+  // A gateway's attached device is silent between messages: the gateway's own connection is
+  // the one whose keepalive is enforced (by its front).
+  s.keepaliveMs = s.info.gateway ? 0 : (connect.keepalive ?? 0) * 1500;
+  s.sessionExpiry = connect.properties?.sessionExpiryInterval ?? 0;
+  // MQTT 3.1: the client identifier must be 1 to 23 characters (CONNACK 2 otherwise).
+  if (s.version === 3 && !connect.clientId) {
+    refuse(s, { returnCode: 2, reasonCode: 0x85 }, 'identifier_rejected');
+    return;
+  }
+  const route = s.ctx.route();
+  s.routeName = route.name;
+  let decision: Awaited<ReturnType<typeof route.openSession>>;
+  try {
+    decision = await route.openSession({
+      connect,
+      listener: s.info.listener,
+      peerCommonName: s.info.peerCommonName,
+      remoteAddress: s.info.remoteAddress,
+      gateway: s.info.gateway,
+    });
+  } catch (err) {
+    s.log.error({ err: (err as Error).message }, 'route failed to open the session');
+    refuse(s, REFUSED_SERVER_UNAVAILABLE, 'route_error');
+    return;
+  }
+  if (s.closed) {
+    if (decision.accept) decision.mapper.close();
+    return;
+  }
+  if (!decision.accept) {
+    s.ctx.metrics.authFailuresTotal.labels(decision.reason).inc();
+    s.log.info({ reason: decision.reason }, 'connection refused');
+    refuse(s, { returnCode: decision.returnCode, reasonCode: decision.reasonCode }, decision.reason);
+    return;
+  }
+  s.mapper = decision.mapper;
+  s.quirks = decision.quirks;
+  s.passThrough = route.passThrough;
+  s.dialect = decision.dialect;
+  let opened: Awaited<ReturnType<typeof openNorth>>;
+  try {
+    opened = await openNorth(
+      decision.north,
+      s.quirks,
+      s.ctx,
+      s.routeName,
+      () => s.log,
+      new NorthSide(s),
+      s.mapper.autoSubscribe(),
+    );
+  } catch (err) {
+    const r = err as NorthRefusal;
+    // The broker closed on the CONNECT without answering: do the same (transparency).
+    if (r.reason === 'north_closed') s.close(r.reason);
+    else refuse(s, r.code ?? REFUSED_SERVER_UNAVAILABLE, r.reason ?? 'north_error', r.connack);
+    return;
+  }
+  if (opened) {
+    s.north = opened.port;
+    s.northMaxQos = opened.maxQos;
+    if (s.closed) {
+      s.north.destroy();
+      return;
+    }
+  }
+  goOnline(s, opened?.connack, opened?.subscribed);
+}
+
+/** `subscribed`: the automatic subscriptions' SUBACK when they went out with the CONNECT. */
+function goOnline(s: SessionState, northConnack?: IConnackPacket, subscribed?: Promise<number[]>): void {
+  const metrics = s.ctx.metrics;
+  const sessionPresent =
+    s.quirks.sessionPresent === 'always'
+      ? true
+      : s.quirks.sessionPresent === 'never'
+        ? false
+        : Boolean(northConnack?.sessionPresent);
+  const connack: IConnackPacket = { cmd: 'connack', sessionPresent, returnCode: 0, reasonCode: 0 };
+  if (s.version === 5 && northConnack?.properties) connack.properties = northConnack.properties;
+  s.south.write(connack);
+  const north = s.north;
+  s.state = 'online';
+  s.wentOnline = true;
+  openGauge(metrics, s.info.listener, s.dialect).inc();
+  totalCounter(metrics, s.info.listener, s.dialect).inc();
+  const mapper = s.mapper!;
+  const auto = mapper.autoSubscribe();
+  if (auto.length && north) {
+    (subscribed ?? north.subscribe(auto)).catch(() => s.log.warn('automatic north subscription failed'));
+  }
+  north?.start();
+  const online = mapper.onOnline?.();
+  if (online)
+    s.runAsync(
+      Promise.resolve(online).then((outs) => ({ south: outs })),
+      null,
+    );
+  s.flushQueue();
+}
+
+export function refuse(
+  s: SessionState,
+  code: ReasonPair,
+  reason: string,
+  northConnack?: IConnackPacket,
+): void {
+  s.south.write(connackFor(s.version, code, northConnack));
+  s.close(reason);
+}
