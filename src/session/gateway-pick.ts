@@ -125,7 +125,11 @@ export function acceptGatewayRouteClient(
     if (bytes < size) return;
     // Read no further until decided: later bytes stay in the stream.
     stream.pause();
-    void decide(head.subarray(0, size));
+    decide(head.subarray(0, size)).catch(() => {
+      // Ours, not the client's: only this connection closes.
+      if (!settled) stop();
+      stream.destroy();
+    });
   }
   stream.on('data', onData);
   stream.on('error', onGone);

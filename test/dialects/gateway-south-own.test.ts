@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import mqtt, { type IPublishPacket } from 'mqtt-packet';
 import { type MosquittoPlatform, startAkenzaSecretBroker } from '../emulators/mosquitto-platforms.js';
 import {
   closeAll,
@@ -18,6 +19,7 @@ import {
   subscribe,
 } from '../helpers/clients.js';
 import type { TestProxy } from '../helpers/proxy.js';
+import { rawConnect } from '../helpers/raw.js';
 import { cbJwt, clientIdFor, connectGateway, northConnected, publicPem } from './gateway-south-kit.js';
 import {
   captureLogs,
@@ -166,6 +168,58 @@ describe("a south gateway route: the gateway's own topics and devices connecting
     const down = collect(dev, '/devices/dev-d/config', 1, 5000);
     await publish(platform, `/down/${SECRET}/id/dev-d`, '{"interval":5}', { qos: 1 });
     assert.equal((await down)[0]?.payload.toString(), '{"interval":5}');
+  });
+
+  it("reads a direct device's CONNECT split across writes, with a PUBLISH right behind it, once", async () => {
+    const raw = await rawConnect(Number(new URL(proxy.url).port));
+    const connect = mqtt.generate({
+      cmd: 'connect',
+      protocolId: 'MQTT',
+      protocolVersion: 4,
+      clientId: clientIdFor('dev-d'),
+      username: 'unused',
+      password: Buffer.from(cbJwt(devKey.privateKey)),
+      clean: true,
+      keepalive: 30,
+    });
+    const event = mqtt.generate({
+      cmd: 'publish',
+      topic: '/devices/dev-d/events',
+      payload: Buffer.from('{"raw":1}'),
+      qos: 1,
+      messageId: 7,
+      retain: false,
+      dup: false,
+    });
+    const up = collect(platform, `/up/${SECRET}/id/dev-d`, 1, 5000);
+    try {
+      raw.write(connect.subarray(0, 10));
+      await new Promise((r) => setTimeout(r, 50));
+      raw.write(Buffer.concat([connect.subarray(10), event]));
+      const connack = await raw.nextPacket();
+      assert.equal(connack.cmd, 'connack');
+      assert.equal(connack.cmd === 'connack' ? connack.returnCode : -1, 0);
+      const puback = await raw.nextPacket();
+      assert.deepEqual([puback.cmd, puback.messageId], ['puback', 7]);
+      assert.equal((await up)[0]?.payload.toString(), '{"raw":1}');
+    } finally {
+      raw.destroy();
+    }
+  });
+
+  it('closes a client on the route whose first packet is not a CONNECT', async () => {
+    const raw = await rawConnect(Number(new URL(proxy.url).port));
+    const p: IPublishPacket = {
+      cmd: 'publish',
+      topic: '/devices/gw-1/events',
+      payload: Buffer.from('{}'),
+      qos: 0,
+      retain: false,
+      dup: false,
+    };
+    raw.send(p);
+    await raw.closed(5000);
+    assert.equal(raw.packets.length, 0, 'nothing answered');
   });
 
   it('lets a device that is not a gateway attach nobody', async () => {
