@@ -102,7 +102,6 @@ export class NorthClient implements ChannelEvents {
       protocolVersion,
       onWritten: meter ? writtenBy(meter) : undefined,
     });
-    this.channel.setProtocolVersion(protocolVersion);
   }
 
   /** Packet identifiers of this connection (made on first use). */
