@@ -1,16 +1,22 @@
 /**
  * One south client: its CONNECT, its north connection, and the two relays between them.
- * Packets are handled one handler per type; every close goes through `close()`.
+ * The session is the per-connection state machine (new → connecting → online → closed): it
+ * owns the state, queues south packets while CONNECT or an async uplink is pending, dispatches
+ * one handler per packet type and makes the relays; the handlers live beside it as functions
+ * over its state (`SessionState`). Every close goes through `close()`.
  *
- *   south bytes → PacketChannel → onSouthPacket → mapper.uplink → Relay(up) → NorthClient
- *   north bytes → NorthClient → onNorthPublish → mapper.downlink → Relay(down) → PacketChannel
+ *   south bytes → PacketChannel → onSouthPacket → connect.ts | uplink.ts | subscriptions.ts
+ *     | closing.ts;  uplink: mapper.uplink → Relay(up) → NorthClient
+ *   north bytes → NorthClient → NorthSide (north-side.ts) → downlink.ts: mapper.downlink
+ *     → Relay(down) → PacketChannel
  */
 import type { Duplex } from 'node:stream';
-import type { IDisconnectPacket, IPublishPacket, Packet, QoS } from 'mqtt-packet';
+import type { IPublishPacket, Packet, QoS } from 'mqtt-packet';
 import { type ChannelEvents, PacketChannel } from '../codec/channel.js';
 import type { Outcome, Quirks, SessionMapper } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
 import type { NorthPort } from '../upstream/port.js';
+import { checkDrained, closeSession, drainSession, lastWords, southDisconnect } from './closing.js';
 import { REFUSED_SERVER_UNAVAILABLE } from './codes.js';
 import { refuse, southConnect } from './connect.js';
 import type { SessionContext, SessionLike } from './context.js';
@@ -44,8 +50,8 @@ export class Session implements SessionLike, SessionState, ChannelEvents {
   sessionExpiry = 0;
   private readonly createdAt = Date.now();
   /** The relays, made on first use once online: an idle device never needs them. */
-  private upRelay?: Relay;
-  private downRelay?: Relay;
+  upRelay?: Relay;
+  downRelay?: Relay;
   /** The session went online (it may be closed since): relays may be made. */
   wentOnline = false;
   /** South packets that arrived while CONNECT or an async uplink was being handled. */
@@ -87,11 +93,7 @@ export class Session implements SessionLike, SessionState, ChannelEvents {
   }
 
   lastWords(reason: string): Packet | undefined {
-    if (this.state === 'new' && reason === 'unsupported_protocol_version') {
-      return { cmd: 'connack', returnCode: 1, sessionPresent: false };
-    }
-    const code = this.state === 'online' && this.version === 5 ? DISCONNECT_CODES[reason] : undefined;
-    return code === undefined ? undefined : { cmd: 'disconnect', reasonCode: code };
+    return lastWords(this, reason);
   }
 
   // ---------------------------------------------------------------- south side
@@ -154,7 +156,7 @@ export class Session implements SessionLike, SessionState, ChannelEvents {
         this.south.write({ cmd: 'pingresp' });
         return;
       case 'disconnect':
-        this.onSouthDisconnect(p);
+        southDisconnect(this, p);
         return;
       case 'connect':
         this.close('second_connect');
@@ -193,19 +195,6 @@ export class Session implements SessionLike, SessionState, ChannelEvents {
     if (!this.busy && this.state === 'online' && !this.draining && !this.north?.blocked) this.south.resume();
   }
 
-  private onSouthDisconnect(p: IDisconnectPacket): void {
-    // MQTT-3.14.2-2: a session that expired at once cannot be given an expiry on DISCONNECT.
-    if (this.version === 5 && !this.sessionExpiry && p.properties?.sessionExpiryInterval) {
-      this.close('session_expiry_after_zero');
-      return;
-    }
-    // Forward the DISCONNECT so the broker knows it was a normal close (no will message).
-    const north = this.north;
-    this.north = undefined;
-    north?.end(this.quirks.will === 'pass' || this.version === 5 ? p : { cmd: 'disconnect' });
-    this.close('client_disconnect');
-  }
-
   // ---------------------------------------------------------------- relays
 
   /**
@@ -225,7 +214,7 @@ export class Session implements SessionLike, SessionState, ChannelEvents {
 
   private makeRelays(): void {
     const metrics = this.ctx.metrics;
-    const settled = () => this.checkDrained();
+    const settled = () => checkDrained(this);
     const southPeer = new ChannelPeer(this.south);
     const north = this.north;
     const northPeer: RelayPeer = north ?? NOWHERE;
@@ -283,27 +272,7 @@ export class Session implements SessionLike, SessionState, ChannelEvents {
   }
 
   drain(graceMs: number): Promise<void> {
-    if (this.state === 'closed') return Promise.resolve();
-    this.south.pause();
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => finish('shutdown_grace_expired'), graceMs);
-      const finish = (reason: string) => {
-        clearTimeout(timer);
-        this.draining = undefined;
-        if (this.state !== 'closed' && this.version === 5) {
-          this.south.write({ cmd: 'disconnect', reasonCode: 0x8b });
-        }
-        this.close(reason);
-        resolve();
-      };
-      this.draining = () => finish('shutdown');
-      this.checkDrained();
-    });
-  }
-
-  private checkDrained(): void {
-    if (this.draining && (this.upRelay?.size ?? 0) === 0 && (this.downRelay?.size ?? 0) === 0)
-      this.draining();
+    return drainSession(this, graceMs);
   }
 
   close(reason: string, err?: Error): void {
@@ -311,38 +280,6 @@ export class Session implements SessionLike, SessionState, ChannelEvents {
     const wasOnline = this.state === 'online';
     this.state = 'closed';
     this.queue = [];
-    this.ctx.sessions.delete(this);
-    const m = this.ctx.metrics;
-    m.closesTotal.labels(reason).inc();
-    if (wasOnline) m.connectionsOpen.labels(this.info.listener, this.dialect).dec();
-    // MQTT 5: a server closing for the client's fault says why (DISCONNECT with a reason code).
-    const code = wasOnline && this.version === 5 ? DISCONNECT_CODES[reason] : undefined;
-    if (code !== undefined) this.south.write({ cmd: 'disconnect', reasonCode: code });
-    if (reason === 'internal_error') {
-      this.log.error({ reason, err: err?.stack }, 'connection closed by an internal error');
-    } else {
-      const quiet = reason === 'client_disconnect' || reason === 'peer_closed' || reason === 'shutdown';
-      const level = quiet ? 'debug' : 'info';
-      // The per-connection logger is made only when the line is written.
-      if (this.ctx.log.isLevelEnabled(level))
-        this.log[level]({ reason, err: err?.message }, 'connection closed');
-    }
-    this.upRelay?.clear();
-    this.downRelay?.clear();
-    this.mapper?.close();
-    // No DISCONNECT north unless the client sent one: the broker then publishes the will.
-    this.north?.destroy();
-    this.south.end();
+    closeSession(this, wasOnline, reason, err);
   }
 }
-
-/**
- * Close reasons that an MQTT 5 client is told with DISCONNECT, and their reason codes: the
- * protocol errors mosquitto reports this way too (its broker test suite runs through the
- * proxy, test/conformance). A packet the parser cannot read is closed without a word.
- */
-const DISCONNECT_CODES: Record<string, number> = {
-  malformed_topic: 0x81,
-  empty_unsubscribe: 0x81,
-  session_expiry_after_zero: 0x82,
-};

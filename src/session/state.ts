@@ -8,7 +8,7 @@ import type { PacketChannel } from '../codec/channel.js';
 import type { Outcome, Quirks, SessionMapper } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
 import type { NorthPort } from '../upstream/port.js';
-import type { SessionContext } from './context.js';
+import type { SessionContext, SessionLike } from './context.js';
 import type { Relay } from './relay.js';
 
 export type State = 'new' | 'connecting' | 'online' | 'closed';
@@ -21,7 +21,7 @@ export interface SouthInfo {
   gateway?: string;
 }
 
-export interface SessionState {
+export interface SessionState extends SessionLike {
   state: State;
   readonly info: SouthInfo;
   readonly ctx: SessionContext;
@@ -46,6 +46,9 @@ export interface SessionState {
   draining?: () => void;
   /** The per-connection logger, made on first use. */
   readonly log: Logger;
+  /** The relays as made so far (`up`/`down` make them on first use once online). */
+  readonly upRelay?: Relay;
+  readonly downRelay?: Relay;
   /** The uplink relay (south → north); undefined before the session went online. */
   readonly up: Relay | undefined;
   /** The downlink relay (north → south); undefined before the session went online. */
