@@ -157,7 +157,7 @@ export function createMetrics() {
   hot.packetsTotal = new HotCounter(metrics.packetsTotal);
   hot.bytesTotal = new HotCounter(metrics.bytesTotal);
   hot.messagesTotal = new HotCounter(metrics.messagesTotal);
-  return { ...metrics, hot: hot as Required<typeof hot>, perConnect };
+  return { ...metrics, hot: { ...(hot as Required<typeof hot>), perConnect } };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

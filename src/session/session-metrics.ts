@@ -45,12 +45,12 @@ function ackSeries(m: Metrics, route: string, direction: 'uplink' | 'downlink'):
  * the gauge when /metrics is scraped (prom-client hashes the labels on every change).
  */
 export function openGauge(m: Metrics, listener: string, dialect: string): { inc(): void; dec(): void } {
-  return delta(m.perConnect.connectionsOpen, listener, dialect);
+  return delta(m.hot.perConnect.connectionsOpen, listener, dialect);
 }
 
 /** The connections counter of a (listener, dialect), added up the same way. */
 export function totalCounter(m: Metrics, listener: string, dialect: string): { inc(): void } {
-  return delta(m.perConnect.connectionsTotal, listener, dialect);
+  return delta(m.hot.perConnect.connectionsTotal, listener, dialect);
 }
 
 /** The series of a (listener, dialect), found by listener then dialect (no key string per call). */
@@ -70,7 +70,7 @@ function delta(byListener: Map<string, Map<string, HotDelta>>, listener: string,
 
 /** The north connect duration histogram of a route, counted per bucket until a scrape. */
 export function northConnectSeconds(m: Metrics, route: string): { observe(v: number): void } {
-  const cache = m.perConnect.northConnectSeconds;
+  const cache = m.hot.perConnect.northConnectSeconds;
   let h = cache.get(route);
   if (!h) {
     h = new HotHistogram(m.northConnectSeconds, NORTH_CONNECT_BUCKETS, { route });
