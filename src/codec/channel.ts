@@ -14,6 +14,19 @@ import { createParser } from './lean-parser.js';
 import { publishProperties, rememberPublish, restoreOrder } from './property-order.js';
 import mqtt from './quiet-mqtt-packet.js';
 
+/**
+ * An MQTT 3.1/3.1.1 PUBLISH frame (topic already checked) offered before it is parsed, by the
+ * offsets of its parts; returns true when the handler took it whole.
+ */
+export type RawPublishHandler = (
+  frame: Buffer,
+  qos: number,
+  messageId: number,
+  topicStart: number,
+  topicEnd: number,
+  payloadStart: number,
+) => boolean;
+
 export interface ChannelEvents {
   onPacket(packet: Packet, bytes: number): void;
   /** The channel failed (bad bytes, oversize packet, socket error) or the peer closed; called once. */
@@ -27,14 +40,7 @@ export interface ChannelEvents {
    * the offsets of its parts; true when the handler took it whole (it is then not parsed and
    * `onPacket` is not called): the north side drops a device's echoed uplinks this way.
    */
-  onRawPublish?(
-    frame: Buffer,
-    qos: number,
-    messageId: number,
-    topicStart: number,
-    topicEnd: number,
-    payloadStart: number,
-  ): boolean;
+  onRawPublish?: RawPublishHandler;
 }
 
 export interface ChannelOptions {

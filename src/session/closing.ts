@@ -3,6 +3,7 @@
  * close goes through (counted, logged once, MQTT 5 clients told why, both sides ended).
  */
 import type { IDisconnectPacket, Packet } from 'mqtt-packet';
+import { openGauge } from './session-metrics.js';
 import type { SessionState } from './state.js';
 
 /**
@@ -68,7 +69,7 @@ export function closeSession(s: SessionState, wasOnline: boolean, reason: string
   s.ctx.sessions.delete(s);
   const m = s.ctx.metrics;
   m.closesTotal.labels(reason).inc();
-  if (wasOnline) m.connectionsOpen.labels(s.info.listener, s.dialect).dec();
+  if (wasOnline) openGauge(m, s.info.listener, s.dialect).dec();
   // MQTT 5: a server closing for the client's fault says why (DISCONNECT with a reason code).
   const code = wasOnline && s.version === 5 ? DISCONNECT_CODES[reason] : undefined;
   if (code !== undefined) s.south.write({ cmd: 'disconnect', reasonCode: code });

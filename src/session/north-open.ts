@@ -12,6 +12,7 @@ import type {
   Packet,
   QoS,
 } from 'mqtt-packet';
+import type { RawPublishHandler } from '../codec/channel.js';
 import type { NorthPlan, Quirks } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
 import { NorthClient, type NorthConnectError, type NorthMeter } from '../upstream/north.js';
@@ -42,14 +43,7 @@ export interface NorthEvents {
   onDrain(): void;
   onGatewayError(error: { type: string; description?: string }): void;
   /** A north PUBLISH frame before parsing (direct connections, MQTT 3.1.1): true when taken. */
-  onRawPublish?(
-    frame: Buffer,
-    qos: number,
-    messageId: number,
-    topicStart: number,
-    topicEnd: number,
-    payloadStart: number,
-  ): boolean;
+  onRawPublish?: RawPublishHandler;
 }
 
 export interface NorthOpened {

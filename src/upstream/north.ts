@@ -16,7 +16,7 @@ import type {
   IUnsubscribePacket,
   Packet,
 } from 'mqtt-packet';
-import { type ChannelEvents, PacketChannel } from '../codec/channel.js';
+import { type ChannelEvents, PacketChannel, type RawPublishHandler } from '../codec/channel.js';
 import { IdAllocator } from '../session/relay.js';
 import { type CompiledTransport, connectFailed } from './transport.js';
 
@@ -29,14 +29,7 @@ export interface NorthHandlers {
   onClose(reason: string): void;
   onDrain(): void;
   /** A PUBLISH frame before it is parsed (MQTT 3.1.1): true when the owner took it (an echo). */
-  onRawPublish?(
-    frame: Buffer,
-    qos: number,
-    messageId: number,
-    topicStart: number,
-    topicEnd: number,
-    payloadStart: number,
-  ): boolean;
+  onRawPublish?: RawPublishHandler;
 }
 
 /** Counts north packets (metrics): `north_in` for every packet read, `north_out` written. */
@@ -340,7 +333,6 @@ export class NorthClient implements ChannelEvents {
     for (const w of waiters.values()) w({ cmd: 'disconnect' });
   }
 
-  /** The owner is ready for packets: deliver those held since the CONNACK, then flow. */
   /** ChannelEvents: a PUBLISH frame offered to the owner before parsing (see NorthHandlers). */
   onRawPublish(
     frame: Buffer,
@@ -357,6 +349,7 @@ export class NorthClient implements ChannelEvents {
     return true;
   }
 
+  /** The owner is ready for packets: deliver those held since the CONNACK, then flow. */
   start(): void {
     if (this.started) return;
     this.started = true;
