@@ -106,10 +106,13 @@ export function acceptGatewayRouteClient(
     handOver(() => new Session(stream, info, ctx));
   };
 
+  let deciding = false;
   function onData(chunk: Buffer): void {
     if (settled) return;
     chunks.push(chunk);
     bytes += chunk.length;
+    // Bytes that still come while the route decides are kept for the front, not read again.
+    if (deciding) return;
     const head = chunks.length === 1 ? chunk : Buffer.concat(chunks, bytes);
     if ((head[0] as number) >> 4 !== CONNECT) {
       toGateway();
@@ -125,6 +128,7 @@ export function acceptGatewayRouteClient(
     if (bytes < size) return;
     // Read no further until decided: later bytes stay in the stream.
     stream.pause();
+    deciding = true;
     decide(head.subarray(0, size)).catch(() => {
       // Ours, not the client's: only this connection closes.
       if (!settled) stop();
