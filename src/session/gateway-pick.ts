@@ -12,6 +12,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { IConnectPacket, Packet } from 'mqtt-packet';
+import { readVarint } from '../codec/bytes.js';
 import { createParser } from '../codec/lean-parser.js';
 import type { ConnectDecision, SouthGatewaySpec } from '../core/contract.js';
 import type { SessionContext } from './context.js';
@@ -22,14 +23,10 @@ const CONNECT = 1;
 
 /** The remaining length of the frame at the start of `buf` and its header size; -1 while incomplete, -2 when malformed. */
 function frameLength(buf: Buffer): { remaining: number; header: number } | -1 | -2 {
-  let remaining = 0;
-  for (let i = 1; i < 5; i++) {
-    if (i >= buf.length) return -1;
-    const b = buf[i] as number;
-    remaining += (b & 0x7f) * 128 ** (i - 1);
-    if ((b & 0x80) === 0) return { remaining, header: 1 + i };
-  }
-  return -2;
+  const v = readVarint(buf, 1, buf.length);
+  if (v) return { remaining: v[0], header: v[1] };
+  // Four continuation bytes read: malformed; fewer: the rest has not arrived.
+  return buf.length >= 5 ? -2 : -1;
 }
 
 export function acceptGatewayRouteClient(
