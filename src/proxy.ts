@@ -133,6 +133,8 @@ export async function startProxy(config: ProxyConfig, opts: ProxyOptions = {}): 
     cleanups.push(() => clearInterval(sweeper));
 
     const onStream: OnStream = (stream, info) => {
+      // Log lines at info and below name the peer: read its address while the socket is open.
+      if (log.isLevelEnabled('info')) void info.remoteAddress;
       const gatewaySpec = ctx.route().southGateway;
       // A gateway or a device connecting directly: told apart by the CONNECT's record.
       if (gatewaySpec) acceptGatewayRouteClient(stream, info, ctx, gatewaySpec);

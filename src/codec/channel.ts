@@ -6,11 +6,11 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { Duplex } from 'node:stream';
-import type { Packet, Parser } from 'mqtt-packet';
+import type { Packet } from 'mqtt-packet';
 import { bodyStart } from './bytes.js';
 import { type ConnectLayout, connectLayout, encodeConnect, rememberConnect } from './connect-frame.js';
+import { type FrameSink, parseFrame } from './frame-parser.js';
 import { FrameError, Framer } from './framer.js';
-import { createParser } from './lean-parser.js';
 import { publishProperties, rememberPublish, restoreOrder } from './property-order.js';
 import mqtt from './quiet-mqtt-packet.js';
 
@@ -51,8 +51,7 @@ export interface ChannelOptions {
   onWritten?: (cmd: string, bytes: number) => void;
 }
 
-export class PacketChannel {
-  private readonly parser: Parser;
+export class PacketChannel implements FrameSink {
   private readonly framer: Framer;
   private closed = false;
   /** True between the first write of an event-loop turn and the uncork at its end. */
@@ -61,6 +60,13 @@ export class PacketChannel {
   /** Set when a write returned false; cleared on 'drain'. */
   blocked = false;
   lastReadAt = Date.now();
+  /** mqtt-packet's parser settings for this connection (see frame-parser.ts). */
+  parserSettings: object;
+  /** The frame being parsed, its size, its layout when it is a CONNECT, and an MQTT 5 payload length. */
+  private current: Buffer = NO_BYTES;
+  private frameBytes = 0;
+  private connect: ConnectLayout | undefined;
+  private expectPayload = -1;
 
   constructor(
     readonly stream: Duplex,
@@ -68,64 +74,8 @@ export class PacketChannel {
     private readonly opts: ChannelOptions,
   ) {
     this.genOpts = { protocolVersion: opts.protocolVersion || 4 };
-    this.parser = createParser(opts.protocolVersion ? { protocolVersion: opts.protocolVersion } : {});
-    let frameBytes = 0;
-    let expectPayload = -1;
-    /** The frame being parsed, and its layout when it is a CONNECT. */
-    let current: Buffer = NO_BYTES;
-    let connect: ConnectLayout | undefined;
-    this.parser.on('packet', (p: Packet) => {
-      // Keepalive counts whole packets, not bytes: a trickled, never-finished packet does not.
-      this.lastReadAt = Date.now();
-      // mqtt-packet lets an MQTT 5 property overrun the property length into the payload.
-      if (expectPayload >= 0 && p.cmd === 'publish' && p.payload.length !== expectPayload) {
-        this.fail('malformed_packet', new Error('MQTT 5 properties overrun their length'));
-        return;
-      }
-      // User properties keep the order they came in when the packet is written again.
-      if (p.cmd === 'publish') {
-        if (p.properties?.userProperties) rememberPublish(p.properties, current);
-      } else if (p.cmd === 'connect') rememberConnect(p, current, connect);
-      this.events.onPacket(p, frameBytes);
-    });
-    this.parser.on('error', (err: Error) =>
-      this.fail(
-        /protocol version/i.test(err.message) ? 'unsupported_protocol_version' : 'malformed_packet',
-        err,
-      ),
-    );
-    this.framer = new Framer(opts.maxPacketBytes, (frame) => {
-      if (this.closed) return;
-      expectPayload = -1;
-      const type = frame[0]! >> 4;
-      // MQTT 3.1 leaves the flag bits of PUBREL, SUBSCRIBE and UNSUBSCRIBE unchecked (a resent
-      // PUBREL carries DUP), as mosquitto does; mqtt-packet demands 0x2: give it that.
-      if (this.genOpts.protocolVersion === 3 && FLAGS_2.has(type)) frame[0] = (type << 4) | 2;
-      if (type === PUBLISH) {
-        if (!validTopicBytes(frame)) {
-          this.fail('malformed_topic');
-          return;
-        }
-        if (this.genOpts.protocolVersion === 5) expectPayload = v5PayloadLength(frame);
-        else if (this.events.onRawPublish && this.offerRaw(frame)) {
-          this.lastReadAt = Date.now();
-          return;
-        }
-      } else if (type === CONNECT) {
-        // Flag rules and surplus bytes mqtt-packet does not check: closed without a CONNACK.
-        connect = connectLayout(frame);
-        if (connect?.violation) {
-          this.fail('malformed_packet', new Error(connect.violation));
-          return;
-        }
-      }
-      current = frame;
-      frameBytes = frame.length;
-      this.parser.parse(frame);
-      // An idle connection must not keep its last socket chunk alive.
-      current = NO_BYTES;
-      connect = undefined;
-    });
+    this.parserSettings = opts.protocolVersion ? { protocolVersion: opts.protocolVersion } : {};
+    this.framer = new Framer(opts.maxPacketBytes, (frame) => this.onFrame(frame));
     stream.on('data', (chunk: Buffer) => {
       if (this.closed) return;
       try {
@@ -150,6 +100,66 @@ export class PacketChannel {
     stream.on('error', (err: Error) => this.fail('socket_error', err));
     stream.on('close', () => this.fail('peer_closed'));
     stream.on('end', () => this.fail('peer_closed'));
+  }
+
+  /** FrameSink: a packet parsed from the current frame. */
+  onParsed(p: Packet): void {
+    // Keepalive counts whole packets, not bytes: a trickled, never-finished packet does not.
+    this.lastReadAt = Date.now();
+    // mqtt-packet lets an MQTT 5 property overrun the property length into the payload.
+    if (this.expectPayload >= 0 && p.cmd === 'publish' && p.payload.length !== this.expectPayload) {
+      this.fail('malformed_packet', new Error('MQTT 5 properties overrun their length'));
+      return;
+    }
+    // User properties keep the order they came in when the packet is written again.
+    if (p.cmd === 'publish') {
+      if (p.properties?.userProperties) rememberPublish(p.properties, this.current);
+    } else if (p.cmd === 'connect') rememberConnect(p, this.current, this.connect);
+    this.events.onPacket(p, this.frameBytes);
+  }
+
+  /** FrameSink: mqtt-packet refused the current frame. */
+  onParseError(err: Error): void {
+    this.fail(
+      /protocol version/i.test(err.message) ? 'unsupported_protocol_version' : 'malformed_packet',
+      err,
+    );
+  }
+
+  private onFrame(frame: Buffer): void {
+    if (this.closed) return;
+    this.expectPayload = -1;
+    const type = frame[0]! >> 4;
+    // MQTT 3.1 leaves the flag bits of PUBREL, SUBSCRIBE and UNSUBSCRIBE unchecked (a resent
+    // PUBREL carries DUP), as mosquitto does; mqtt-packet demands 0x2: give it that.
+    if (this.genOpts.protocolVersion === 3 && FLAGS_2.has(type)) frame[0] = (type << 4) | 2;
+    if (type === PUBLISH) {
+      if (!validTopicBytes(frame)) {
+        this.fail('malformed_topic');
+        return;
+      }
+      if (this.genOpts.protocolVersion === 5) this.expectPayload = v5PayloadLength(frame);
+      else if (this.events.onRawPublish && this.offerRaw(frame)) {
+        this.lastReadAt = Date.now();
+        return;
+      }
+    } else if (type === CONNECT) {
+      // Flag rules and surplus bytes mqtt-packet does not check: closed without a CONNACK.
+      this.connect = connectLayout(frame);
+      if (this.connect?.violation) {
+        this.fail('malformed_packet', new Error(this.connect.violation));
+        return;
+      }
+    }
+    this.current = frame;
+    this.frameBytes = frame.length;
+    try {
+      parseFrame(frame, this);
+    } finally {
+      // An idle connection must not keep its last socket chunk alive.
+      this.current = NO_BYTES;
+      this.connect = undefined;
+    }
   }
 
   /** Protocol version used to generate packets (and to parse, once known). */

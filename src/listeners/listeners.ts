@@ -19,6 +19,27 @@ export interface StreamInfo {
 
 export type OnStream = (stream: Duplex, info: StreamInfo) => void;
 
+/**
+ * A plain TCP connection's info. The peer address costs a getpeername system call, so it is
+ * read when first asked for and kept; whoever needs it after the socket may have closed (the
+ * session's log lines at info and below) asks at once.
+ */
+class TcpInfo implements StreamInfo {
+  readonly listener = 'tcp' as const;
+  private peer: string | undefined;
+  private read = false;
+
+  constructor(private readonly socket: net.Socket) {}
+
+  get remoteAddress(): string | undefined {
+    if (!this.read) {
+      this.read = true;
+      this.peer = this.socket.remoteAddress;
+    }
+    return this.peer;
+  }
+}
+
 /** Extra HTTP upgrade handlers (e.g. a native WebSocket face) tried before MQTT over WebSocket. */
 export type UpgradeHook = (req: IncomingMessage, socket: Duplex, head: Buffer, secure: boolean) => boolean;
 
@@ -42,7 +63,7 @@ export async function startListeners(
     if (cfg.tcpPort >= 0) {
       // noDelay as a server option: set on the accepted handle, no JS call per connection.
       const server = net.createServer({ noDelay: true }, (s) => {
-        onStream(s, { listener: 'tcp', remoteAddress: s.remoteAddress });
+        onStream(s, new TcpInfo(s));
       });
       ports.tcp = await listen(server, cfg.host, cfg.tcpPort);
       servers.push(server);

@@ -95,6 +95,7 @@ function parseEmpty(): Template {
     captures: [],
     multi: undefined,
     literal: true,
+    lone: undefined,
     match: (levels) => levels.length === 1 && levels[0] === '',
     build: () => '',
     filter: () => '',

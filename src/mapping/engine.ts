@@ -90,24 +90,27 @@ function fieldText(v: string | Buffer | undefined): string {
 function matchField(tpls: readonly Template[] | undefined, value: string, out: Vars): boolean {
   if (!tpls) return true;
   for (const t of tpls) {
-    if (t.captures.length === 1 && t.source === `{${t.captures[0]}}`) {
+    const name = t.lone;
+    if (name !== undefined) {
       if (value.length === 0 || value.includes('\0')) continue;
-      const name = t.captures[0] as string;
       // A variable named by two fields (client id and username) must be the same in both.
       if (out[name] !== undefined && out[name] !== value) continue;
       out[name] = value;
       return true;
     }
     const caps: Vars = {};
-    if (
-      t.match(value.split('/'), caps) &&
-      Object.entries(caps).every(([k, v]) => out[k] === undefined || out[k] === v)
-    ) {
+    if (t.match(value.split('/'), caps) && agrees(caps, out)) {
       Object.assign(out, caps);
       return true;
     }
   }
   return false;
+}
+
+/** True when every variable of `caps` is unset in `out` or has the same value there. */
+function agrees(caps: Readonly<Vars>, out: Readonly<Vars>): boolean {
+  for (const k in caps) if (out[k] !== undefined && out[k] !== caps[k]) return false;
+  return true;
 }
 
 /** The first south scheme a CONNECT satisfies, with the variables it provides. */

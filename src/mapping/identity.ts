@@ -58,21 +58,29 @@ export class CredentialsIndex implements IdentitySource {
   ): { vars: Vars } | { error: 'unknown_device' | 'bad_credentials' } {
     // The route's keys first, then the scheme's credential, then whatever the CONNECT gave: a
     // certificate device (CN) is found even on a route keyed by token.
-    const order = [
-      ...(this.keys ?? []),
-      ...(scheme.credential ? [scheme.credential] : []),
-      ...Object.keys(extracted),
-    ];
     let found = false;
-    for (const k of order) {
+    const look = (k: string): { vars: Vars } | undefined => {
       const v = extracted[k];
-      if (v === undefined) continue;
+      if (v === undefined) return undefined;
       const list = this.index.get(k)?.get(v);
-      if (!list) continue;
+      if (!list) return undefined;
       found = true;
       // The first record that agrees with everything the CONNECT says.
       for (const record of list)
         if (this.consistent(record, extracted, scheme)) return this.vars(record, extracted);
+      return undefined;
+    };
+    for (const k of this.keys ?? []) {
+      const r = look(k);
+      if (r) return r;
+    }
+    if (scheme.credential) {
+      const r = look(scheme.credential);
+      if (r) return r;
+    }
+    for (const k in extracted) {
+      const r = look(k);
+      if (r) return r;
     }
     if (found) return { error: 'bad_credentials' };
     // An unknown password or token is a bad credential; an unknown certificate name, an unknown device.
@@ -90,15 +98,19 @@ export class CredentialsIndex implements IdentitySource {
       const got = extracted[cred];
       if (want === undefined || got === undefined || !same(want, got)) return false;
     }
-    for (const [k, v] of Object.entries(extracted)) {
+    for (const k in extracted) {
       if (k === cred) continue; // compared above
       const want = record.south[k];
-      if (want !== undefined && !same(want, v)) return false;
+      if (want !== undefined && !same(want, extracted[k] as string)) return false;
     }
     return true;
   }
 
   private vars(record: CredentialRecord, extracted: Readonly<Vars>): { vars: Vars } {
-    return { vars: { ...record.south, ...extracted, ...record.north } };
+    const vars: Vars = {};
+    for (const k in record.south) vars[k] = record.south[k] as string;
+    for (const k in extracted) vars[k] = extracted[k] as string;
+    for (const k in record.north) vars[k] = record.north[k] as string;
+    return { vars };
   }
 }

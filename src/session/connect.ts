@@ -28,12 +28,16 @@ export async function southConnect(s: SessionState, connect: IConnectPacket): Pr
   s.routeName = route.name;
   let decision: Awaited<ReturnType<typeof route.openSession>>;
   try {
+    const info = s.info;
     decision = await route.openSession({
       connect,
-      listener: s.info.listener,
-      peerCommonName: s.info.peerCommonName,
-      remoteAddress: s.info.remoteAddress,
-      gateway: s.info.gateway,
+      listener: info.listener,
+      peerCommonName: info.peerCommonName,
+      // Read only by a route that asks (a system call on a TCP socket; see listeners.ts).
+      get remoteAddress() {
+        return info.remoteAddress;
+      },
+      gateway: info.gateway,
     });
   } catch (err) {
     s.log.error({ err: (err as Error).message }, 'route failed to open the session');
