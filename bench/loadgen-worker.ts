@@ -5,8 +5,25 @@
  * mqtt-packet once and copied, received frames are scanned without parsing into objects.
  * Every run is bounded in time; every socket is closed on request and on exit.
  */
-import { type Conn, closeAll, identityAt, openConn } from './lib/conn.js';
-import { type Identity, nowUs, pubackPacket, readStamp, subscribePacket } from './lib/mqtt-raw.js';
+import type { Socket } from 'node:net';
+import {
+  CONNECT_TIMEOUT_MS,
+  type Conn,
+  closeAll,
+  closeSockets,
+  identityAt,
+  openConn,
+  openIdle,
+} from './lib/conn.js';
+import {
+  connectPacket,
+  type Identity,
+  nowUs,
+  PINGREQ,
+  pubackPacket,
+  readStamp,
+  subscribePacket,
+} from './lib/mqtt-raw.js';
 import { type Msg, serve } from './lib/proc.js';
 import {
   kickPublishers,
@@ -40,11 +57,16 @@ async function subOpen(m: Msg): Promise<Msg> {
   latVal = [];
   recordLatency = m.latency === true;
   let acks: Buffer[] = [];
+  // At a fixed rate the subscriber answers every chunk, at QoS 0 with a PINGREQ: its TCP
+  // acknowledgement then goes out at once instead of after the kernel's delayed-ACK timer,
+  // which mosquitto's Nagle algorithm (set_tcp_nodelay false) would otherwise wait for
+  // before writing the next small message to it (BENCHMARKS.md, finding 6).
+  const answerEveryChunk = m.latency === true && m.qos === 0;
   conn.afterChunk = () => {
     if (acks.length > 0) {
       conn.sock.write(acks.length === 1 ? (acks[0] as Buffer) : Buffer.concat(acks));
       acks = [];
-    }
+    } else if (answerEveryChunk) conn.sock.write(PINGREQ);
     kickPublishers();
   };
   await new Promise<void>((resolve, reject) => {
@@ -112,29 +134,43 @@ setDeliveredCounter(() => subCount);
 
 // ---- many idle devices (memory and connect rate) --------------------------------------------
 
-let devices: Conn[] = [];
+let devices: Socket[] = [];
 
 async function devicesOpen(m: Msg): Promise<Msg> {
   const count = m.count as number;
   const from = m.from as number;
   const concurrency = m.concurrency as number;
   const identity = m.identity as Identity;
+  // The CONNECT packets are made before the clock starts: the window holds only the connects.
+  const connects = Array.from({ length: count }, (_, k) => connectPacket(identityAt(identity, from + k)));
   let next = 0;
   let failed = 0;
   let firstError = '';
   const startUs = nowUs();
   const cpu0 = cpuNowUs();
   const lane = async (): Promise<void> => {
-    while (next < count) {
-      const i = from + next++;
-      try {
-        const c = await openConn(m.port as number, identityAt(identity, i));
-        c.sock.on('error', () => {});
-        devices.push(c);
-      } catch (e) {
-        failed++;
-        if (!firstError) firstError = e instanceof Error ? e.message : String(e);
+    let current: Socket | undefined;
+    const track = (s: Socket): void => {
+      current = s;
+    };
+    // One deadline per lane, moved on at each connect.
+    const timer = setTimeout(
+      () => current?.destroy(new Error(`no CONNACK within ${CONNECT_TIMEOUT_MS} ms`)),
+      CONNECT_TIMEOUT_MS,
+    );
+    try {
+      while (next < count) {
+        const k = next++;
+        timer.refresh();
+        try {
+          devices.push(await openIdle(m.port as number, connects[k] as Buffer, track));
+        } catch (e) {
+          failed++;
+          if (!firstError) firstError = e instanceof Error ? e.message : String(e);
+        }
       }
+    } finally {
+      clearTimeout(timer);
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, lane));
@@ -143,8 +179,8 @@ async function devicesOpen(m: Msg): Promise<Msg> {
 }
 
 function devicesClose(): Msg {
-  const alive = devices.filter((c) => !c.sock.destroyed).length;
-  closeAll(devices);
+  const alive = devices.filter((s) => !s.destroyed).length;
+  closeSockets(devices);
   devices = [];
   return { alive };
 }

@@ -5,7 +5,7 @@
 import net from 'node:net';
 import { connectPacket, DISCONNECT, FrameScanner, type Identity } from './mqtt-raw.js';
 
-const CONNECT_TIMEOUT_MS = 20_000;
+export const CONNECT_TIMEOUT_MS = 20_000;
 
 /** Replaces `{i}` in every field of the template with the device number. */
 export function identityAt(t: Identity, i: number): Identity {
@@ -74,5 +74,47 @@ export function closeAll(conns: Conn[]): void {
   for (const c of conns) {
     if (!c.sock.destroyed) c.sock.end(DISCONNECT);
     setTimeout(() => c.sock.destroy(), 500).unref();
+  }
+}
+
+/**
+ * An idle device for the connect test: a socket that sends a CONNECT made beforehand and
+ * waits for CONNACK 0, nothing more (no frame scanner; bytes after the CONNACK are ignored).
+ * The deadline is the caller's (one timer per lane, refreshed per connect): the generator's
+ * own cost per connect stays small beside the hop's, on cores they share.
+ */
+export function openIdle(port: number, connect: Buffer, track: (s: net.Socket) => void): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ port, host: '127.0.0.1', noDelay: true });
+    track(sock);
+    let head: Buffer | undefined;
+    let settled = false;
+    const fail = (e: Error): void => {
+      if (settled) return;
+      settled = true;
+      sock.destroy();
+      reject(e);
+    };
+    sock.on('data', (d: Buffer) => {
+      if (settled) return;
+      head = head ? Buffer.concat([head, d]) : d;
+      if (head.length < 4) return;
+      settled = true;
+      if (head[0] === 0x20 && head[3] === 0) resolve(sock);
+      else {
+        sock.destroy();
+        reject(new Error(head[0] === 0x20 ? `CONNACK return code ${head[3]}` : 'not a CONNACK'));
+      }
+    });
+    sock.on('error', fail);
+    sock.on('close', () => fail(new Error('closed before CONNACK')));
+    sock.write(connect);
+  });
+}
+
+export function closeSockets(socks: net.Socket[]): void {
+  for (const s of socks) {
+    if (!s.destroyed) s.end(DISCONNECT);
+    setTimeout(() => s.destroy(), 500).unref();
   }
 }

@@ -7,6 +7,7 @@
 import mqtt from 'mqtt-packet';
 
 export const DISCONNECT = Buffer.from([0xe0, 0x00]);
+export const PINGREQ = Buffer.from([0xc0, 0x00]);
 
 export interface Identity {
   clientId: string;

@@ -253,10 +253,35 @@ async function settle(path: Path): Promise<{ heapUsed: number; external: number 
   return { heapUsed: m.heapUsed as number, external: m.external as number };
 }
 
-/** Connects `count` idle devices through the path, half from each worker; measures and closes them. */
-export async function devices(rig: Rig, path: Path, count: number, idleMs: number): Promise<DevicesSample> {
-  const mem0 = await settle(path);
-  const hop0 = path.hopPid ? rssBytes(path.hopPid) : 0;
+/** A hop's memory with no device connected: what memory per device is counted from. */
+export interface MemoryBase {
+  rss: number;
+  heapUsed: number;
+  external: number;
+}
+
+/** The hop's memory now (after a full GC, for a Node hop), before any device has connected. */
+export async function memoryBase(path: Path): Promise<MemoryBase> {
+  const m = await settle(path);
+  return { rss: path.hopPid ? rssBytes(path.hopPid) : 0, ...m };
+}
+
+/**
+ * Connects `count` idle devices through the path, half from each worker; measures and closes
+ * them. Memory per device is counted from `base`, taken once before the path's first devices:
+ * a process does not give back memory it has grown to, so a later round measured from its own
+ * start would count only what the earlier rounds did not already leave behind.
+ */
+export async function devices(
+  rig: Rig,
+  path: Path,
+  count: number,
+  idleMs: number,
+  base?: MemoryBase,
+): Promise<DevicesSample> {
+  const before = base ?? (await memoryBase(path));
+  const mem0 = { heapUsed: before.heapUsed, external: before.external };
+  const hop0 = before.rss;
   const half = Math.floor(count / 2);
   const cpu0 = {
     hop: path.hopPid ? cpuUs(path.hopPid) : Number.NaN,
