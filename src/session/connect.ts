@@ -6,7 +6,7 @@
 import type { IConnackPacket, IConnectPacket } from 'mqtt-packet';
 import { connackFor, REFUSED_SERVER_UNAVAILABLE, type ReasonPair } from './codes.js';
 import { type NorthRefusal, openNorth } from './north-open.js';
-import { NorthSide } from './north-side.js';
+import { autoSubscribed, NorthSide } from './north-side.js';
 import { openGauge, totalCounter } from './session-metrics.js';
 import type { SessionState } from './state.js';
 
@@ -84,11 +84,11 @@ export async function southConnect(s: SessionState, connect: IConnectPacket): Pr
       return;
     }
   }
-  goOnline(s, opened?.connack, opened?.subscribed);
+  goOnline(s, opened?.connack, opened?.autoSent === true);
 }
 
-/** `subscribed`: the automatic subscriptions' SUBACK when they went out with the CONNECT. */
-function goOnline(s: SessionState, northConnack?: IConnackPacket, subscribed?: Promise<number[]>): void {
+/** `autoSent`: the automatic subscriptions went out with the CONNECT. */
+function goOnline(s: SessionState, northConnack: IConnackPacket | undefined, autoSent: boolean): void {
   const metrics = s.ctx.metrics;
   const sessionPresent =
     s.quirks.sessionPresent === 'always'
@@ -106,8 +106,13 @@ function goOnline(s: SessionState, northConnack?: IConnackPacket, subscribed?: P
   totalCounter(metrics, s.info.listener, s.dialect).inc();
   const mapper = s.mapper!;
   const auto = mapper.autoSubscribe();
-  if (auto.length && north) {
-    (subscribed ?? north.subscribe(auto)).catch(() => s.log.warn('automatic north subscription failed'));
+  if (auto.length && north && !autoSent) {
+    north.subscribe(auto).then(
+      (granted) => autoSubscribed(s, granted),
+      () => {
+        /* the connection closed first: the session closes with it */
+      },
+    );
   }
   north?.start();
   const online = mapper.onOnline?.();

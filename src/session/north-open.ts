@@ -44,6 +44,8 @@ export interface NorthEvents {
   onGatewayError(error: { type: string; description?: string }): void;
   /** A north PUBLISH frame before parsing (direct connections, MQTT 3.1.1): true when taken. */
   onRawPublish?: RawPublishHandler;
+  /** The SUBACK of the automatic subscriptions sent with the CONNECT (direct connections). */
+  onAutoSubscribed?(granted: number[]): void;
 }
 
 export interface NorthOpened {
@@ -51,8 +53,8 @@ export interface NorthOpened {
   connack?: IConnackPacket;
   /** Highest QoS to send north (a gateway platform refuses QoS 2). */
   maxQos: QoS;
-  /** The SUBACK of the automatic subscriptions, when they went out with the CONNECT. */
-  subscribed?: Promise<number[]>;
+  /** The automatic subscriptions went out with the CONNECT (their SUBACK: `onAutoSubscribed`). */
+  autoSent: boolean;
 }
 
 export class NorthRefusal extends Error {
@@ -83,7 +85,7 @@ export async function openNorth(
     if (!ctx.gateways) throw new NorthRefusal(REFUSED_SERVER_UNAVAILABLE, 'gateway_unavailable');
     try {
       const port = await ctx.gateways.attach(plan, events);
-      return { port, maxQos: 1 };
+      return { port, maxQos: 1, autoSent: false };
     } catch (err) {
       metrics.northConnectFailuresTotal.labels(routeName, 'attach_failed').inc();
       log().warn({ err: (err as Error).message }, 'gateway attach failed');
@@ -104,9 +106,7 @@ export async function openNorth(
       events,
     );
     northConnectSeconds(metrics, routeName).observe((performance.now() - t0) / 1000);
-    const opened: NorthOpened = { port: res.client, connack: res.connack, maxQos: 2 };
-    if (res.subscribed) opened.subscribed = res.subscribed;
-    return opened;
+    return { port: res.client, connack: res.connack, maxQos: 2, autoSent: autoSubscribe.length > 0 };
   } catch (err) {
     const e = err as NorthConnectError;
     metrics.northConnectFailuresTotal.labels(routeName, e.reason ?? 'error').inc();

@@ -10,6 +10,21 @@ import type { NorthEvents } from './north-open.js';
 import type { RelayPeer } from './relay.js';
 import type { SessionState } from './state.js';
 
+/**
+ * The SUBACK of the automatic north subscriptions: a refused one leaves the device without
+ * the downlinks it expects, so it is logged (the connection stays: its uplinks still work).
+ */
+export function autoSubscribed(s: SessionState, granted: readonly number[]): void {
+  let refused = false;
+  for (const code of granted) if (code >= 0x80) refused = true;
+  if (!refused) return;
+  const auto = s.mapper?.autoSubscribe() ?? [];
+  s.log.warn(
+    { refused: auto.filter((_, i) => (granted[i] ?? 0x80) >= 0x80).map((x) => x.topic) },
+    'north broker refused an automatic subscription: no downlinks on it',
+  );
+}
+
 export class NorthSide implements NorthEvents {
   constructor(private readonly s: SessionState) {}
   onPublish(packet: IPublishPacket): void {
@@ -35,6 +50,9 @@ export class NorthSide implements NorthEvents {
   }
   onRawPublish(frame: Buffer, qos: number, messageId: number, ts: number, te: number, ps: number): boolean {
     return northRawPublish(this.s, frame, qos, messageId, ts, te, ps);
+  }
+  onAutoSubscribed(granted: number[]): void {
+    autoSubscribed(this.s, granted);
   }
 }
 

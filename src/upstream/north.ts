@@ -30,6 +30,8 @@ export interface NorthHandlers {
   onDrain(): void;
   /** A PUBLISH frame before it is parsed (MQTT 3.1.1): true when the owner took it (an echo). */
   onRawPublish?: RawPublishHandler;
+  /** The SUBACK of the subscriptions sent with the CONNECT (`ConnectOptions.subscribe`). */
+  onAutoSubscribed?(granted: number[]): void;
 }
 
 /** Counts north packets (metrics): `north_in` for every packet read, `north_out` written. */
@@ -54,7 +56,7 @@ interface ConnectOptions {
   subscribe?: ISubscription[];
 }
 
-type Connected = { client: NorthClient; connack: IConnackPacket; subscribed?: Promise<number[]> };
+type Connected = { client: NorthClient; connack: IConnackPacket };
 
 /** The CONNECT in flight: settled by the CONNACK, a refusal, a close or the deadline. */
 interface Pending {
@@ -78,6 +80,8 @@ export class NorthClient implements ChannelEvents {
   private pending?: Pending;
   private readonly channel: PacketChannel;
   private idSpace?: IdAllocator;
+  /** Packet id of the subscriptions sent with the CONNECT until their SUBACK (0: none). */
+  private autoSubId = 0;
 
   private constructor(
     stream: Duplex,
@@ -107,8 +111,8 @@ export class NorthClient implements ChannelEvents {
    * Opens the stream, sends CONNECT and resolves with the CONNACK; rejects with
    * NorthConnectError. `opts.subscribe` is sent right behind the CONNECT, in the same write
    * (a client need not wait for the CONNACK, MQTT 3.1.1 §3.1.4, MQTT 5 §3.1.4; a broker that
-   * refuses the CONNECT processes nothing after it): `subscribed` settles with its SUBACK
-   * once the client is started, or rejects when the connection fails.
+   * refuses the CONNECT processes nothing after it); its SUBACK goes to
+   * `handlers.onAutoSubscribed` when it comes (no promise per connect).
    */
   static connect(
     transport: CompiledTransport,
@@ -158,23 +162,20 @@ export class NorthClient implements ChannelEvents {
       opts.meter,
       ids,
     );
-    let subscribed: Promise<number[]> | undefined;
-    const connected = new Promise<{ client: NorthClient; connack: IConnackPacket }>((resolve, reject) => {
+    return new Promise<Connected>((resolve, reject) => {
       client.pending = {
         resolve,
         reject,
         timer: setTimeout(NorthClient.connectTimedOut, Math.max(1, deadline - Date.now()), client),
       };
       client.channel.write(connect);
-      if (opts.subscribe?.length) {
-        subscribed = client.subscribe(opts.subscribe);
-        // Handled here too: a failed CONNECT rejects it, and its caller may never look at it.
-        subscribed.catch(() => {});
+      const subscriptions = opts.subscribe;
+      if (subscriptions?.length) {
+        const messageId = client.ids.alloc();
+        client.autoSubId = messageId;
+        client.channel.write({ cmd: 'subscribe', messageId, subscriptions });
       }
     });
-    if (!subscribed) return connected;
-    const sub = subscribed;
-    return connected.then((res) => ({ ...res, subscribed: sub }));
   }
 
   private static connectTimedOut(client: NorthClient): void {
@@ -205,6 +206,12 @@ export class NorthClient implements ChannelEvents {
     const p = this.pending;
     if (!p) {
       if (this.ended) return;
+      if (packet.cmd === 'suback' && this.autoSubId !== 0 && packet.messageId === this.autoSubId) {
+        this.autoSubId = 0;
+        this.ids.free(packet.messageId);
+        this.handlers.onAutoSubscribed?.(packet.granted as number[]);
+        return;
+      }
       this.dispatch(packet);
       return;
     }

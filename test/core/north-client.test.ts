@@ -106,8 +106,10 @@ describe('core: NorthClient against mosquitto', () => {
     second.client.destroy();
   });
 
-  it('subscriptions sent with the CONNECT: one write, SUBACK delivered once started, messages flow', async () => {
-    const h = recorder();
+  it('subscriptions sent with the CONNECT: one write, the SUBACK to onAutoSubscribed, messages flow', async () => {
+    const h: Recorder & { subacks?: number[][] } = recorder();
+    const subacks: number[][] = [];
+    h.onAutoSubscribed = (granted) => subacks.push(granted);
     const metered: string[] = [];
     const res = await NorthClient.connect(
       compileTransport(broker.url),
@@ -119,10 +121,11 @@ describe('core: NorthClient against mosquitto', () => {
       },
       h,
     );
-    assert.ok(res.subscribed, 'the SUBACK promise is returned');
     assert.deepEqual(metered.slice(0, 3), ['north_out:connect', 'north_out:subscribe', 'north_in:connack']);
+    await until(() => subacks.length === 1, 'the SUBACK');
+    assert.deepEqual(subacks, [[1]], 'granted QoS 1, reported once');
+    assert.equal(res.client.ids.inUse, 0, 'its packet id is freed');
     res.client.start();
-    assert.deepEqual(await res.subscribed, [1]);
     const other = await connectClient(broker.url);
     try {
       await publish(other, 'nc/pipe/x', 'piped', { qos: 0 });
