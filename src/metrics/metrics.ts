@@ -15,6 +15,16 @@ export const NORTH_CONNECT_BUCKETS = [
   0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 ] as const;
 
+/** Buckets of qos1_ack_duration_seconds (counted by src/session/session-metrics.ts). */
+export const ACK_BUCKETS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5,
+] as const;
+
+/** Buckets of translate_duration_seconds (counted by src/session/accounting.ts). */
+export const TRANSLATE_BUCKETS = [
+  0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.001, 0.01,
+] as const;
+
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: PREFIX });
@@ -38,6 +48,13 @@ export function createMetrics() {
     connectionsOpen: new Map<string, Map<string, HotDelta>>(),
     connectionsTotal: new Map<string, Map<string, HotDelta>>(),
     northConnectSeconds: new Map<string, HotHistogram>(),
+  };
+  // Series changed once per QoS 1/2 message or per sampled translation, the same way.
+  const perMessage = {
+    /** By direction (one inner series, key ''). */
+    inflight: new Map<string, Map<string, HotDelta>>(),
+    ackSeconds: new Map<string, HotHistogram>(),
+    translateSeconds: new Map<string, HotHistogram>(),
   };
   const metrics = {
     registry,
@@ -116,23 +133,32 @@ export function createMetrics() {
       registers: r,
     }),
     inflight: new Gauge({
+      collect() {
+        flushDeltas(perMessage.inflight, (labels, n) => this.inc(labels, n));
+      },
       name: `${PREFIX}qos1_inflight_messages`,
       help: 'QoS 1 and 2 messages relayed and not yet acknowledged, by direction (uplink, downlink).',
       labelNames: ['direction'] as const,
       registers: r,
     }),
     translateSeconds: new Histogram({
+      collect: () => {
+        for (const h of perMessage.translateSeconds.values()) h.flush();
+      },
       name: `${PREFIX}translate_duration_seconds`,
       help: 'Time to translate one PUBLISH (sampled 1 in 16).',
       labelNames: ['route', 'direction'] as const,
-      buckets: [0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.001, 0.01],
+      buckets: [...TRANSLATE_BUCKETS],
       registers: r,
     }),
     ackSeconds: new Histogram({
+      collect: () => {
+        for (const h of perMessage.ackSeconds.values()) h.flush();
+      },
       name: `${PREFIX}qos1_ack_duration_seconds`,
       help: 'End-to-end QoS 1/2 acknowledgement time: from the PUBLISH received to the acknowledgement relayed.',
       labelNames: ['route', 'direction'] as const,
-      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+      buckets: [...ACK_BUCKETS],
       registers: r,
     }),
     reloadsTotal: new Counter({
@@ -157,7 +183,7 @@ export function createMetrics() {
   hot.packetsTotal = new HotCounter(metrics.packetsTotal);
   hot.bytesTotal = new HotCounter(metrics.bytesTotal);
   hot.messagesTotal = new HotCounter(metrics.messagesTotal);
-  return { ...metrics, hot: { ...(hot as Required<typeof hot>), perConnect } };
+  return { ...metrics, hot: { ...(hot as Required<typeof hot>), perConnect, perMessage } };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -5,8 +5,8 @@
  */
 import type { Outcome, SubscribePlan } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
-import type { HotEntry } from '../metrics/hot.js';
-import type { Metrics } from '../metrics/metrics.js';
+import { type HotEntry, HotHistogram } from '../metrics/hot.js';
+import { type Metrics, TRANSLATE_BUCKETS } from '../metrics/metrics.js';
 
 const UNMAPPED_LOG_INTERVAL_MS = 10_000;
 let translateCount = 0;
@@ -20,22 +20,16 @@ export function sampleTranslate(): boolean {
 }
 
 export function observeTranslate(metrics: Metrics, route: string, direction: Direction, t0: bigint): void {
-  // prom-client's labels() builds a child object on every call: one per series, kept.
-  let byRoute = translateChildren.get(metrics);
-  if (!byRoute) {
-    byRoute = new Map();
-    translateChildren.set(metrics, byRoute);
-  }
+  // Counted in plain numbers per bucket, handed to prom-client at scrape time (src/metrics/hot.ts).
+  const cache = metrics.hot.perMessage.translateSeconds;
   const key = direction === 'uplink' ? route : `${route}\u0000`;
-  let child = byRoute.get(key);
-  if (!child) {
-    child = metrics.translateSeconds.labels(route, direction);
-    byRoute.set(key, child);
+  let h = cache.get(key);
+  if (!h) {
+    h = new HotHistogram(metrics.translateSeconds, TRANSLATE_BUCKETS, { route, direction });
+    cache.set(key, h);
   }
-  child.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+  h.observe(Number(process.hrtime.bigint() - t0) / 1e9);
 }
-
-const translateChildren = new WeakMap<Metrics, Map<string, { observe(v: number): void }>>();
 
 export function countMessage(
   metrics: Metrics,

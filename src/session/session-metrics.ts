@@ -5,7 +5,7 @@
  * a session (its relays' hooks), memory per idle device.
  */
 import { HotDelta, HotHistogram } from '../metrics/hot.js';
-import { type Metrics, NORTH_CONNECT_BUCKETS } from '../metrics/metrics.js';
+import { ACK_BUCKETS, type Metrics, NORTH_CONNECT_BUCKETS } from '../metrics/metrics.js';
 import type { MeterDirection, PacketMeter } from './meter.js';
 import type { RelayHooks } from './relay.js';
 
@@ -34,7 +34,19 @@ function ackSeries(m: Metrics, route: string, direction: 'uplink' | 'downlink'):
   const key = `${direction}\u0000${route}`;
   let a = cache.get(key);
   if (!a) {
-    a = { inflight: m.inflight.labels(direction), ackSeconds: m.ackSeconds.labels(route, direction) };
+    // Changed once per QoS 1/2 message: plain numbers, handed to prom-client at scrape time.
+    const perMessage = m.hot.perMessage;
+    let inflight = perMessage.inflight.get(direction)?.get('');
+    if (!inflight) {
+      inflight = new HotDelta({ direction });
+      perMessage.inflight.set(direction, new Map([['', inflight]]));
+    }
+    let ackSeconds = perMessage.ackSeconds.get(key);
+    if (!ackSeconds) {
+      ackSeconds = new HotHistogram(m.ackSeconds, ACK_BUCKETS, { route, direction });
+      perMessage.ackSeconds.set(key, ackSeconds);
+    }
+    a = { inflight, ackSeconds };
     cache.set(key, a);
   }
   return a;

@@ -1,12 +1,14 @@
 /**
  * The series a session changes once per connect or close (open connections, connections
- * total, north connect duration) are counted in plain numbers and handed to prom-client when
+ * total, north connect duration) or once per message (QoS 1/2 in flight, acknowledgement
+ * time, sampled translation time) are counted in plain numbers and handed to prom-client when
  * the registry is read: what a scrape shows must equal what prom-client's own calls show.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createMetrics } from '../../src/metrics/metrics.js';
-import { northConnectSeconds, openGauge, totalCounter } from '../../src/session/session-metrics.js';
+import { observeTranslate } from '../../src/session/accounting.js';
+import { AckHooks, northConnectSeconds, openGauge, totalCounter } from '../../src/session/session-metrics.js';
 
 type Values = Array<{ labels: Record<string, string | number>; value: number; metricName?: string }>;
 
@@ -89,5 +91,44 @@ describe('unit: per-connect metric series', () => {
     );
     // Nothing pending is added twice.
     assert.deepEqual(await values(m.connectionsTotal), total);
+  });
+
+  it('per message: in-flight gauge, acknowledgement and translation histograms, over scrapes', async () => {
+    const m = createMetrics();
+    let settled = 0;
+    const up = new AckHooks(m, 'route-a', 'uplink', () => settled++);
+    const down = new AckHooks(m, 'route-a', 'downlink', () => settled++);
+    const count = async (h: { get(): Promise<{ values: Values }> }, labels: Record<string, string>) =>
+      (await values(h)).find(
+        (v) =>
+          v.metricName?.endsWith('_count') && Object.entries(labels).every(([k, x]) => v.labels[k] === x),
+      )?.value;
+    for (let i = 0; i < 5; i++) up.onStart();
+    down.onStart();
+    up.onSettled(Date.now() - 3); // about 3 ms
+    up.onSettled(Date.now() - 2000); // about 2 s
+    up.onSettled(-1); // not timed (a QoS 2 copy, say)
+    assert.equal(settled, 3);
+    const inflight = async () =>
+      Object.fromEntries((await values(m.inflight)).map((v) => [v.labels.direction, v.value]));
+    assert.deepEqual(await inflight(), { uplink: 2, downlink: 1 });
+    assert.equal(await count(m.ackSeconds, { route: 'route-a', direction: 'uplink' }), 2);
+    const le = (await values(m.ackSeconds)).filter(
+      (v) => v.metricName?.endsWith('_bucket') && v.labels.direction === 'uplink',
+    );
+    assert.equal(le.find((v) => v.labels.le === 0.001)?.value, 0);
+    assert.equal(le.find((v) => v.labels.le === 0.01)?.value, 1);
+    assert.equal(le.find((v) => v.labels.le === 5)?.value, 2);
+    // Changes after a scrape add to what it showed; prom-client's own calls add up with them.
+    down.onSettled(Date.now());
+    m.inflight.labels('uplink').inc(10);
+    assert.deepEqual(await inflight(), { uplink: 12, downlink: 0 });
+    assert.equal(await count(m.ackSeconds, { route: 'route-a', direction: 'downlink' }), 1);
+    assert.equal(await count(m.ackSeconds, { route: 'route-a', direction: 'uplink' }), 2);
+    observeTranslate(m, 'route-a', 'uplink', process.hrtime.bigint());
+    observeTranslate(m, 'route-a', 'uplink', process.hrtime.bigint());
+    observeTranslate(m, 'route-a', 'downlink', process.hrtime.bigint());
+    assert.equal(await count(m.translateSeconds, { route: 'route-a', direction: 'uplink' }), 2);
+    assert.equal(await count(m.translateSeconds, { route: 'route-a', direction: 'downlink' }), 1);
   });
 });
