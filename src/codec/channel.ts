@@ -218,10 +218,45 @@ export class PacketChannel implements FrameSink {
     setTimeout(() => this.stream.destroy(), 2000).unref();
   }
 
+  /**
+   * Flushes what was written and lets the peer close first (a broker closes the connection
+   * on DISCONNECT), ending this side after `waitMs` if it has not: the side that closes first
+   * keeps the connection's TIME_WAIT, and a client's is one of its ephemeral ports toward
+   * that broker for a minute. Idempotent.
+   */
+  endAfterPeer(waitMs: number): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.corked) {
+      this.corked = false;
+      this.stream.uncork();
+    }
+    const stream = this.stream;
+    const timer = setTimeout(() => {
+      stream.end();
+      setTimeout(() => stream.destroy(), 2000).unref();
+    }, waitMs);
+    timer.unref();
+    stream.once('close', () => clearTimeout(timer));
+  }
+
   /** Closes at once without flushing. Idempotent. */
   destroy(): void {
     this.closed = true;
     this.stream.destroy();
+  }
+
+  /**
+   * Closes at once; on a plain TCP socket with nothing left to write, with a reset (RST),
+   * which leaves no TIME_WAIT on this side (see `endAfterPeer`). The peer sees a lost
+   * connection either way. Idempotent.
+   */
+  reset(): void {
+    this.closed = true;
+    const s = this.stream as Duplex & { resetAndDestroy?: () => void; connecting?: boolean };
+    if (typeof s.resetAndDestroy === 'function' && s.writableLength === 0 && !s.connecting && !s.destroyed)
+      s.resetAndDestroy();
+    else s.destroy();
   }
 
   /** Offers a v3.1/3.1.1 PUBLISH frame to `onRawPublish`; false when malformed (the parser says why). */

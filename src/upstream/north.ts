@@ -49,6 +49,9 @@ export class NorthConnectError extends Error {
 
 type Waiter = (packet: Packet) => void;
 
+/** How long the proxy waits for the broker to close after a DISCONNECT before it closes itself. */
+const DISCONNECT_CLOSE_WAIT_MS = 1000;
+
 interface ConnectOptions {
   timeoutMs: number;
   maxPacketBytes: number;
@@ -304,16 +307,23 @@ export class NorthClient implements ChannelEvents {
   end(disconnect?: IDisconnectPacket): void {
     if (this.ended) return;
     this.ended = true;
-    if (disconnect) this.channel.write(disconnect);
-    this.channel.end();
+    if (disconnect) {
+      // The broker closes on DISCONNECT: closing after it leaves the TIME_WAIT on its side,
+      // not on one of the proxy's ephemeral ports toward it.
+      this.channel.write(disconnect);
+      this.channel.endAfterPeer(DISCONNECT_CLOSE_WAIT_MS);
+    } else this.channel.end();
     this.rejectWaiters();
   }
 
-  /** Abrupt end: the broker sees a lost connection (and publishes the will). */
+  /**
+   * Abrupt end: the broker sees a lost connection (and publishes the will). A reset when
+   * nothing is left to write: no TIME_WAIT on the proxy's side (see PacketChannel.reset).
+   */
   destroy(): void {
     if (this.ended) return;
     this.ended = true;
-    this.channel.destroy();
+    this.channel.reset();
     this.rejectWaiters();
   }
 
