@@ -10,7 +10,14 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { closeAll, connectClient, type MqttClient, nextMessage, subscribe } from '../helpers/clients.js';
+import {
+  closeAll,
+  connectClient,
+  type MqttClient,
+  nextMessage,
+  subscribe,
+  waitFor,
+} from '../helpers/clients.js';
 import { type MosquittoBroker, startMosquitto } from '../helpers/mosquitto.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
 import { connectPacket, rawConnect } from '../helpers/raw.js';
@@ -35,14 +42,6 @@ function timeWaits(): Array<[number, number]> {
     }
   }
   return out;
-}
-
-async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe('core: closing north connections', () => {
@@ -76,8 +75,8 @@ describe('core: closing north connections', () => {
       const c = await connectClient(proxy.url, { clientId: `close-graceful-${i}`, reconnectPeriod: 0 });
       await new Promise<void>((r) => c.end(false, {}, () => r()));
     }
-    await until(() => proxy.connectionCount() === 0, 'the sessions to close');
-    await until(() => held().byBroker >= before.byBroker + 5, 'the broker-side TIME_WAITs');
+    await waitFor(() => proxy.connectionCount() === 0, 5000, 'the sessions to close');
+    await waitFor(() => held().byBroker >= before.byBroker + 5, 5000, 'the broker-side TIME_WAITs');
     assert.equal(held().byClients, before.byClients, 'no proxy port toward the broker in TIME_WAIT');
   });
 
@@ -101,7 +100,7 @@ describe('core: closing north connections', () => {
       wills.push(will);
     }
     for (const w of wills) assert.equal((await w).payload.toString(), 'gone');
-    await until(() => proxy.connectionCount() === 0, 'the sessions to close');
+    await waitFor(() => proxy.connectionCount() === 0, 5000, 'the sessions to close');
     const now = held();
     assert.equal(now.byClients, before.byClients, 'no proxy port toward the broker in TIME_WAIT');
     assert.equal(now.byBroker, before.byBroker, 'reset: no TIME_WAIT on the broker either');

@@ -13,7 +13,15 @@ import { Writable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import { createLogger } from '../../src/log/logger.js';
 import { startAedes } from '../emulators/aedes-server.js';
-import { closeAll, collect, connectClient, type MqttClient, publish, subscribe } from '../helpers/clients.js';
+import {
+  closeAll,
+  collect,
+  connectClient,
+  type MqttClient,
+  publish,
+  subscribe,
+  waitFor,
+} from '../helpers/clients.js';
 import { startTestProxy } from '../helpers/proxy.js';
 import { MAPPINGS_DIR } from './shipped.js';
 
@@ -74,14 +82,6 @@ async function rig(refuse: boolean) {
   return { observer, device, refusals, stop };
 }
 
-async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 describe('automatic north subscription refused by the broker', () => {
   const stops: Array<() => Promise<void>> = [];
   after(async () => {
@@ -93,7 +93,7 @@ describe('automatic north subscription refused by the broker', () => {
     stops.push(r.stop);
     await subscribe(r.observer, '/thngs/UACL/properties/#', { qos: 1 });
     const dev = await r.device();
-    await until(() => r.refusals().length === 1, 'the warning');
+    await waitFor(() => r.refusals().length === 1, 5000, 'the warning');
     const w = r.refusals()[0] ?? {};
     assert.equal(w.level, 40, 'at warn level');
     assert.deepEqual(w.refused, ['/thngs/UACL/properties/+']);
