@@ -90,6 +90,11 @@ function fieldText(v: string | Buffer | undefined): string {
 function matchField(tpls: readonly Template[] | undefined, value: string, out: Vars): boolean {
   if (!tpls) return true;
   for (const t of tpls) {
+    // No capture: the field is the template's text (its levels, compared one by one, are that).
+    if (t.literal) {
+      if (value === t.source) return true;
+      continue;
+    }
     const name = t.lone;
     if (name !== undefined) {
       if (value.length === 0 || value.includes('\0')) continue;
