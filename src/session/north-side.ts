@@ -5,6 +5,7 @@
  */
 import type { IDisconnectPacket, IPublishPacket, Packet } from 'mqtt-packet';
 import type { PacketChannel } from '../codec/channel.js';
+import { topicShape } from './accounting.js';
 import { northDisconnect, northGatewayError, northPublish, northRawPublish } from './downlink.js';
 import type { NorthEvents } from './north-open.js';
 import type { RelayPeer } from './relay.js';
@@ -12,15 +13,20 @@ import type { SessionState } from './state.js';
 
 /**
  * The SUBACK of the automatic north subscriptions: a refused one leaves the device without
- * the downlinks it expects, so it is logged (the connection stays: its uplinks still work).
+ * the downlinks it expects, so it is logged, by route and filter shape (the connection
+ * stays: its uplinks still work).
  */
 export function autoSubscribed(s: SessionState, granted: readonly number[]): void {
   let refused = false;
   for (const code of granted) if (code >= 0x80) refused = true;
   if (!refused) return;
   const auto = s.mapper?.autoSubscribe() ?? [];
+  // Filters may carry secrets (akenza's /down/{secret}/...): only their shapes are logged.
   s.log.warn(
-    { refused: auto.filter((_, i) => (granted[i] ?? 0x80) >= 0x80).map((x) => x.topic) },
+    {
+      route: s.routeName,
+      refused: auto.filter((_, i) => (granted[i] ?? 0x80) >= 0x80).map((x) => topicShape(x.topic)),
+    },
     'north broker refused an automatic subscription: no downlinks on it',
   );
 }
