@@ -2,7 +2,7 @@
  * The proxy as a library: listeners + sessions + north connections + metrics server.
  * `startProxy` is what the CLI, the tests and the benchmarks call.
  */
-import type { Duplex } from 'node:stream';
+import { resetStream } from './codec/channel.js';
 import type { ProxyConfig } from './config/schema.js';
 import type { RouteHandler } from './core/contract.js';
 import { type EmbeddedBroker, startEmbeddedBroker } from './embedded/broker.js';
@@ -167,10 +167,8 @@ export async function startProxy(config: ProxyConfig, opts: ProxyOptions = {}): 
     let northReachable = false;
     const probe = async () => {
       try {
-        const s = (await defaultTransport.open(2000)) as Duplex & { resetAndDestroy?: () => void };
         // A reset leaves no TIME_WAIT on the proxy's side (see PacketChannel.reset).
-        if (typeof s.resetAndDestroy === 'function') s.resetAndDestroy();
-        else s.destroy();
+        resetStream(await defaultTransport.open(2000));
         northReachable = true;
       } catch {
         northReachable = false;

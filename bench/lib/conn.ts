@@ -71,10 +71,7 @@ export function openConn(port: number, id: Identity): Promise<Conn> {
 }
 
 export function closeAll(conns: Conn[]): void {
-  for (const c of conns) {
-    if (!c.sock.destroyed) c.sock.end(DISCONNECT);
-    setTimeout(() => c.sock.destroy(), 500).unref();
-  }
+  closeSockets(conns.map((c) => c.sock));
 }
 
 /**

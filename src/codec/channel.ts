@@ -208,11 +208,7 @@ export class PacketChannel implements FrameSink {
   /** Flushes what was written, then closes the stream. Idempotent. */
   end(): void {
     if (this.closed) return;
-    this.closed = true;
-    if (this.corked) {
-      this.corked = false;
-      this.stream.uncork();
-    }
+    this.closeFlushing();
     this.stream.end();
     // A peer that never reads must not keep the socket forever.
     setTimeout(() => this.stream.destroy(), 2000).unref();
@@ -226,11 +222,7 @@ export class PacketChannel implements FrameSink {
    */
   endAfterPeer(waitMs: number): void {
     if (this.closed) return;
-    this.closed = true;
-    if (this.corked) {
-      this.corked = false;
-      this.stream.uncork();
-    }
+    this.closeFlushing();
     const stream = this.stream;
     const timer = setTimeout(() => {
       stream.end();
@@ -238,6 +230,15 @@ export class PacketChannel implements FrameSink {
     }, waitMs);
     timer.unref();
     stream.once('close', () => clearTimeout(timer));
+  }
+
+  /** No more reads or writes; what this event-loop turn wrote goes out now. */
+  private closeFlushing(): void {
+    this.closed = true;
+    if (this.corked) {
+      this.corked = false;
+      this.stream.uncork();
+    }
   }
 
   /** Closes at once without flushing. Idempotent. */
@@ -253,10 +254,7 @@ export class PacketChannel implements FrameSink {
    */
   reset(): void {
     this.closed = true;
-    const s = this.stream as Duplex & { resetAndDestroy?: () => void; connecting?: boolean };
-    if (typeof s.resetAndDestroy === 'function' && s.writableLength === 0 && !s.connecting && !s.destroyed)
-      s.resetAndDestroy();
-    else s.destroy();
+    resetStream(this.stream);
   }
 
   /** Offers a v3.1/3.1.1 PUBLISH frame to `onRawPublish`; false when malformed (the parser says why). */
@@ -313,6 +311,17 @@ function validTopicBytes(frame: Buffer): boolean {
 function v5PayloadLength(frame: Buffer): number {
   const props = publishProperties(frame);
   return props ? frame.length - props.end : -1;
+}
+
+/**
+ * Closes a stream at once: with a TCP reset (no TIME_WAIT on this side) when it is a
+ * connected plain or TLS socket with nothing left to write, else with `destroy()`.
+ */
+export function resetStream(stream: Duplex): void {
+  const s = stream as Duplex & { resetAndDestroy?: () => void; connecting?: boolean };
+  if (typeof s.resetAndDestroy === 'function' && s.writableLength === 0 && !s.connecting && !s.destroyed)
+    s.resetAndDestroy();
+  else s.destroy();
 }
 
 function uncork(ch: PacketChannel): void {

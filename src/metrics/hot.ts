@@ -64,20 +64,23 @@ export class HotDelta {
   }
 }
 
-/** Hands every series' pending change to `apply` (a scrape's collect hook); series by two labels. */
+/** Hands every series' pending change to `apply` (a scrape's collect hook). */
 export function flushDeltas(
-  series: Map<string, Map<string, HotDelta>>,
+  series: Iterable<HotDelta>,
   apply: (labels: Record<string, string>, n: number) => void,
 ): void {
-  for (const inner of series.values()) {
-    for (const s of inner.values()) {
-      if (s.pending !== 0) {
-        const n = s.pending;
-        s.pending = 0;
-        apply(s.labels, n);
-      }
+  for (const s of series) {
+    if (s.pending !== 0) {
+      const n = s.pending;
+      s.pending = 0;
+      apply(s.labels, n);
     }
   }
+}
+
+/** The series of a map of maps (series by two labels). */
+export function* nested(series: Map<string, Map<string, HotDelta>>): Iterable<HotDelta> {
+  for (const inner of series.values()) yield* inner.values();
 }
 
 interface PromHistogramEntry {
@@ -163,4 +166,20 @@ export class HotHistogram {
     this.sum = 0;
     this.count = 0;
   }
+}
+
+/** The histogram series `key` of `cache`, made on first use (the labels and bounds are read then). */
+export function hotHistogram(
+  cache: Map<string, HotHistogram>,
+  key: string,
+  h: Histogram<string>,
+  bounds: readonly number[],
+  labels: () => Record<string, string>,
+): HotHistogram {
+  let s = cache.get(key);
+  if (!s) {
+    s = new HotHistogram(h, bounds, labels());
+    cache.set(key, s);
+  }
+  return s;
 }

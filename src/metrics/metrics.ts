@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import { flushDeltas, HotCounter, type HotDelta, type HotHistogram } from './hot.js';
+import { flushDeltas, HotCounter, type HotDelta, type HotHistogram, nested } from './hot.js';
 
 export const PREFIX = 'mqtt_proxy_';
 
@@ -51,8 +51,8 @@ export function createMetrics() {
   };
   // Series changed once per QoS 1/2 message or per sampled translation, the same way.
   const perMessage = {
-    /** By direction (one inner series, key ''). */
-    inflight: new Map<string, Map<string, HotDelta>>(),
+    /** By direction. */
+    inflight: new Map<string, HotDelta>(),
     ackSeconds: new Map<string, HotHistogram>(),
     translateSeconds: new Map<string, HotHistogram>(),
   };
@@ -61,7 +61,7 @@ export function createMetrics() {
     buildInfo,
     connectionsOpen: new Gauge({
       collect() {
-        flushDeltas(perConnect.connectionsOpen, (labels, n) => this.inc(labels, n));
+        flushDeltas(nested(perConnect.connectionsOpen), (labels, n) => this.inc(labels, n));
       },
       name: `${PREFIX}connections_open`,
       help: 'South connections open now.',
@@ -70,7 +70,7 @@ export function createMetrics() {
     }),
     connectionsTotal: new Counter({
       collect() {
-        flushDeltas(perConnect.connectionsTotal, (labels, n) => this.inc(labels, n));
+        flushDeltas(nested(perConnect.connectionsTotal), (labels, n) => this.inc(labels, n));
       },
       name: `${PREFIX}connections_total`,
       help: 'South connections accepted.',
@@ -134,7 +134,7 @@ export function createMetrics() {
     }),
     inflight: new Gauge({
       collect() {
-        flushDeltas(perMessage.inflight, (labels, n) => this.inc(labels, n));
+        flushDeltas(perMessage.inflight.values(), (labels, n) => this.inc(labels, n));
       },
       name: `${PREFIX}qos1_inflight_messages`,
       help: 'QoS 1 and 2 messages relayed and not yet acknowledged, by direction (uplink, downlink).',

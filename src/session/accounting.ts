@@ -5,7 +5,7 @@
  */
 import type { Outcome, SubscribePlan } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
-import { type HotEntry, HotHistogram } from '../metrics/hot.js';
+import { type HotEntry, hotHistogram } from '../metrics/hot.js';
 import { type Metrics, TRANSLATE_BUCKETS } from '../metrics/metrics.js';
 
 const UNMAPPED_LOG_INTERVAL_MS = 10_000;
@@ -21,14 +21,17 @@ export function sampleTranslate(): boolean {
 
 export function observeTranslate(metrics: Metrics, route: string, direction: Direction, t0: bigint): void {
   // Counted in plain numbers per bucket, handed to prom-client at scrape time (src/metrics/hot.ts).
-  const cache = metrics.hot.perMessage.translateSeconds;
   const key = direction === 'uplink' ? route : `${route}\u0000`;
-  let h = cache.get(key);
-  if (!h) {
-    h = new HotHistogram(metrics.translateSeconds, TRANSLATE_BUCKETS, { route, direction });
-    cache.set(key, h);
-  }
-  h.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+  hotHistogram(
+    metrics.hot.perMessage.translateSeconds,
+    key,
+    metrics.translateSeconds,
+    TRANSLATE_BUCKETS,
+    () => ({
+      route,
+      direction,
+    }),
+  ).observe(Number(process.hrtime.bigint() - t0) / 1e9);
 }
 
 export function countMessage(

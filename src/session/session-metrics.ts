@@ -4,53 +4,10 @@
  * a fresh object of bound functions on every call, which cost CPU per connect and, kept by
  * a session (its relays' hooks), memory per idle device.
  */
-import { HotDelta, HotHistogram } from '../metrics/hot.js';
+import { HotDelta, type HotHistogram, hotHistogram } from '../metrics/hot.js';
 import { ACK_BUCKETS, type Metrics, NORTH_CONNECT_BUCKETS } from '../metrics/metrics.js';
 import type { MeterDirection, PacketMeter } from './meter.js';
 import type { RelayHooks } from './relay.js';
-
-interface AckSeries {
-  inflight: { inc(): void; dec(): void };
-  ackSeconds: { observe(v: number): void };
-}
-
-interface Series {
-  ack: Map<string, AckSeries>;
-}
-
-const byMetrics = new WeakMap<Metrics, Series>();
-
-function series(m: Metrics): Series {
-  let s = byMetrics.get(m);
-  if (!s) {
-    s = { ack: new Map() };
-    byMetrics.set(m, s);
-  }
-  return s;
-}
-
-function ackSeries(m: Metrics, route: string, direction: 'uplink' | 'downlink'): AckSeries {
-  const cache = series(m).ack;
-  const key = `${direction}\u0000${route}`;
-  let a = cache.get(key);
-  if (!a) {
-    // Changed once per QoS 1/2 message: plain numbers, handed to prom-client at scrape time.
-    const perMessage = m.hot.perMessage;
-    let inflight = perMessage.inflight.get(direction)?.get('');
-    if (!inflight) {
-      inflight = new HotDelta({ direction });
-      perMessage.inflight.set(direction, new Map([['', inflight]]));
-    }
-    let ackSeconds = perMessage.ackSeconds.get(key);
-    if (!ackSeconds) {
-      ackSeconds = new HotHistogram(m.ackSeconds, ACK_BUCKETS, { route, direction });
-      perMessage.ackSeconds.set(key, ackSeconds);
-    }
-    a = { inflight, ackSeconds };
-    cache.set(key, a);
-  }
-  return a;
-}
 
 /**
  * The open-connections gauge of a (listener, dialect): a plain number per series, added to
@@ -82,13 +39,15 @@ function delta(byListener: Map<string, Map<string, HotDelta>>, listener: string,
 
 /** The north connect duration histogram of a route, counted per bucket until a scrape. */
 export function northConnectSeconds(m: Metrics, route: string): { observe(v: number): void } {
-  const cache = m.hot.perConnect.northConnectSeconds;
-  let h = cache.get(route);
-  if (!h) {
-    h = new HotHistogram(m.northConnectSeconds, NORTH_CONNECT_BUCKETS, { route });
-    cache.set(route, h);
-  }
-  return h;
+  return hotHistogram(
+    m.hot.perConnect.northConnectSeconds,
+    route,
+    m.northConnectSeconds,
+    NORTH_CONNECT_BUCKETS,
+    () => ({
+      route,
+    }),
+  );
 }
 
 /**
@@ -96,7 +55,9 @@ export function northConnectSeconds(m: Metrics, route: string): { observe(v: num
  * the session's `settled` callback. Methods on one object, no closures per session.
  */
 export class AckHooks implements RelayHooks {
-  private readonly s: AckSeries;
+  // Changed once per QoS 1/2 message: plain numbers, handed to prom-client at scrape time.
+  private readonly inflight: HotDelta;
+  private readonly ackSeconds: HotHistogram;
 
   constructor(
     m: Metrics,
@@ -104,16 +65,32 @@ export class AckHooks implements RelayHooks {
     direction: 'uplink' | 'downlink',
     private readonly settled: () => void,
   ) {
-    this.s = ackSeries(m, route, direction);
+    const perMessage = m.hot.perMessage;
+    let inflight = perMessage.inflight.get(direction);
+    if (!inflight) {
+      inflight = new HotDelta({ direction });
+      perMessage.inflight.set(direction, inflight);
+    }
+    this.inflight = inflight;
+    this.ackSeconds = hotHistogram(
+      perMessage.ackSeconds,
+      `${direction}\u0000${route}`,
+      m.ackSeconds,
+      ACK_BUCKETS,
+      () => ({
+        route,
+        direction,
+      }),
+    );
   }
 
   onStart(): void {
-    this.s.inflight.inc();
+    this.inflight.inc();
   }
 
   onSettled(t0: number): void {
-    this.s.inflight.dec();
-    if (t0 >= 0) this.s.ackSeconds.observe((Date.now() - t0) / 1000);
+    this.inflight.dec();
+    if (t0 >= 0) this.ackSeconds.observe((Date.now() - t0) / 1000);
     this.settled();
   }
 }
