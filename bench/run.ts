@@ -23,7 +23,7 @@ import { buildForBench, removeBuild, script } from './lib/build.js';
 import { Child } from './lib/proc.js';
 import { profileTranslate } from './lib/profile.js';
 import { medians, type Results, render, targets } from './lib/report.js';
-import { prepareTranslate, UPLINK_ROUTE } from './lib/routes.js';
+import { GATEWAY_ROUTE, prepareTranslate, ROUTE, UPLINK_ROUTE } from './lib/routes.js';
 import {
   devices,
   latency,
@@ -74,6 +74,7 @@ const PAYLOAD = 100;
 const TRANSLATE = 'proxy-connector-evrythng';
 const UPLINK = 'proxy-connector-evrythng-uplink';
 const PASS = 'proxy-passthrough';
+const GATEWAY = 'proxy-connector-clearblade';
 
 const externals: External[] = [];
 const children: Child[] = [];
@@ -198,56 +199,49 @@ async function main(): Promise<void> {
       console.log(`skipping ${PASS}: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
-  if (want(TRANSLATE)) {
-    const t = prepareTranslate(S.devices);
-    if (typeof t === 'string') console.log(`skipping ${TRANSLATE}: ${t}`);
-    else {
-      externals.push({ name: 'translate-files', port: 0, pid: 0, stop: async () => t.cleanup() });
-      const c = await hop(TRANSLATE, 'proxy-child.ts', [String(north.port), t.route, t.credentials]).catch(
-        (e: Error) => {
-          console.log(`skipping ${TRANSLATE}: ${e.message}`);
-          return undefined;
-        },
-      );
-      if (c)
-        paths.push({
-          key: TRANSLATE,
-          label: '6 proxy Connector→EVRYTHNG',
-          port: (await c.ready).port as number,
-          hopPid: c.pid,
-          hopChild: c,
-          identity: t.identity,
-          northSession: t.northSession,
-          topic: t.topic,
-          devices: true,
-        });
+  // The translating routes: the proxy with a route from mappings/ and generated credentials.
+  const translating = async (key: string, label: string, route: string, devices: boolean): Promise<void> => {
+    if (!want(key)) return;
+    const t = prepareTranslate(S.devices, route);
+    if (typeof t === 'string') {
+      console.log(`skipping ${key}: ${t}`);
+      return;
     }
-  }
-  if (want(UPLINK)) {
-    const t = prepareTranslate(S.devices, UPLINK_ROUTE);
-    if (typeof t === 'string') console.log(`skipping ${UPLINK}: ${t}`);
-    else {
-      externals.push({ name: 'uplink-files', port: 0, pid: 0, stop: async () => t.cleanup() });
-      const c = await hop(UPLINK, 'proxy-child.ts', [String(north.port), t.route, t.credentials]).catch(
-        (e: Error) => {
-          console.log(`skipping ${UPLINK}: ${e.message}`);
-          return undefined;
-        },
-      );
-      if (c)
-        paths.push({
-          key: UPLINK,
-          label: "6b proxy Connector→EVRYTHNG, uplinks only (like the bridge's `out`)",
-          port: (await c.ready).port as number,
-          hopPid: c.pid,
-          hopChild: c,
-          // The same device records as the full route; its north sessions are clean (nothing to clear).
-          identity: t.identity,
-          topic: t.topic,
-          devices: false,
-        });
-    }
-  }
+    externals.push({ name: `${key}-files`, port: 0, pid: 0, stop: async () => t.cleanup() });
+    const c = await hop(key, 'proxy-child.ts', [String(north.port), t.route, t.credentials]).catch(
+      (e: Error) => {
+        console.log(`skipping ${key}: ${e.message}`);
+        return undefined;
+      },
+    );
+    if (!c) return;
+    paths.push({
+      key,
+      label,
+      port: (await c.ready).port as number,
+      hopPid: c.pid,
+      hopChild: c,
+      identity: t.identity,
+      // Persistent north sessions are cleared between windows (the uplink-only route's are clean).
+      ...(devices && t.northSession ? { northSession: t.northSession } : {}),
+      topic: t.topic,
+      devices,
+    });
+  };
+  await translating(TRANSLATE, '6 proxy Connector→EVRYTHNG', ROUTE, true);
+  // The same device records as the full route; no idle devices (nothing differs from 6 there).
+  await translating(
+    UPLINK,
+    "6b proxy Connector→EVRYTHNG, uplinks only (like the bridge's `out`)",
+    UPLINK_ROUTE,
+    false,
+  );
+  await translating(
+    GATEWAY,
+    '7 proxy Connector→ClearBlade, the proxy as gateway (one north connection)',
+    GATEWAY_ROUTE,
+    true,
+  );
   const gen = new Child('loadgen', script(here, 'loadgen-worker.ts'));
   const helper = new Child('loadgen-helper', script(here, 'loadgen-worker.ts'));
   children.push(gen, helper);
@@ -257,7 +251,7 @@ async function main(): Promise<void> {
     helper,
     brokerPid: north.pid,
     northPort: north.port,
-    subFilters: ['$resource/#', '/thngs/#'],
+    subFilters: ['$resource/#', '/thngs/#', '/devices/+/events/#'],
     payloadBytes: PAYLOAD,
   };
   const results: Results = { throughput: {}, latency: {}, devices: {} };
@@ -318,7 +312,7 @@ async function main(): Promise<void> {
     }
   }
   const m = medians(results);
-  const tg = targets(m, TRANSLATE, PASS, UPLINK);
+  const tg = targets(m, TRANSLATE, PASS, UPLINK, GATEWAY);
   const labels = Object.fromEntries(paths.map((p) => [p.key, p.label]));
   // The generator's ceiling on each path: messages per second one core of it sustains
   // (publish + receive + ack) from its CPU per delivered message; headroom is that ceiling

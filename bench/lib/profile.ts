@@ -12,7 +12,7 @@ import { startMosquitto } from './brokers.js';
 import { script } from './build.js';
 import { census, diffPerDevice } from './heap.js';
 import { Child, sleep } from './proc.js';
-import { prepareTranslate } from './routes.js';
+import { GATEWAY_ROUTE, prepareTranslate } from './routes.js';
 import { devices, type Path, type Rig, throughput } from './scenarios.js';
 
 const CONNECT_DEVICES = 4000;
@@ -112,6 +112,7 @@ async function heapPerDevice(
 
 export async function profileTranslate(here: string, quick: boolean): Promise<void> {
   const passthrough = process.argv.includes('--paths=proxy-passthrough');
+  const route = process.argv.includes('--paths=proxy-connector-clearblade') ? GATEWAY_ROUTE : undefined;
   const connects = process.argv.includes('--connects');
   const heap = process.argv.includes('--heap');
   const outDir = join(here, 'results', `profile-${Date.now()}`);
@@ -124,7 +125,7 @@ export async function profileTranslate(here: string, quick: boolean): Promise<vo
     let identity: Path['identity'] = { clientId: 'bench-prof-{i}' };
     let topic = '$resource/temperature';
     if (!passthrough) {
-      setup = prepareTranslate(connects || heap ? CONNECT_DEVICES : 200);
+      setup = prepareTranslate(connects || heap ? CONNECT_DEVICES : 200, route);
       if (typeof setup === 'string') throw new Error(`cannot profile the translating route: ${setup}`);
       routeArgs = [setup.route, setup.credentials];
       identity = setup.identity;
@@ -145,7 +146,7 @@ export async function profileTranslate(here: string, quick: boolean): Promise<vo
       helper: gen,
       brokerPid: north.pid,
       northPort: north.port,
-      subFilters: ['$resource/#', '/thngs/#'],
+      subFilters: ['$resource/#', '/thngs/#', '/devices/+/events/#'],
       payloadBytes: 100,
     };
     const path: Path = {
@@ -156,7 +157,9 @@ export async function profileTranslate(here: string, quick: boolean): Promise<vo
       identity,
       topic,
       devices: false,
-      ...(setup && typeof setup !== 'string' ? { northSession: setup.northSession } : {}),
+      ...(setup && typeof setup !== 'string' && setup.northSession
+        ? { northSession: setup.northSession }
+        : {}),
     };
     if (heap) {
       await heapPerDevice(gen, proxy, port, identity, outDir);

@@ -89,7 +89,13 @@ export type Medians = ReturnType<typeof medians>;
  * when measured, the translating route without downlinks (`uplinkOnly`: one way, like the
  * bridge's `topic # out`). Each translating path gets its own rows, misses included.
  */
-export function targets(m: Medians, translate: string, pass: string, uplinkOnly?: string): Target[] {
+export function targets(
+  m: Medians,
+  translate: string,
+  pass: string,
+  uplinkOnly?: string,
+  gateway?: string,
+): Target[] {
   const out: Target[] = [];
   const add = (name: string, value: number, limit: number, kind: 'max' | 'min'): void => {
     if (!Number.isFinite(value)) return;
@@ -97,6 +103,7 @@ export function targets(m: Medians, translate: string, pass: string, uplinkOnly?
   };
   const translating: Array<[string, string]> = [[translate, 'translating']];
   if (uplinkOnly) translating.push([uplinkOnly, 'translating uplinks-only']);
+  if (gateway) translating.push([gateway, 'translating as gateway']);
   for (const [sc, byPath] of Object.entries(m.throughput)) {
     const ref = byPath.reference?.hopUsPerMsg ?? Number.NaN;
     for (const [key, what] of translating)
@@ -127,7 +134,7 @@ export function targets(m: Medians, translate: string, pass: string, uplinkOnly?
       add(`${sc}: ${what} added p50 latency (µs)`, (byPath[key]?.p50 ?? Number.NaN) - direct, 300, 'max');
     add(`${sc}: pass-through added p50 latency (µs)`, (byPath[pass]?.p50 ?? Number.NaN) - direct, 300, 'max');
   }
-  for (const p of [pass, translate]) {
+  for (const p of gateway ? [pass, translate, gateway] : [pass, translate]) {
     add(
       `${p}: resident bytes per idle device`,
       m.devices[p]?.hopBytesPerDevice ?? Number.NaN,

@@ -1,8 +1,9 @@
 /**
- * What the translating path needs: the Connector → EVRYTHNG route from mappings/ and a
- * credentials file with one identity per simulated device (Connector token → Thng and
- * API key), written to a temp dir that `cleanup` removes.
+ * What the translating paths need: a route from mappings/ and a credentials file with one
+ * identity per simulated device (Connector token → Thng and API key, or → ClearBlade device
+ * behind the proxy's gateway), written to a temp dir that `cleanup` removes.
  */
+import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,8 +13,8 @@ export interface TranslateSetup {
   route: string;
   credentials: string;
   identity: Identity;
-  /** The north client id the route gives device i (its Thng id). */
-  northSession: Identity;
+  /** The north client id the route gives device i (its Thng id), when it has one of its own. */
+  northSession?: Identity;
   topic: string;
   cleanup(): void;
 }
@@ -26,16 +27,36 @@ const token = (i: number | string): string => `bench-token-${i}-${'f'.repeat(24)
 /** The same translation without downlinks (`downlinks: false`): one way, like the bridge's `out`. */
 export const UPLINK_ROUTE = 'connector-to-evrythng-uplink';
 
+/**
+ * Connector devices behind one ClearBlade gateway that the proxy plays: one north connection
+ * for all of them, each device attached on it (QoS 1) when it connects.
+ */
+export const GATEWAY_ROUTE = 'connector-to-clearblade';
+
 /** Returns the setup for `devices` devices (numbered from 0), or why the path cannot run. */
 export function prepareTranslate(devices: number, route = ROUTE): TranslateSetup | string {
   const routeFile = join('mappings', 'routes', `${route}.yaml`);
   if (!existsSync(routeFile)) return `${routeFile} does not exist yet`;
+  const gateway = route === GATEWAY_ROUTE;
+  // The gateway's key (EC P-256: the proxy signs its JWT with it), in every record.
+  const key = gateway
+    ? JSON.stringify(
+        generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({
+          type: 'pkcs8',
+          format: 'pem',
+        }),
+      )
+    : '';
   const dir = mkdtempSync(join(tmpdir(), 'bench-creds-'));
   const lines = ['# Simulated Connector devices of the benchmark'];
   const n = Math.max(devices, 100);
   for (let i = 0; i < n; i++) {
     lines.push(`- south: { deviceId: "d${i}", token: "${token(i)}" }`);
-    lines.push(`  north: { thngId: "T${i}", apiKey: "bench-api-key-${i}" }`);
+    lines.push(
+      gateway
+        ? `  north: { privateKey: ${key} }`
+        : `  north: { thngId: "T${i}", apiKey: "bench-api-key-${i}" }`,
+    );
   }
   const credentials = join(dir, 'credentials.yaml');
   writeFileSync(credentials, `${lines.join('\n')}\n`);
@@ -44,7 +65,8 @@ export function prepareTranslate(devices: number, route = ROUTE): TranslateSetup
     credentials,
     // Token scheme: client id and username the device id, password the token.
     identity: { clientId: 'd{i}', username: 'd{i}', password: token('{i}') },
-    northSession: { clientId: 'T{i}' },
+    // The gateway's devices have no north session of their own.
+    ...(gateway ? {} : { northSession: { clientId: 'T{i}' } }),
     topic: '$resource/temperature',
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };

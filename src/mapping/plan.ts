@@ -5,7 +5,7 @@
 import type { QoS } from 'mqtt-packet';
 import type { PublishOut } from '../core/contract.js';
 import type { CompiledDialect, Rule } from './dialect.js';
-import { type Canonical, type Kind, type Sample, sampleValue } from './model.js';
+import { type Canonical, type Kind, type Sample, sampleJson, sampleValue } from './model.js';
 import type { Vars } from './template.js';
 
 /** Kinds tried, in order, when the other side has no rule for a kind. */
@@ -217,10 +217,19 @@ export function convertKind(msg: Canonical, to: Kind): string | undefined {
   msg.kind = to;
   if ((from === 'samples') === (to === 'samples')) return undefined;
   if (from === 'samples') {
-    const o: Record<string, unknown> = {};
-    for (const s of msg.samples ?? []) o[s.key] = sampleValue(s);
-    msg.body = Buffer.from(JSON.stringify(o));
-    delete msg.samples;
+    const samples = msg.samples ?? [];
+    // One sample (a value per publish, the usual case): its JSON text as received when that is
+    // what JSON.stringify would give, without parsing it into a value and back.
+    const one = samples.length === 1 ? (samples[0] as Sample) : undefined;
+    const v = one && sampleJson(one);
+    if (one && v !== undefined) msg.body = Buffer.from(`{${JSON.stringify(one.key)}:${v}}`);
+    else {
+      const o: Record<string, unknown> = {};
+      for (const s of samples) o[s.key] = sampleValue(s);
+      msg.body = Buffer.from(JSON.stringify(o));
+    }
+    // Assigned, not deleted: \`delete\` turns the message into a slow dictionary-mode object.
+    msg.samples = undefined;
     return undefined;
   }
   let o: unknown;
@@ -233,6 +242,6 @@ export function convertKind(msg: Canonical, to: Kind): string | undefined {
   const samples: Sample[] = Object.entries(o).map(([key, value]) => ({ key, value }));
   if (samples.length === 0) return 'empty_payload';
   msg.samples = samples;
-  delete msg.body;
+  msg.body = undefined;
   return undefined;
 }
