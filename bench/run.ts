@@ -53,8 +53,8 @@ const S = quick
       reps: 1,
       warmupMs: 300,
       measureMs: 500,
-      latWarmupMs: 300,
-      latMs: 800,
+      latWarmupMs: 200,
+      latMs: 500,
       devices: 1000,
       deviceRounds: 2,
       idleMs: 300,
@@ -117,131 +117,123 @@ async function main(): Promise<void> {
   console.log(`benchmark (${quick ? 'quick' : 'full'}): starting brokers and hops on 127.0.0.1`);
   const north = await startMosquitto();
   externals.push(north);
-  const paths: Path[] = [];
   const want = (k: string): boolean => !only || only.includes(k) || k === 'direct';
   const anon = (p: string): Path['identity'] => ({ clientId: `bench-${p}-{i}` });
   const topic = '$resource/temperature';
-  paths.push({
-    key: 'direct',
-    label: '1 direct to mosquitto',
-    port: north.port,
-    identity: anon('d'),
-    topic,
-    devices: true,
-  });
-  if (want('tcp-forwarder')) {
-    const c = await hop('tcp-forwarder', 'forwarder-child.ts', [String(north.port)]);
-    const port = (await c.ready).port as number;
-    paths.push({
-      key: 'tcp-forwarder',
-      label: '2 TCP forwarder (Node pipe)',
-      port,
-      hopPid: c.pid,
-      hopChild: c,
+  const skip = (key: string, why: string): undefined => {
+    console.log(`skipping ${key}: ${why}`);
+    return undefined;
+  };
+  /** A hop in a Node process of its own (its port comes once it is ready). */
+  const nodeHop = async (
+    key: string,
+    label: string,
+    file: string,
+    argv: string[],
+    rest: Pick<Path, 'identity' | 'topic' | 'devices' | 'northSession'>,
+  ): Promise<Path | undefined> => {
+    if (!want(key)) return undefined;
+    try {
+      const c = await hop(key, file, argv);
+      return { key, label, port: (await c.ready).port as number, hopPid: c.pid, hopChild: c, ...rest };
+    } catch (e) {
+      return skip(key, e instanceof Error ? e.message : String(e));
+    }
+  };
+  // The translating routes: the proxy with a route from mappings/ and generated credentials.
+  const translating = (
+    key: string,
+    label: string,
+    route: string,
+    devices: boolean,
+  ): Promise<Path | undefined> => {
+    if (!want(key)) return Promise.resolve(undefined);
+    const t = prepareTranslate(S.devices, route);
+    if (typeof t === 'string') return Promise.resolve(skip(key, t));
+    externals.push({ name: `${key}-files`, port: 0, pid: 0, stop: async () => t.cleanup() });
+    return nodeHop(key, label, 'proxy-child.ts', [String(north.port), t.route, t.credentials], {
+      identity: t.identity,
+      topic: t.topic,
+      devices,
+      // Persistent north sessions are cleared between windows (the uplink-only route's are clean).
+      ...(devices && t.northSession ? { northSession: t.northSession } : {}),
+    });
+  };
+  // Every hop starts at once (each waits for its own readiness); the table keeps this order.
+  const hops = await Promise.all([
+    nodeHop('tcp-forwarder', '2 TCP forwarder (Node pipe)', 'forwarder-child.ts', [String(north.port)], {
       identity: anon('f'),
       topic,
       devices: true,
-    });
-  }
-  if (want('haproxy') && haproxyInstalled()) {
-    const h = await startHaproxy(north.port);
-    externals.push(h);
-    paths.push({
-      key: 'haproxy',
-      label: '2 haproxy tcp mode (1 thread)',
-      port: h.port,
-      hopPid: h.pid,
-      identity: anon('h'),
-      topic,
-      devices: false,
-    });
-  }
-  if (want('reference')) {
-    const c = await hop('reference', 'reference-proxy-child.ts', [String(north.port)]);
-    paths.push({
-      key: 'reference',
-      label: '3 reference proxy (mqtt-packet)',
-      port: (await c.ready).port as number,
-      hopPid: c.pid,
-      hopChild: c,
-      identity: anon('r'),
-      topic,
-      devices: true,
-    });
-  }
-  if (want('mosquitto-bridge')) {
-    const b = await startMosquittoBridge(north.port);
-    externals.push(b);
-    paths.push({
-      key: 'mosquitto-bridge',
-      label: '4 mosquitto bridge (remap)',
-      port: b.port,
-      hopPid: b.pid,
-      identity: anon('b'),
-      topic,
-      devices: false,
-    });
-  }
-  if (want(PASS)) {
-    try {
-      const c = await hop(PASS, 'proxy-child.ts', [String(north.port), 'passthrough']);
-      paths.push({
-        key: PASS,
-        label: '5 proxy pass-through',
-        port: (await c.ready).port as number,
-        hopPid: c.pid,
-        hopChild: c,
-        identity: anon('p'),
+    }),
+    want('haproxy') && haproxyInstalled()
+      ? startHaproxy(north.port).then((h): Path => {
+          externals.push(h);
+          const p = { identity: anon('h'), topic, devices: false };
+          return {
+            key: 'haproxy',
+            label: '2 haproxy tcp mode (1 thread)',
+            port: h.port,
+            hopPid: h.pid,
+            ...p,
+          };
+        })
+      : undefined,
+    nodeHop(
+      'reference',
+      '3 reference proxy (mqtt-packet)',
+      'reference-proxy-child.ts',
+      [String(north.port)],
+      {
+        identity: anon('r'),
         topic,
         devices: true,
-      });
-    } catch (e) {
-      console.log(`skipping ${PASS}: ${e instanceof Error ? e.message : String(e)}`);
-    }
-  }
-  // The translating routes: the proxy with a route from mappings/ and generated credentials.
-  const translating = async (key: string, label: string, route: string, devices: boolean): Promise<void> => {
-    if (!want(key)) return;
-    const t = prepareTranslate(S.devices, route);
-    if (typeof t === 'string') {
-      console.log(`skipping ${key}: ${t}`);
-      return;
-    }
-    externals.push({ name: `${key}-files`, port: 0, pid: 0, stop: async () => t.cleanup() });
-    const c = await hop(key, 'proxy-child.ts', [String(north.port), t.route, t.credentials]).catch(
-      (e: Error) => {
-        console.log(`skipping ${key}: ${e.message}`);
-        return undefined;
       },
-    );
-    if (!c) return;
-    paths.push({
-      key,
-      label,
-      port: (await c.ready).port as number,
-      hopPid: c.pid,
-      hopChild: c,
-      identity: t.identity,
-      // Persistent north sessions are cleared between windows (the uplink-only route's are clean).
-      ...(devices && t.northSession ? { northSession: t.northSession } : {}),
-      topic: t.topic,
-      devices,
-    });
-  };
-  await translating(TRANSLATE, '6 proxy Connector→EVRYTHNG', ROUTE, true);
-  // The same device records as the full route; no idle devices (nothing differs from 6 there).
-  await translating(
-    UPLINK,
-    "6b proxy Connector→EVRYTHNG, uplinks only (like the bridge's `out`)",
-    UPLINK_ROUTE,
-    false,
-  );
-  await translating(
-    GATEWAY,
-    '7 proxy Connector→ClearBlade, the proxy as gateway (one north connection)',
-    GATEWAY_ROUTE,
-    true,
-  );
+    ),
+    want('mosquitto-bridge')
+      ? startMosquittoBridge(north.port).then((b): Path => {
+          externals.push(b);
+          const p = { identity: anon('b'), topic, devices: false };
+          return {
+            key: 'mosquitto-bridge',
+            label: '4 mosquitto bridge (remap)',
+            port: b.port,
+            hopPid: b.pid,
+            ...p,
+          };
+        })
+      : undefined,
+    nodeHop(PASS, '5 proxy pass-through', 'proxy-child.ts', [String(north.port), 'passthrough'], {
+      identity: anon('p'),
+      topic,
+      devices: true,
+    }),
+    translating(TRANSLATE, '6 proxy Connector→EVRYTHNG', ROUTE, true),
+    // The same device records as the full route; no idle devices (nothing differs from 6 there).
+    translating(
+      UPLINK,
+      "6b proxy Connector→EVRYTHNG, uplinks only (like the bridge's `out`)",
+      UPLINK_ROUTE,
+      false,
+    ),
+    translating(
+      GATEWAY,
+      '7 proxy Connector→ClearBlade, the proxy as gateway (one north connection)',
+      GATEWAY_ROUTE,
+      true,
+    ),
+  ]);
+  const paths: Path[] = [
+    {
+      key: 'direct',
+      label: '1 direct to mosquitto',
+      port: north.port,
+      identity: anon('d'),
+      topic,
+      devices: true,
+    },
+    ...hops.filter((p): p is Path => p !== undefined),
+  ];
   const gen = new Child('loadgen', script(here, 'loadgen-worker.ts'));
   const helper = new Child('loadgen-helper', script(here, 'loadgen-worker.ts'));
   children.push(gen, helper);
@@ -261,11 +253,11 @@ async function main(): Promise<void> {
   // Devices first, while each hop is a fresh process: its memory before its first device is
   // what memory per device counts from (messages would grow its heap first). Then a warm-up,
   // not recorded: the connect path of a fresh hop runs unoptimized code at first.
-  const bases = new Map<string, MemoryBase>();
-  for (const p of want2('devices') ? paths.filter((x) => x.devices) : []) {
-    bases.set(p.key, await memoryBase(p));
-    await devices(rig, p, 400, 0);
-  }
+  const devicePaths = want2('devices') ? paths.filter((x) => x.devices) : [];
+  const bases = new Map<string, MemoryBase>(
+    await Promise.all(devicePaths.map(async (p) => [p.key, await memoryBase(p)] as const)),
+  );
+  for (const p of devicePaths) await devices(rig, p, quick ? 200 : 400, 0);
   // Round 0: each hop's first S.devices devices (its memory grows to hold them); later rounds:
   // the same number again, reconnecting to a hop that has held them before.
   for (let rep = 0; want2('devices') && rep < S.deviceRounds; rep++) {
@@ -281,7 +273,8 @@ async function main(): Promise<void> {
 
   // Warm-up, not recorded: the first messages through a fresh process run unoptimized code.
   for (const p of want2('throughput') || want2('latency') ? paths : []) {
-    for (const qos of quick ? ([0] as const) : ([0, 1] as const)) await throughput(rig, p, qos, 4, 300, 300);
+    for (const qos of quick ? ([0] as const) : ([0, 1] as const))
+      await throughput(rig, p, qos, 4, quick ? 200 : 300, quick ? 200 : 300);
   }
   log('warm-up done');
 

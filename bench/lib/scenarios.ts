@@ -348,6 +348,6 @@ export async function devices(
   } finally {
     await Promise.all(parts.map((p) => p.w.request({ op: 'devices-close' }).catch(() => undefined)));
     // Time for the hop and the broker to finish closing before the next measurement.
-    await sleep(count >= 4000 ? 1000 : 400);
+    await sleep(count >= 4000 ? 1000 : 250);
   }
 }
