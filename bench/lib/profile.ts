@@ -1,6 +1,7 @@
 /**
  * `npm run bench -- --profile [--connects]`: runs the translating proxy (or
- * `--paths=proxy-passthrough`) under `node --cpu-prof` with QoS 0 and QoS 1 load (or, with
+ * `--paths=proxy-passthrough`, or the gateway route with `--paths=proxy-connector-clearblade`)
+ * under `node --cpu-prof` with QoS 0 and QoS 1 load (or, with
  * `--connects`, three rounds of 4,000 device connects), then prints where its CPU went.
  * With `--heap`: heap snapshots before and after 2,000 idle devices, diffed per device.
  * CPU:
