@@ -140,6 +140,17 @@ async function main(): Promise<void> {
       return skip(key, e instanceof Error ? e.message : String(e));
     }
   };
+  /** A hop that is not a Node process of ours (haproxy, mosquitto's bridge); no idle devices. */
+  const externalHop = async (
+    key: string,
+    label: string,
+    start: () => Promise<External>,
+    id: string,
+  ): Promise<Path> => {
+    const e = await start();
+    externals.push(e);
+    return { key, label, port: e.port, hopPid: e.pid, identity: anon(id), topic, devices: false };
+  };
   // The translating routes: the proxy with a route from mappings/ and generated credentials.
   const translating = (
     key: string,
@@ -167,17 +178,7 @@ async function main(): Promise<void> {
       devices: true,
     }),
     want('haproxy') && haproxyInstalled()
-      ? startHaproxy(north.port).then((h): Path => {
-          externals.push(h);
-          const p = { identity: anon('h'), topic, devices: false };
-          return {
-            key: 'haproxy',
-            label: '2 haproxy tcp mode (1 thread)',
-            port: h.port,
-            hopPid: h.pid,
-            ...p,
-          };
-        })
+      ? externalHop('haproxy', '2 haproxy tcp mode (1 thread)', () => startHaproxy(north.port), 'h')
       : undefined,
     nodeHop(
       'reference',
@@ -191,17 +192,12 @@ async function main(): Promise<void> {
       },
     ),
     want('mosquitto-bridge')
-      ? startMosquittoBridge(north.port).then((b): Path => {
-          externals.push(b);
-          const p = { identity: anon('b'), topic, devices: false };
-          return {
-            key: 'mosquitto-bridge',
-            label: '4 mosquitto bridge (remap)',
-            port: b.port,
-            hopPid: b.pid,
-            ...p,
-          };
-        })
+      ? externalHop(
+          'mosquitto-bridge',
+          '4 mosquitto bridge (remap)',
+          () => startMosquittoBridge(north.port),
+          'b',
+        )
       : undefined,
     nodeHop(PASS, '5 proxy pass-through', 'proxy-child.ts', [String(north.port), 'passthrough'], {
       identity: anon('p'),
