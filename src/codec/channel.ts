@@ -49,19 +49,12 @@ export interface ChannelOptions {
   protocolVersion: 3 | 4 | 5 | 0;
   /** Called with the packet type and size of every packet written (metrics). */
   onWritten?: (cmd: string, bytes: number) => void;
-  /**
-   * The connection carries many devices' traffic (a gateway link): writes are held until the
-   * end of the event-loop turn (setImmediate), so every device read in that turn shares one
-   * write. Otherwise they go at the end of the current callback (nextTick): one connection's
-   * packets come from one socket read at a time, so waiting longer would batch nothing.
-   */
-  shared?: boolean;
 }
 
 export class PacketChannel implements FrameSink {
   private readonly framer: Framer;
   private closed = false;
-  /** True between the first write of a callback (or turn, when shared) and the uncork at its end. */
+  /** True between the first write of an event-loop turn and the uncork at its end. */
   corked = false;
   private genOpts: { protocolVersion: number };
   /** Set when a write returned false; cleared on 'drain'. */
@@ -193,8 +186,7 @@ export class PacketChannel implements FrameSink {
     if (!this.corked) {
       this.corked = true;
       this.stream.cork();
-      if (this.opts.shared) setImmediate(uncork, this);
-      else process.nextTick(uncork, this);
+      process.nextTick(uncork, this);
     }
     const ok = this.stream.write(buf);
     if (!ok) this.blocked = true;

@@ -186,7 +186,7 @@ class GatewayLink {
     const { client } = await NorthClient.connect(
       this.env.transport(this.plan.url),
       this.plan.connect(),
-      { timeoutMs: this.env.timeoutMs, maxPacketBytes: this.env.maxPacketBytes, shared: true },
+      { timeoutMs: this.env.timeoutMs, maxPacketBytes: this.env.maxPacketBytes },
       {
         onPublish: (p) => this.route(p),
         onAck: (p) => this.onAck(p),

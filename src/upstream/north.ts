@@ -57,8 +57,6 @@ interface ConnectOptions {
   maxPacketBytes: number;
   meter?: NorthMeter;
   subscribe?: ISubscription[];
-  /** A gateway link: many devices' packets share the connection (see ChannelOptions.shared). */
-  shared?: boolean;
 }
 
 type Connected = { client: NorthClient; connack: IConnackPacket };
@@ -97,14 +95,12 @@ export class NorthClient implements ChannelEvents {
     private readonly meter: NorthMeter | undefined,
     /** Packet identifiers; shared across reconnects when a gateway link owns them. */
     ids: IdAllocator | undefined,
-    shared: boolean,
   ) {
     this.idSpace = ids;
     this.channel = new PacketChannel(stream, this, {
       maxPacketBytes,
       protocolVersion,
       onWritten: meter ? writtenBy(meter) : undefined,
-      shared,
     });
   }
 
@@ -168,7 +164,6 @@ export class NorthClient implements ChannelEvents {
       opts.maxPacketBytes,
       opts.meter,
       ids,
-      opts.shared === true,
     );
     return new Promise<Connected>((resolve, reject) => {
       client.pending = {
