@@ -60,7 +60,7 @@ const S = quick
       idleMs: 300,
     }
   : {
-      reps: 3,
+      reps: 5,
       warmupMs: 600,
       measureMs: 1800,
       latWarmupMs: 400,
