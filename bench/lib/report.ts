@@ -75,6 +75,7 @@ export function medians(r: Results) {
       foreignCpuShare: med(xs, (x) => x.foreignCpuShare),
       machineCpuShare: med(xs, (x) => x.machineCpuShare),
       hopBytesPerDevice: med(xs, (x) => x.hopBytesPerDevice),
+      rssBytesPerDevice: med(xs, (x) => x.rssBytesPerDevice),
       heapBytesPerDevice: med(xs, (x) => x.heapBytesPerDevice),
       externalBytesPerDevice: med(xs, (x) => x.externalBytesPerDevice),
     };
@@ -230,7 +231,7 @@ export function render(m: Medians, labels: Record<string, string>, tgts: Target[
           'connects/s first / again',
           'CPU µs/connect first / again [broker]',
           'hop core / machine / foreign',
-          'hop RSS B/device',
+          'hop B/device (RSS growth)',
           'JS heap',
           'external',
         ],
@@ -243,7 +244,7 @@ export function render(m: Medians, labels: Record<string, string>, tgts: Target[
             `${fmt(x?.firstConnectsPerSec)} / ${fmt(x?.connectsPerSec)}`,
             `${Number.isFinite(x?.hopUsPerConnect) ? `${fmt(x?.firstHopUsPerConnect)} / ${fmt(x?.hopUsPerConnect)}` : '-'} [${fmt(x?.brokerUsPerConnect)}]`,
             `${Number.isFinite(x?.hopCoreShare) ? pct(x?.hopCoreShare) : '-'} / ${pct(x?.machineCpuShare)} / ${pct(x?.foreignCpuShare)}`,
-            fmt(x?.hopBytesPerDevice),
+            `${fmt(x?.hopBytesPerDevice)} (${fmt(x?.rssBytesPerDevice)})`,
             fmt(x?.heapBytesPerDevice),
             fmt(x?.externalBytesPerDevice),
           ];

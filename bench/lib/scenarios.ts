@@ -238,7 +238,15 @@ export interface DevicesSample {
   foreignCpuShare: number;
   /** Share of the machine (all cores) busy meanwhile (near 1: the machine is the limit). */
   machineCpuShare: number;
+  /**
+   * Resident memory per device: the hop's RSS growth, or its JS heap + external growth when
+   * that is larger. A hop keeps pages it grew to at start-up (the translating routes parse a
+   * credentials file of 8,000 records); devices then fill them and RSS hardly grows, though
+   * their objects need that memory all the same.
+   */
   hopBytesPerDevice: number;
+  /** The hop's RSS growth alone (Node hops can read below their JS heap growth, see above). */
+  rssBytesPerDevice: number;
   /** Of which live JS heap after a full GC (Node hops only). */
   heapBytesPerDevice: number;
   /** Of which Buffers and other memory outside the JS heap that V8 knows of. */
@@ -324,6 +332,9 @@ export async function devices(
     await sleep(idleMs);
     const mem1 = await settle(path);
     const hop1 = path.hopPid ? rssBytes(path.hopPid) : 0;
+    const rss = (hop1 - hop0) / connected;
+    // NaN for a hop that is not a Node process (no JS heap): then RSS alone counts.
+    const js = (mem1.heapUsed - mem0.heapUsed + mem1.external - mem0.external) / connected || 0;
     return {
       devices: connected,
       failed,
@@ -341,7 +352,8 @@ export async function devices(
           genCpu) /
         (wallUs * os.cpus().length),
       machineCpuShare: (cpu1.machine - cpu0.machine) / (wallUs * os.cpus().length),
-      hopBytesPerDevice: path.hopPid && connected ? (hop1 - hop0) / connected : Number.NaN,
+      hopBytesPerDevice: path.hopPid && connected ? Math.max(rss, js) : Number.NaN,
+      rssBytesPerDevice: path.hopPid && connected ? rss : Number.NaN,
       heapBytesPerDevice: connected ? (mem1.heapUsed - mem0.heapUsed) / connected : Number.NaN,
       externalBytesPerDevice: connected ? (mem1.external - mem0.external) / connected : Number.NaN,
     };
