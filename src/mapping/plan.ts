@@ -228,7 +228,7 @@ export function convertKind(msg: Canonical, to: Kind): string | undefined {
       for (const s of samples) o[s.key] = sampleValue(s);
       msg.body = Buffer.from(JSON.stringify(o));
     }
-    // Assigned, not deleted: \`delete\` turns the message into a slow dictionary-mode object.
+    // Assigned, not deleted: `delete` turns the message into a slow dictionary-mode object.
     msg.samples = undefined;
     return undefined;
   }
