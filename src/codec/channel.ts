@@ -10,7 +10,7 @@ import type { Packet } from 'mqtt-packet';
 import { bodyStart } from './bytes.js';
 import { type ConnectLayout, connectLayout, encodeConnect, rememberConnect } from './connect-frame.js';
 import { type FrameSink, parseFrame } from './frame-parser.js';
-import { FrameError, Framer } from './framer.js';
+import { FrameError, type FrameReceiver, Framer } from './framer.js';
 import { publishProperties, rememberPublish, restoreOrder } from './property-order.js';
 import mqtt from './quiet-mqtt-packet.js';
 
@@ -51,7 +51,24 @@ export interface ChannelOptions {
   onWritten?: (cmd: string, bytes: number) => void;
 }
 
-export class PacketChannel implements FrameSink {
+/** The channel a stream feeds, kept on the stream for the shared listeners below. */
+const CHANNEL = Symbol('PacketChannel');
+type Fed = Duplex & { [CHANNEL]: PacketChannel };
+
+function onStreamData(this: Fed, chunk: Buffer): void {
+  this[CHANNEL].streamData(chunk);
+}
+function onStreamDrain(this: Fed): void {
+  this[CHANNEL].streamDrain();
+}
+function onStreamError(this: Fed, err: Error): void {
+  this[CHANNEL].streamGone(err);
+}
+function onStreamGone(this: Fed): void {
+  this[CHANNEL].streamGone();
+}
+
+export class PacketChannel implements FrameSink, FrameReceiver {
   private readonly framer: Framer;
   private closed = false;
   /** True between the first write of an event-loop turn and the uncork at its end. */
@@ -75,31 +92,46 @@ export class PacketChannel implements FrameSink {
   ) {
     this.genOpts = { protocolVersion: opts.protocolVersion || 4 };
     this.parserSettings = opts.protocolVersion ? { protocolVersion: opts.protocolVersion } : {};
-    this.framer = new Framer(opts.maxPacketBytes, (frame) => this.onFrame(frame));
-    stream.on('data', (chunk: Buffer) => {
-      if (this.closed) return;
-      try {
-        this.framer.push(chunk);
-      } catch (err) {
-        // A frame error is the peer's fault; anything else thrown while handling a packet is
-        // ours: either way only this connection closes.
-        this.fail(
-          err instanceof FrameError
-            ? err.code === 'MDP_ERR_PACKET_TOO_LARGE'
-              ? 'packet_too_large'
-              : 'malformed_packet'
-            : 'internal_error',
-          err as Error,
-        );
-      }
-    });
-    stream.on('drain', () => {
-      this.blocked = false;
-      this.events.onDrain();
-    });
-    stream.on('error', (err: Error) => this.fail('socket_error', err));
-    stream.on('close', () => this.fail('peer_closed'));
-    stream.on('end', () => this.fail('peer_closed'));
+    this.framer = new Framer(opts.maxPacketBytes, this);
+    // The stream's listeners are functions shared by every channel, finding theirs through
+    // the stream: no closures per connection (two channels per device).
+    (stream as Fed)[CHANNEL] = this;
+    stream.on('data', onStreamData);
+    stream.on('drain', onStreamDrain);
+    stream.on('error', onStreamError);
+    stream.on('close', onStreamGone);
+    stream.on('end', onStreamGone);
+  }
+
+  /** The stream's 'data': frames from the chunk (the listener is shared, see the constructor). */
+  streamData(chunk: Buffer): void {
+    if (this.closed) return;
+    try {
+      this.framer.push(chunk);
+    } catch (err) {
+      // A frame error is the peer's fault; anything else thrown while handling a packet is
+      // ours: either way only this connection closes.
+      this.fail(
+        err instanceof FrameError
+          ? err.code === 'MDP_ERR_PACKET_TOO_LARGE'
+            ? 'packet_too_large'
+            : 'malformed_packet'
+          : 'internal_error',
+        err as Error,
+      );
+    }
+  }
+
+  /** The stream's 'drain'. */
+  streamDrain(): void {
+    this.blocked = false;
+    this.events.onDrain();
+  }
+
+  /** The stream's 'error' (`err`), or its 'close' / 'end' (none). */
+  streamGone(err?: Error): void {
+    if (err) this.fail('socket_error', err);
+    else this.fail('peer_closed');
   }
 
   /** FrameSink: a packet parsed from the current frame. */
@@ -126,7 +158,8 @@ export class PacketChannel implements FrameSink {
     );
   }
 
-  private onFrame(frame: Buffer): void {
+  /** FrameReceiver: one whole packet's bytes from the framer. */
+  onFrame(frame: Buffer): void {
     if (this.closed) return;
     this.expectPayload = -1;
     const type = frame[0]! >> 4;

@@ -1,7 +1,8 @@
 /**
  * Splits a byte stream into whole MQTT control packets, enforcing a maximum size before a
  * single byte of an oversize packet is buffered (mqtt-packet enforces none). Each frame is
- * handed to `onFrame` as one Buffer holding exactly one packet (fixed header included).
+ * handed to the receiver's `onFrame` as one Buffer holding exactly one packet (fixed header
+ * included).
  */
 export class FrameError extends Error {
   constructor(
@@ -10,6 +11,11 @@ export class FrameError extends Error {
   ) {
     super(message);
   }
+}
+
+/** What a Framer hands its frames to (an object, so a connection needs no closure for it). */
+export interface FrameReceiver {
+  onFrame(frame: Buffer): void;
 }
 
 export class Framer {
@@ -21,7 +27,7 @@ export class Framer {
 
   constructor(
     private readonly maxRemainingLength: number,
-    private readonly onFrame: (frame: Buffer) => void,
+    private readonly receiver: FrameReceiver,
   ) {}
 
   /** Feeds one chunk; throws FrameError on an oversize or malformed length. */
@@ -48,7 +54,7 @@ export class Framer {
         return;
       }
       this.need = -1;
-      this.onFrame(buf.subarray(off, off + total));
+      this.receiver.onFrame(buf.subarray(off, off + total));
       off += total;
     }
     this.need = -1;

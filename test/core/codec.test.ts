@@ -67,7 +67,7 @@ describe('Framer', () => {
       const packets = samplePackets(60, rand);
       const all = Buffer.concat(packets);
       const frames: Buffer[] = [];
-      const f = new Framer(1 << 20, (fr) => frames.push(Buffer.from(fr)));
+      const f = new Framer(1 << 20, { onFrame: (fr) => frames.push(Buffer.from(fr)) });
       for (let off = 0; off < all.length; ) {
         const step = rand() < 0.3 ? 1 : 1 + Math.floor(rand() * 5000);
         f.push(all.subarray(off, off + step));
@@ -79,7 +79,7 @@ describe('Framer', () => {
   });
 
   it('refuses an oversize packet from its header alone, before its body arrives', () => {
-    const f = new Framer(1024, () => assert.fail('no frame expected'));
+    const f = new Framer(1024, { onFrame: () => assert.fail('no frame expected') });
     // PUBLISH with remaining length 10 MiB: only the 5 header bytes are fed.
     const header = Buffer.from([0x30, 0x80, 0x80, 0x80, 0x05]);
     assert.throws(
@@ -92,13 +92,13 @@ describe('Framer', () => {
     const limit = 300;
     const exact = Buffer.concat([Buffer.from([0x30, 0xac, 0x02]), Buffer.alloc(limit)]);
     const frames: Buffer[] = [];
-    new Framer(limit, (fr) => frames.push(fr)).push(exact);
+    new Framer(limit, { onFrame: (fr) => frames.push(fr) }).push(exact);
     assert.equal(frames.length, 1);
-    assert.throws(() => new Framer(limit - 1, () => undefined).push(exact), FrameError);
+    assert.throws(() => new Framer(limit - 1, { onFrame: () => undefined }).push(exact), FrameError);
   });
 
   it('refuses a remaining length longer than 4 bytes', () => {
-    const f = new Framer(1 << 28, () => undefined);
+    const f = new Framer(1 << 28, { onFrame: () => undefined });
     assert.throws(
       () => f.push(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01])),
       (e: unknown) => e instanceof FrameError && e.code === 'MDP_ERR_MALFORMED_LENGTH',

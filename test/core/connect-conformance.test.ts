@@ -55,7 +55,7 @@ function raw(port: number): Promise<Raw> {
     const sock: Socket = connect({ host: '127.0.0.1', port });
     const frames: Buffer[] = [];
     let closed = false;
-    const framer = new Framer(1 << 20, (f) => frames.push(Buffer.from(f)));
+    const framer = new Framer(1 << 20, { onFrame: (f) => frames.push(Buffer.from(f)) });
     sock.on('data', (d: Buffer) => framer.push(d));
     sock.on('close', () => {
       closed = true;

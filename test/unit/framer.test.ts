@@ -31,7 +31,7 @@ function publishOfRemaining(remaining: number): Buffer {
 
 function framer(limit: number): { f: Framer; frames: Buffer[] } {
   const frames: Buffer[] = [];
-  return { f: new Framer(limit, (b) => frames.push(Buffer.from(b))), frames };
+  return { f: new Framer(limit, { onFrame: (b) => frames.push(Buffer.from(b)) }), frames };
 }
 
 function frameError(code: FrameError['code']) {
