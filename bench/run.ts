@@ -23,7 +23,7 @@ import { buildForBench, removeBuild, script } from './lib/build.js';
 import { Child } from './lib/proc.js';
 import { profileTranslate } from './lib/profile.js';
 import { medians, type Results, render, targets } from './lib/report.js';
-import { GATEWAY_ROUTE, prepareTranslate, ROUTE, UPLINK_ROUTE } from './lib/routes.js';
+import { PROXY_ROUTES, type ProxyPath, prepareTranslate } from './lib/routes.js';
 import {
   devices,
   latency,
@@ -71,10 +71,10 @@ const S = quick
     };
 const RATE = 5000;
 const PAYLOAD = 100;
-const TRANSLATE = 'proxy-connector-evrythng';
-const UPLINK = 'proxy-connector-evrythng-uplink';
-const PASS = 'proxy-passthrough';
-const GATEWAY = 'proxy-connector-clearblade';
+const TRANSLATE: ProxyPath = 'proxy-connector-evrythng';
+const UPLINK: ProxyPath = 'proxy-connector-evrythng-uplink';
+const PASS: ProxyPath = 'proxy-passthrough';
+const GATEWAY: ProxyPath = 'proxy-connector-clearblade';
 
 const externals: External[] = [];
 const children: Child[] = [];
@@ -152,14 +152,9 @@ async function main(): Promise<void> {
     return { key, label, port: e.port, hopPid: e.pid, identity: anon(id), topic, devices: false };
   };
   // The translating routes: the proxy with a route from mappings/ and generated credentials.
-  const translating = (
-    key: string,
-    label: string,
-    route: string,
-    devices: boolean,
-  ): Promise<Path | undefined> => {
+  const translating = (key: ProxyPath, label: string, devices: boolean): Promise<Path | undefined> => {
     if (!want(key)) return Promise.resolve(undefined);
-    const t = prepareTranslate(S.devices, route);
+    const t = prepareTranslate(S.devices, PROXY_ROUTES[key]);
     if (typeof t === 'string') return Promise.resolve(skip(key, t));
     externals.push({ name: `${key}-files`, port: 0, pid: 0, stop: async () => t.cleanup() });
     return nodeHop(key, label, 'proxy-child.ts', [String(north.port), t.route, t.credentials], {
@@ -199,25 +194,15 @@ async function main(): Promise<void> {
           'b',
         )
       : undefined,
-    nodeHop(PASS, '5 proxy pass-through', 'proxy-child.ts', [String(north.port), 'passthrough'], {
+    nodeHop(PASS, '5 proxy pass-through', 'proxy-child.ts', [String(north.port), PROXY_ROUTES[PASS]], {
       identity: anon('p'),
       topic,
       devices: true,
     }),
-    translating(TRANSLATE, '6 proxy Connector→EVRYTHNG', ROUTE, true),
+    translating(TRANSLATE, '6 proxy Connector→EVRYTHNG', true),
     // The same device records as the full route; no idle devices (nothing differs from 6 there).
-    translating(
-      UPLINK,
-      "6b proxy Connector→EVRYTHNG, uplinks only (like the bridge's `out`)",
-      UPLINK_ROUTE,
-      false,
-    ),
-    translating(
-      GATEWAY,
-      '7 proxy Connector→ClearBlade, the proxy as gateway (one north connection)',
-      GATEWAY_ROUTE,
-      true,
-    ),
+    translating(UPLINK, "6b proxy Connector→EVRYTHNG, uplinks only (like the bridge's `out`)", false),
+    translating(GATEWAY, '7 proxy Connector→ClearBlade, the proxy as gateway (one north connection)', true),
   ]);
   const paths: Path[] = [
     {

@@ -1,6 +1,6 @@
 /**
- * `npm run bench -- --profile [--connects]`: runs the translating proxy (or
- * `--paths=proxy-passthrough`, or the gateway route with `--paths=proxy-connector-clearblade`)
+ * `npm run bench -- --profile [--paths=KEY] [--connects]`: runs the translating proxy (or the
+ * proxy path KEY of PROXY_ROUTES, e.g. proxy-passthrough, proxy-connector-clearblade)
  * under `node --cpu-prof` with QoS 0 and QoS 1 load (or, with
  * `--connects`, three rounds of 4,000 device connects), then prints where its CPU went.
  * With `--heap`: heap snapshots before and after 2,000 idle devices, diffed per device.
@@ -13,7 +13,7 @@ import { startMosquitto } from './brokers.js';
 import { script } from './build.js';
 import { census, diffPerDevice } from './heap.js';
 import { Child, sleep } from './proc.js';
-import { GATEWAY_ROUTE, prepareTranslate } from './routes.js';
+import { PROXY_ROUTES, type ProxyPath, prepareTranslate } from './routes.js';
 import { devices, type Path, type Rig, throughput } from './scenarios.js';
 
 const CONNECT_DEVICES = 4000;
@@ -112,8 +112,11 @@ async function heapPerDevice(
 }
 
 export async function profileTranslate(here: string, quick: boolean): Promise<void> {
-  const passthrough = process.argv.includes('--paths=proxy-passthrough');
-  const route = process.argv.includes('--paths=proxy-connector-clearblade') ? GATEWAY_ROUTE : undefined;
+  const key = process.argv.find((a) => a.startsWith('--paths='))?.slice(8) ?? 'proxy-connector-evrythng';
+  if (!(key in PROXY_ROUTES))
+    throw new Error(`--profile takes one proxy path: ${Object.keys(PROXY_ROUTES).join(', ')}`);
+  const route = PROXY_ROUTES[key as ProxyPath];
+  const passthrough = route === 'passthrough';
   const connects = process.argv.includes('--connects');
   const heap = process.argv.includes('--heap');
   const outDir = join(here, 'results', `profile-${Date.now()}`);

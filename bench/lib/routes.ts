@@ -33,6 +33,15 @@ export const UPLINK_ROUTE = 'connector-to-evrythng-uplink';
  */
 export const GATEWAY_ROUTE = 'connector-to-clearblade';
 
+/** The benchmark's proxy paths, by key (the JSON's and `--paths=`'s), and the route each runs. */
+export const PROXY_ROUTES = {
+  'proxy-passthrough': 'passthrough',
+  'proxy-connector-evrythng': ROUTE,
+  'proxy-connector-evrythng-uplink': UPLINK_ROUTE,
+  'proxy-connector-clearblade': GATEWAY_ROUTE,
+} as const;
+export type ProxyPath = keyof typeof PROXY_ROUTES;
+
 /** Returns the setup for `devices` devices (numbered from 0), or why the path cannot run. */
 export function prepareTranslate(devices: number, route = ROUTE): TranslateSetup | string {
   const routeFile = join('mappings', 'routes', `${route}.yaml`);
