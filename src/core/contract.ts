@@ -190,6 +190,8 @@ export interface SessionMapper {
   autoSubscribe(): Array<{ topic: string; qos: QoS }>;
   /** South publishes to emit once the session is up (e.g. offline sync, pubStates). */
   onOnline?(): PublishOut[] | Promise<PublishOut[]>;
+  /** The north CONNACK arrived: whether the broker kept a session for this client id. */
+  onNorthConnack?(sessionPresent: boolean): void;
   /** An error addressed to this device by a gateway platform; returns what to do with the device. */
   onGatewayError?(error: { type: string; description?: string }): Outcome;
   /**

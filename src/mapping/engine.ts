@@ -16,7 +16,7 @@ import type {
 } from '../core/contract.js';
 import { compileText } from './codecs.js';
 import type { CompiledDialect, JwtSpec, NorthScheme, SouthScheme } from './dialect.js';
-import { EchoSet } from './echo.js';
+import { EchoScope } from './echo-scope.js';
 import { LastValues } from './last-values.js';
 import type { Plan } from './plan.js';
 import { DialectSession, usable } from './session.js';
@@ -212,11 +212,11 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
   // Last values seen by the route's sessions, for clients that subscribe with ?pubStates=1.
   const lastValues = south.options.has('pubStates') ? new LastValues() : undefined;
   // Echo sets of persistent north sessions, by north client id (the broker's session key).
-  const echoes = new Map<string, EchoSet>();
-  const echoFor = (clientId: string): EchoSet => {
+  const echoes = new Map<string, EchoScope>();
+  const echoFor = (clientId: string): EchoScope => {
     let e = echoes.get(clientId);
     if (!e) {
-      e = new EchoSet();
+      e = new EchoScope(true);
       echoes.set(clientId, e);
     }
     return e;

@@ -134,8 +134,10 @@ export class LocalRequests implements SessionMapper {
       this.onOnline = () => (inner.onOnline as () => PublishOut[] | Promise<PublishOut[]>)();
     if (inner.onGatewayError) this.onGatewayError = (e) => inner.onGatewayError?.(e) ?? {};
     if (inner.takeEcho) this.takeEcho = inner.takeEcho.bind(inner);
+    if (inner.onNorthConnack) this.onNorthConnack = inner.onNorthConnack.bind(inner);
   }
 
+  onNorthConnack?: (sessionPresent: boolean) => void;
   onOnline?: () => PublishOut[] | Promise<PublishOut[]>;
   takeEcho?: (
     frame: Buffer,

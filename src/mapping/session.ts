@@ -6,7 +6,8 @@
 import type { IPublishPacket, ISubscribePacket, IUnsubscribePacket, QoS } from 'mqtt-packet';
 import type { Outcome, PublishOut, SessionMapper, SubscribePlan, UnsubscribePlan } from '../core/contract.js';
 import type { CompiledDialect, Rule } from './dialect.js';
-import { EchoSet } from './echo.js';
+import type { EchoSet } from './echo.js';
+import { EchoScope } from './echo-scope.js';
 import type { LastValues } from './last-values.js';
 import { type Canonical, type Kind, valueOverLimit } from './model.js';
 import { convertKind, encodeAll, type Plan } from './plan.js';
@@ -22,8 +23,11 @@ export interface SessionParams {
   southVersion: number;
   northVersion: number;
   nowUs: () => number;
-  /** Echo set that outlives the session (persistent north sessions); a fresh one otherwise. */
-  echo?: EchoSet;
+  /**
+   * Echo set and north filters that outlive the session (persistent north sessions, by
+   * client id); a fresh scope otherwise.
+   */
+  echo?: EchoScope;
   /**
    * The north session outlives the connection (clean session 0): auto-subscriptions are made
    * QoS 1 so the platform keeps what arrives while the device is offline, and what it kept is
@@ -80,6 +84,7 @@ export class DialectSession implements SessionMapper {
   /** The usable rules, shared with sessions of the same plan, schemes and identity variables. */
   private readonly rules: RuleSet;
   private readonly echo: EchoSet;
+  private readonly echoScope: EchoScope;
   // Made on first write (most sessions never subscribe): until then the shared empty maps.
   private southSubs: Map<string, SouthSub> = none<string, SouthSub>();
   private northRefs: Map<string, number> = none<string, number>();
@@ -96,7 +101,8 @@ export class DialectSession implements SessionMapper {
   private echoRule = '';
 
   constructor(private readonly p: SessionParams) {
-    this.echo = p.echo ?? new EchoSet();
+    this.echoScope = p.echo ?? new EchoScope(false);
+    this.echo = this.echoScope.set;
     this.south = p.plan.south;
     this.north = p.plan.north;
     const rules = ruleSet(p.plan, p.southScheme, p.northScheme, p.vars);
@@ -115,6 +121,7 @@ export class DialectSession implements SessionMapper {
         for (const f of this.northFiltersFor(k, {})) {
           if (!this.northRefs.has(f)) {
             this.refs().set(f, 1);
+            this.echoScope.hold(f);
             const qos = p.persistent ? 1 : Math.min(1, this.south.quirks.maxDownlinkQos);
             this.auto.push({ topic: f, qos: qos as QoS });
           }
@@ -278,6 +285,7 @@ export class DialectSession implements SessionMapper {
       const from: number[] = [];
       for (const f of north) {
         this.refs().set(f, (this.northRefs.get(f) ?? 0) + 1);
+        this.echoScope.hold(f);
         let i = index.get(f);
         if (i === undefined) {
           i = plan.north.length;
@@ -301,13 +309,22 @@ export class DialectSession implements SessionMapper {
       const sub = this.southSubs.get(filter);
       if (!sub) continue;
       this.southSubs.delete(filter);
-      for (const f of sub.north) if (this.unref(f)) north.push(f);
+      for (const f of sub.north) {
+        if (!this.unref(f)) continue;
+        north.push(f);
+        this.echoScope.release(f);
+      }
     }
     return { north };
   }
 
   autoSubscribe(): Array<{ topic: string; qos: QoS }> {
     return this.auto;
+  }
+
+  /** The north CONNACK's session-present flag: what the broker kept of earlier connections. */
+  onNorthConnack(sessionPresent: boolean): void {
+    this.echoScope.northSession(sessionPresent, [...this.northRefs.keys()]);
   }
 
   takeEcho(frame: Buffer, topicStart: number, topicEnd: number, payloadStart: number): string | undefined {
@@ -506,8 +523,9 @@ export class DialectSession implements SessionMapper {
     return { verdict: u === 'disconnect' ? 'disconnect' : 'drop', reason: 'unknown_topic' };
   }
 
+  /** Only what a north subscription covers can come back (see EchoScope). */
   private remember(o: PublishOut): void {
-    this.echo.add(o.topic, o.payload);
+    if (this.echoScope.covers(o.topic)) this.echo.add(o.topic, o.payload);
   }
 
   private isEcho(topic: string, payload: Buffer): boolean {

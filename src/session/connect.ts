@@ -90,6 +90,7 @@ export async function southConnect(s: SessionState, connect: IConnectPacket): Pr
 /** `autoSent`: the automatic subscriptions went out with the CONNECT. */
 function goOnline(s: SessionState, northConnack: IConnackPacket | undefined, autoSent: boolean): void {
   const metrics = s.ctx.metrics;
+  if (northConnack) s.mapper?.onNorthConnack?.(northConnack.sessionPresent);
   const sessionPresent =
     s.quirks.sessionPresent === 'always'
       ? true

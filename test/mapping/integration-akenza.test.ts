@@ -107,3 +107,26 @@ test('a device subscription becomes EVRYTHNG subscriptions; downlinks arrive on 
   await publish(observer, '/thngs/UXYZ/properties/target', '[{"value":19}]', { qos: 1 });
   assert.deepEqual(JSON.parse((await set).payload.toString()), { target: 19 });
 });
+
+test('an uplink sent before the device subscribed is no echo: the same document from the platform arrives', async () => {
+  const { device, observer } = await clientsUp();
+  await subscribe(observer, '/thngs/UXYZ/actions/+', { qos: 1 });
+  // Sent while no north subscription covers the action topics: the broker never sends it back.
+  const seen = nextMessage(observer, '/thngs/UXYZ/actions/scan');
+  await publish(device, `/up/${SECRET}/id/dev-1/scan`, '{"type":"scan","n":1}', { qos: 1 });
+  await seen;
+  await subscribe(device, `/down/${SECRET}/id/dev-1/#`, { qos: 1 });
+  // The platform sends the very same document: a downlink, not the echo of the uplink above.
+  const cmd = nextMessage(device, `/down/${SECRET}/id/dev-1/+`);
+  await publish(observer, '/thngs/UXYZ/actions/scan', '{"type":"scan","n":1}', { qos: 1 });
+  assert.equal((await cmd).payload.toString(), '{"type":"scan","n":1}');
+
+  // Now subscribed: the device's own uplink comes back from the broker and is dropped; the
+  // next message the device gets is the platform's.
+  const next = nextMessage(device, `/down/${SECRET}/id/dev-1/+`);
+  const own = nextMessage(observer, '/thngs/UXYZ/actions/scan');
+  await publish(device, `/up/${SECRET}/id/dev-1/scan`, '{"type":"scan","n":2}', { qos: 1 });
+  await own;
+  await publish(observer, '/thngs/UXYZ/actions/scan', '{"type":"scan","n":3}', { qos: 1 });
+  assert.equal((await next).payload.toString(), '{"type":"scan","n":3}');
+});
