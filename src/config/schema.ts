@@ -189,7 +189,7 @@ export const schema = {
       arg: 'route',
     },
     credentials: {
-      doc: 'Credentials file (YAML or CSV) mapping south identities to north identities; overrides the route.',
+      doc: 'Credentials file (YAML, JSON or CSV; JSON or CSV for large fleets) mapping south identities to north identities; overrides the route.',
       format: String,
       default: '',
       env: 'MQTT_PROXY_CREDENTIALS',

@@ -1,7 +1,7 @@
 /**
  * The credentials identity source: records pairing a south identity with north identity
  * and secrets, indexed by the variables a device can be looked up with. Pure: the records
- * are given (routes/credentials.ts reads them from a YAML or CSV file).
+ * are given (routes/credentials.ts reads them from a YAML, JSON or CSV file).
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { SouthScheme } from './dialect.js';

@@ -1,12 +1,18 @@
 /**
  * Credentials files: south identity → north identity and secrets, in YAML
- * (`- south: {...}\n  north: {...}`) or CSV (header `south.token,north.thngId,...`).
- * Values may be `${NAME}`: taken from the environment, an error when unset.
+ * (`- south: {...}\n  north: {...}`), JSON (the same list; JSON is YAML too, so a `.yaml` file
+ * may hold it) or CSV (header `south.token,north.thngId,...`). Values may be `${NAME}`: taken
+ * from the environment, an error when unset.
+ *
+ * A file that is JSON and has no error is read with JSON.parse: the YAML parser, which keeps
+ * every node's position for line-numbered errors, is some ten times slower and holds ~14 KB
+ * per record while it runs (BENCHMARKS.md, finding 11). Any error sends the file through the
+ * YAML parser, so every error is still reported with its line.
  */
 import { readFile } from 'node:fs/promises';
 import type { CredentialRecord } from '../mapping/identity.js';
 import { validate } from '../mapping/schema.js';
-import { parseSource, Reporter } from '../mapping/source.js';
+import { parseSource, plainSource, Reporter } from '../mapping/source.js';
 
 const ENV = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
@@ -21,21 +27,43 @@ function expand(v: string, env: NodeJS.ProcessEnv, missing: Set<string>): string
   });
 }
 
-export function parseCredentials(
-  file: string,
-  text: string,
-  env: NodeJS.ProcessEnv = process.env,
-): { records: CredentialRecord[]; errors: string[] } {
-  const report = new Reporter();
-  const records: CredentialRecord[] = [];
+interface Row {
+  south: Record<string, unknown>;
+  north: Record<string, unknown>;
+  line: number;
+  col: number;
+  at?: (side: string, key: string) => string;
+}
+
+interface Parsed {
+  records: CredentialRecord[];
+  errors: string[];
+}
+
+/** The records of a file that is JSON and valid, or undefined (then the YAML path reports). */
+function fromJson(file: string, text: string, env: NodeJS.ProcessEnv): Parsed | undefined {
+  const first = text.trimStart()[0];
+  if (first !== '[') return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!validate('credentials', plainSource(file, value), new Reporter())) return undefined;
+  const rows = (value as Array<Omit<Row, 'line' | 'col'>>).map((r) => ({ ...r, line: 1, col: 1 }));
+  const out = finish(file, rows, env, new Reporter());
+  return out.errors.length === 0 ? out : undefined;
+}
+
+export function parseCredentials(file: string, text: string, env: NodeJS.ProcessEnv = process.env): Parsed {
   const csv = file.endsWith('.csv');
-  const rows: Array<{
-    south: Record<string, unknown>;
-    north: Record<string, unknown>;
-    line: number;
-    col: number;
-    at?: (side: string, key: string) => string;
-  }> = [];
+  if (!csv) {
+    const fast = fromJson(file, text, env);
+    if (fast) return fast;
+  }
+  const report = new Reporter();
+  const rows: Row[] = [];
   if (csv) {
     const lines = text.split(/\r?\n/);
     const header = (lines[0] ?? '').split(',').map((h) => h.trim());
@@ -78,6 +106,12 @@ export function parseCredentials(
       );
     }
   }
+  return finish(file, rows, env, report);
+}
+
+/** Environment values put in; a record with an unset variable is left out and reported. */
+function finish(file: string, rows: readonly Row[], env: NodeJS.ProcessEnv, report: Reporter): Parsed {
+  const records: CredentialRecord[] = [];
   for (const r of rows) {
     let bad = false;
     const side = (name: 'south' | 'north', o: Record<string, unknown>) =>
@@ -101,9 +135,7 @@ export function parseCredentials(
   return { records, errors: report.errors };
 }
 
-export async function readCredentials(
-  file: string,
-): Promise<{ records: CredentialRecord[]; errors: string[] }> {
+export async function readCredentials(file: string): Promise<Parsed> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');

@@ -150,6 +150,40 @@ test('credentials: unset environment variables are named, never their values', (
   assert.deepEqual(csv.errors, ['creds.csv:3:1: 2 cells, the header has 3']);
 });
 
+test('credentials as JSON: the same records as YAML; errors still carry their line', () => {
+  const list = Array.from({ length: 50 }, (_, i) => ({
+    south: { token: `t${i}`, deviceId: `d${i}` },
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the text of a credentials file, ${NAME} is its syntax
+    north: { thngId: `T${i}`, apiKey: i === 7 ? '${K}' : `k${i}` },
+  }));
+  const yaml = list
+    .map((r) => `- south: ${JSON.stringify(r.south)}\n  north: ${JSON.stringify(r.north)}\n`)
+    .join('');
+  const env = { K: 'from-env' };
+  const fromYaml = parseCredentials('creds.yaml', yaml, env);
+  assert.equal(fromYaml.records.length, 50);
+  assert.equal(fromYaml.records[7]?.north.apiKey, 'from-env');
+  // A .json file, and a .yaml file that holds JSON (JSON is YAML), give the same records.
+  assert.deepEqual(parseCredentials('creds.json', JSON.stringify(list, null, 2), env), fromYaml);
+  assert.deepEqual(parseCredentials('creds.yaml', JSON.stringify(list), env), fromYaml);
+  // Errors in JSON are found by the YAML reader, with their line and column.
+  const text = JSON.stringify(list, null, 1);
+  const line = text.split('\n').findIndex((l) => l.includes('"k3"')) + 1;
+  const bad = parseCredentials('creds.json', text.replace('"k3"', 'true'), env).errors;
+  assert.equal(bad.length, 1);
+  assert.match(bad[0] ?? '', new RegExp(`^creds\\.json:${line}:14: '3\\.north\\.apiKey' must be string`));
+  const unset = parseCredentials('creds.json', text, {});
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: the text of a credentials file, ${NAME} is its syntax
+  const at = text.split('\n').findIndex((l) => l.includes('${K}')) + 1;
+  assert.equal(unset.records.length, 49);
+  assert.deepEqual(unset.errors, [
+    `creds.json:${at}:14: environment variable K not set (export it before starting the proxy)`,
+  ]);
+  const cut = parseCredentials('creds.json', '[{"south": {"token": "t"}', env).errors;
+  assert.ok(cut.length > 0);
+  for (const e of cut) assert.match(e, /^creds\.json:1:\d+: YAML syntax error: /);
+});
+
 test('a pair file overrides a rule for one pair; its errors point into the pair file', async () => {
   const { planFor } = await import('../../src/mapping/load.js');
   const { openTranslator } = await import('../../src/mapping/translator.js');
