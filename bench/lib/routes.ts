@@ -49,7 +49,7 @@ export function prepareTranslate(devices: number, route = ROUTE): TranslateSetup
   const gateway = route === GATEWAY_ROUTE;
   // The gateway's key (EC P-256: the proxy signs its JWT with it), in every record.
   const key = gateway
-    ? JSON.stringify(
+    ? String(
         generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({
           type: 'pkcs8',
           format: 'pem',
@@ -57,18 +57,15 @@ export function prepareTranslate(devices: number, route = ROUTE): TranslateSetup
       )
     : '';
   const dir = mkdtempSync(join(tmpdir(), 'bench-creds-'));
-  const lines = ['# Simulated Connector devices of the benchmark'];
+  // JSON, as the docs advise for a fleet of thousands (the YAML reader's start-up memory
+  // would otherwise sit under the devices' own: BENCHMARKS.md findings 10 and 11).
   const n = Math.max(devices, 100);
-  for (let i = 0; i < n; i++) {
-    lines.push(`- south: { deviceId: "d${i}", token: "${token(i)}" }`);
-    lines.push(
-      gateway
-        ? `  north: { privateKey: ${key} }`
-        : `  north: { thngId: "T${i}", apiKey: "bench-api-key-${i}" }`,
-    );
-  }
-  const credentials = join(dir, 'credentials.yaml');
-  writeFileSync(credentials, `${lines.join('\n')}\n`);
+  const records = Array.from({ length: n }, (_, i) => ({
+    south: { deviceId: `d${i}`, token: token(i) },
+    north: gateway ? { privateKey: key } : { thngId: `T${i}`, apiKey: `bench-api-key-${i}` },
+  }));
+  const credentials = join(dir, 'credentials.json');
+  writeFileSync(credentials, `${JSON.stringify(records, null, 1)}\n`);
   return {
     route,
     credentials,
