@@ -5,19 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { IPublishPacket } from 'mqtt-packet';
 import { loadMappings, planFor } from '../../src/mapping/load.js';
 import { openTranslator } from '../../src/mapping/translator.js';
+import { pub } from '../mapping/session-kit.js';
 import { shippedMappings } from '../mapping/shipped.js';
 
-const pub = (topic: string, payload: string): IPublishPacket => ({
-  cmd: 'publish',
-  topic,
-  payload: Buffer.from(payload),
-  qos: 1,
-  retain: false,
-  dup: false,
-});
 const AKENZA = { deviceId: 'dev-1', connectorId: 'conn-1', secret: 'S3CR3T' };
 const CLEARBLADE = { project: 'p', region: 'r', registry: 'g', gatewayId: 'gw', privateKey: 'k' };
 

@@ -5,11 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { IPublishPacket } from 'mqtt-packet';
 import { LastValues } from '../../src/mapping/last-values.js';
 import { loadMappings, planFor } from '../../src/mapping/load.js';
 import { DialectSession } from '../../src/mapping/session.js';
 import type { Vars } from '../../src/mapping/template.js';
+import { pub } from '../mapping/session-kit.js';
 import { shippedMappings } from '../mapping/shipped.js';
 
 const m = loadMappings(shippedMappings());
@@ -28,15 +28,6 @@ function session(vars: Vars, lastValues: LastValues): DialectSession {
     lastValues,
   });
 }
-
-const pub = (topic: string, payload: string): IPublishPacket => ({
-  cmd: 'publish',
-  topic,
-  payload: Buffer.from(payload),
-  qos: 1,
-  retain: false,
-  dup: false,
-});
 
 const pubStates = (s: DialectSession, topic: string) =>
   s.subscribe({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `${topic}?pubStates=1`, qos: 1 }] })

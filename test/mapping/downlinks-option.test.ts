@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loadMappings, type MappingFile } from '../../src/mapping/load.js';
 import type { Plan } from '../../src/mapping/plan.js';
-import { DialectSession } from '../../src/mapping/session.js';
+import type { DialectSession } from '../../src/mapping/session.js';
 import type { Vars } from '../../src/mapping/template.js';
-import { northSchemeFor, southSchemeFor } from '../../src/mapping/translator.js';
+import { mappingSession } from './session-kit.js';
 import { shippedMappings } from './shipped.js';
 
 const base = shippedMappings().filter((f) => f.folder !== 'routes');
@@ -47,19 +47,8 @@ test('the option reaches the route spec; absent or true means downlinks as befor
   assert.equal(shipped.routes.get('connector-to-evrythng')?.uplinkOnly, undefined);
 });
 
-function session(plan: Plan, vars: Vars, downlinks?: boolean): DialectSession {
-  return new DialectSession({
-    plan,
-    vars,
-    southScheme: southSchemeFor(plan.south, vars),
-    northScheme: northSchemeFor(plan.north, vars),
-    southVersion: 4,
-    northVersion: 4,
-    nowUs: () => 1_700_000_000_000_000,
-    persistent: true,
-    ...(downlinks === undefined ? {} : { downlinks }),
-  });
-}
+const session = (plan: Plan, vars: Vars, downlinks?: boolean): DialectSession =>
+  mappingSession(plan, vars, { persistent: true, ...(downlinks === undefined ? {} : { downlinks }) });
 
 const connectorVars: Vars = { deviceId: 'd1', token: 't1', thngId: 'T1', apiKey: 'k1' };
 

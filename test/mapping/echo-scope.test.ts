@@ -8,41 +8,19 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { IPublishPacket } from 'mqtt-packet';
 import { EchoScope } from '../../src/mapping/echo-scope.js';
 import { loadMappings } from '../../src/mapping/load.js';
-import { DialectSession } from '../../src/mapping/session.js';
+import type { DialectSession } from '../../src/mapping/session.js';
 import type { Vars } from '../../src/mapping/template.js';
-import { northSchemeFor, southSchemeFor } from '../../src/mapping/translator.js';
+import { mappingSession, pub } from './session-kit.js';
 import { shippedMappings } from './shipped.js';
 
 const plan = loadMappings(shippedMappings()).routes.get('akenza-to-evrythng')?.plan;
 const vars: Vars = { deviceId: 'dev-1', connectorId: 'c1', secret: 's1', thngId: 'T1', apiKey: 'k1' };
 
-function session(echo: EchoScope, persistent: boolean): DialectSession {
-  assert.ok(plan);
-  return new DialectSession({
-    plan,
-    vars,
-    southScheme: southSchemeFor(plan.south, vars),
-    northScheme: northSchemeFor(plan.north, vars),
-    southVersion: 4,
-    northVersion: 4,
-    nowUs: () => 1_700_000_000_000_000,
-    persistent,
-    echo,
-  });
-}
-
-const publish = (topic: string, payload: string): IPublishPacket => ({
-  cmd: 'publish',
-  topic,
-  payload: Buffer.from(payload),
-  qos: 1,
-  retain: false,
-  dup: false,
-});
-const action = (n: number) => publish('/up/s1/id/dev-1/scan', `{"n":${n}}`);
+const session = (echo: EchoScope, persistent: boolean): DialectSession =>
+  mappingSession(plan, vars, { persistent, echo });
+const action = (n: number) => pub('/up/s1/id/dev-1/scan', `{"n":${n}}`);
 const DOWN = '/down/s1/id/dev-1/#';
 const subscribeDown = (s: DialectSession) =>
   s.subscribe({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: DOWN, qos: 1 }] });
@@ -67,7 +45,7 @@ describe('echo scope of a session', () => {
     assert.ok(plan.north.some((f) => f.topic.startsWith('/thngs/T1/actions/')));
     s.uplink(action(1));
     assert.equal(scope.set.entries, 1);
-    assert.equal(s.downlink(publish('/thngs/T1/actions/scan', '{"n":1}')).reason, 'echo');
+    assert.equal(s.downlink(pub('/thngs/T1/actions/scan', '{"n":1}')).reason, 'echo');
     assert.equal(scope.set.entries, 0);
     s.unsubscribe({ cmd: 'unsubscribe', messageId: 2, unsubscriptions: [DOWN] });
     s.uplink(action(2));
@@ -99,7 +77,7 @@ describe('echo scope of a session', () => {
     second.onNorthConnack(true);
     second.uplink(action(4));
     assert.equal(scope.set.entries, 1);
-    assert.equal(second.downlink(publish('/thngs/T1/actions/scan', '{"n":4}')).reason, 'echo');
+    assert.equal(second.downlink(pub('/thngs/T1/actions/scan', '{"n":4}')).reason, 'echo');
     // The broker lost the session: the old filters are gone with it.
     const third = session(scope, true);
     third.onNorthConnack(false);
