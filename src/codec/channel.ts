@@ -1,7 +1,7 @@
 /**
  * Packets over any byte stream (TCP, TLS, WebSocket): the only place that reads or writes
  * bytes. One read path (framer → mqtt-packet parser → `onPacket`), one write path that
- * batches writes per event-loop turn (cork/uncork) and reports backpressure, one error path,
+ * batches the writes of one callback (cork, uncork on nextTick) and reports backpressure, one error path,
  * and an idempotent `close()`.
  */
 import { isUtf8 } from 'node:buffer';
@@ -71,7 +71,7 @@ function onStreamGone(this: Fed): void {
 export class PacketChannel implements FrameSink, FrameReceiver {
   private readonly framer: Framer;
   private closed = false;
-  /** True between the first write of an event-loop turn and the uncork at its end. */
+  /** True between the first write of a callback (a socket read, a timer) and the uncork after it. */
   corked = false;
   private genOpts: { protocolVersion: number };
   /** Set when a write returned false; cleared on 'drain'. */

@@ -211,7 +211,8 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
   const topicVars = new Set([...south.rules, ...north.rules].flatMap((r) => r.identityCaps));
   // Last values seen by the route's sessions, for clients that subscribe with ?pubStates=1.
   const lastValues = south.options.has('pubStates') ? new LastValues() : undefined;
-  // Echo sets of persistent north sessions, by north client id (the broker's session key).
+  // Echo sets and north filters of persistent north sessions, by north client id (the
+  // broker's session key): they outlive a connection as the broker's session does.
   const echoes = new Map<string, EchoScope>();
   const echoFor = (clientId: string): EchoScope => {
     let e = echoes.get(clientId);

@@ -6,7 +6,6 @@
 import type { IPublishPacket, ISubscribePacket, IUnsubscribePacket, QoS } from 'mqtt-packet';
 import type { Outcome, PublishOut, SessionMapper, SubscribePlan, UnsubscribePlan } from '../core/contract.js';
 import type { CompiledDialect, Rule } from './dialect.js';
-import type { EchoSet } from './echo.js';
 import { EchoScope } from './echo-scope.js';
 import type { LastValues } from './last-values.js';
 import { type Canonical, type Kind, valueOverLimit } from './model.js';
@@ -83,8 +82,8 @@ export class DialectSession implements SessionMapper {
   private readonly northDownByKind: ReadonlyMap<Kind, readonly Rule[]>;
   /** The usable rules, shared with sessions of the same plan, schemes and identity variables. */
   private readonly rules: RuleSet;
-  private readonly echo: EchoSet;
-  private readonly echoScope: EchoScope;
+  /** The session's echo set (`echoes.set`) and the north filters that decide what goes in it. */
+  private readonly echoes: EchoScope;
   // Made on first write (most sessions never subscribe): until then the shared empty maps.
   private southSubs: Map<string, SouthSub> = none<string, SouthSub>();
   private northRefs: Map<string, number> = none<string, number>();
@@ -101,8 +100,7 @@ export class DialectSession implements SessionMapper {
   private echoRule = '';
 
   constructor(private readonly p: SessionParams) {
-    this.echoScope = p.echo ?? new EchoScope(false);
-    this.echo = this.echoScope.set;
+    this.echoes = p.echo ?? new EchoScope(false);
     this.south = p.plan.south;
     this.north = p.plan.north;
     const rules = ruleSet(p.plan, p.southScheme, p.northScheme, p.vars);
@@ -121,7 +119,7 @@ export class DialectSession implements SessionMapper {
         for (const f of this.northFiltersFor(k, {})) {
           if (!this.northRefs.has(f)) {
             this.refs().set(f, 1);
-            this.echoScope.hold(f);
+            this.echoes.hold(f);
             const qos = p.persistent ? 1 : Math.min(1, this.south.quirks.maxDownlinkQos);
             this.auto.push({ topic: f, qos: qos as QoS });
           }
@@ -183,9 +181,9 @@ export class DialectSession implements SessionMapper {
 
   /** The north form of a will message: an uplink that is never remembered as an echo. */
   translateWill(packet: IPublishPacket): Outcome {
-    const before = this.echo.entries;
+    const before = this.echoes.set.entries;
     const o = this.uplink(packet);
-    this.echo.forgetLast(this.echo.entries - before);
+    this.echoes.set.forgetLast(this.echoes.set.entries - before);
     return o;
   }
 
@@ -285,7 +283,7 @@ export class DialectSession implements SessionMapper {
       const from: number[] = [];
       for (const f of north) {
         this.refs().set(f, (this.northRefs.get(f) ?? 0) + 1);
-        this.echoScope.hold(f);
+        this.echoes.hold(f);
         let i = index.get(f);
         if (i === undefined) {
           i = plan.north.length;
@@ -312,7 +310,7 @@ export class DialectSession implements SessionMapper {
       for (const f of sub.north) {
         if (!this.unref(f)) continue;
         north.push(f);
-        this.echoScope.release(f);
+        this.echoes.release(f);
       }
     }
     return { north };
@@ -324,11 +322,11 @@ export class DialectSession implements SessionMapper {
 
   /** The north CONNACK's session-present flag: what the broker kept of earlier connections. */
   onNorthConnack(sessionPresent: boolean): void {
-    this.echoScope.northSession(sessionPresent, [...this.northRefs.keys()]);
+    this.echoes.northSession(sessionPresent, [...this.northRefs.keys()]);
   }
 
   takeEcho(frame: Buffer, topicStart: number, topicEnd: number, payloadStart: number): string | undefined {
-    return this.echo.takeFrame(frame, topicStart, topicEnd, payloadStart) ? this.echoRule : undefined;
+    return this.echoes.set.takeFrame(frame, topicStart, topicEnd, payloadStart) ? this.echoRule : undefined;
   }
 
   /**
@@ -363,8 +361,8 @@ export class DialectSession implements SessionMapper {
     this.northRefs.clear();
     // A persistent north session keeps its echo set (shared by the engine): echoes queued
     // while the device is away are recognised when it reconnects.
-    if (!this.p.echo) this.echo.clear();
-    else this.echo.settle();
+    if (!this.p.echo) this.echoes.set.clear();
+    else this.echoes.set.settle();
   }
 
   /** North filters to subscribe for a kind the south side receives. */
@@ -525,10 +523,10 @@ export class DialectSession implements SessionMapper {
 
   /** Only what a north subscription covers can come back (see EchoScope). */
   private remember(o: PublishOut): void {
-    if (this.echoScope.covers(o.topic)) this.echo.add(o.topic, o.payload);
+    if (this.echoes.covers(o.topic)) this.echoes.set.add(o.topic, o.payload);
   }
 
   private isEcho(topic: string, payload: Buffer): boolean {
-    return this.echo.take(topic, payload);
+    return this.echoes.set.take(topic, payload);
   }
 }
