@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--paths=a,b] [--scenarios=throughput,latency,devices] [--profile]`
+ * `npm run bench [-- --quick] [--reps=N] [--paths=a,b] [--scenarios=throughput,latency,devices] [--profile]`
  *
  * Starts on loopback: a north mosquitto, the middle hops (TCP forwarder, haproxy when
  * installed, the reference proxy, a bridging mosquitto, the proxy in pass-through and
@@ -69,6 +69,9 @@ const S = quick
       deviceRounds: 3,
       idleMs: 1500,
     };
+// `--reps=N`: repetitions per scenario and path (an A/B of two trees wants more than --quick's one).
+const repsArg = Number(args.find((a) => a.startsWith('--reps='))?.slice(7));
+if (repsArg > 0) S.reps = Math.min(20, Math.floor(repsArg));
 const RATE = 5000;
 const PAYLOAD = 100;
 const TRANSLATE: ProxyPath = 'proxy-connector-evrythng';
