@@ -57,6 +57,19 @@ class NoEntries extends Map<unknown, unknown> {
   }
 }
 const NONE: unknown = new NoEntries();
+/** Uplink topics whose rule match a session keeps. */
+const UP_MATCHES = 32;
+
+/**
+ * A south rule matched by an uplink topic: its captures (read only), whether the identity
+ * they name is the session's own, and the topic without `?` options.
+ */
+interface UpMatch {
+  readonly rule: Rule;
+  readonly caps: Readonly<Vars>;
+  readonly own: boolean;
+  readonly base: string;
+}
 const none = <K, V>(): Map<K, V> => NONE as Map<K, V>;
 
 export { usable } from './rule-set.js';
@@ -98,6 +111,8 @@ export class DialectSession implements SessionMapper {
   private readonly uplinkOnly: boolean;
   /** The rule of the latest uplink remembered as an echo (the label of echoes dropped on the frame). */
   private echoRule = '';
+  /** Uplink topics and the rule each matched (see `upMatch`), made on the first uplink. */
+  private upMatches: Map<string, UpMatch> = none<string, UpMatch>();
 
   constructor(private readonly p: SessionParams) {
     this.echoes = p.echo ?? new EchoScope(false);
@@ -129,12 +144,10 @@ export class DialectSession implements SessionMapper {
   }
 
   uplink(packet: IPublishPacket): Outcome {
-    const { levels } = splitTopic(packet.topic);
-    const caps: Vars = {};
-    const rule = this.findRule(this.southUp, levels, caps);
-    if (!rule) return this.unknown();
-    if (!this.ownIdentity(rule, caps))
-      return { verdict: 'drop', reason: 'foreign_identity', rule: rule.name };
+    const m = this.upMatch(packet.topic);
+    if (m === undefined) return this.unknown();
+    const { rule, caps } = m;
+    if (!m.own) return { verdict: 'drop', reason: 'foreign_identity', rule: rule.name };
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     const msg: Canonical = { kind: rule.up as Kind, qos: packet.qos, retain: packet.retain };
     const props = packet.properties;
@@ -169,11 +182,7 @@ export class DialectSession implements SessionMapper {
     }
     if (echo) this.echoRule = out.rule.name;
     if (this.p.lastValues && rule.down !== undefined)
-      this.p.lastValues.set(
-        this.scopeOf(rule),
-        packet.topic.includes('?') ? levels.join('/') : packet.topic,
-        payload,
-      );
+      this.p.lastValues.set(this.scopeOf(rule), m.base, payload);
     return out.reason
       ? { north: out.list, verdict: 'continue', rule: rule.name, reason: out.reason }
       : { north: out.list, verdict: 'continue', rule: rule.name };
@@ -415,6 +424,30 @@ export class DialectSession implements SessionMapper {
     }
     this.northRefs.delete(f);
     return true;
+  }
+
+  /**
+   * The south rule an uplink topic matches, with its captures: a device publishes to a few
+   * topics over and over, so the match is kept per topic (up to UP_MATCHES of them; then the
+   * table starts again). Unmatched topics are not kept.
+   */
+  private upMatch(topic: string): UpMatch | undefined {
+    const hit = this.upMatches.get(topic);
+    if (hit !== undefined) return hit;
+    const { levels } = splitTopic(topic);
+    const caps: Vars = {};
+    const rule = this.findRule(this.southUp, levels, caps);
+    if (!rule) return undefined;
+    const m: UpMatch = {
+      rule,
+      caps,
+      own: this.ownIdentity(rule, caps),
+      base: topic.includes('?') ? levels.join('/') : topic,
+    };
+    if (this.upMatches === NONE) this.upMatches = new Map();
+    else if (this.upMatches.size >= UP_MATCHES) this.upMatches.clear();
+    this.upMatches.set(topic, m);
+    return m;
   }
 
   private findRule(rules: readonly Rule[], levels: string[], caps: Vars): Rule | undefined {
