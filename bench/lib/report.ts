@@ -2,8 +2,11 @@
  * The benchmark report: medians per path and scenario, the targets as ratios to the
  * baselines of the same run, a terminal table and the JSON written to bench/results/.
  */
+import os from 'node:os';
 import type { DevicesSample, LatencySample, ThroughputSample } from './scenarios.js';
 import { fmt, median, table } from './stats.js';
+
+const CORES = os.cpus().length;
 
 export type Series<T> = Record<string, Record<string, T[]>>;
 
@@ -267,6 +270,27 @@ export function render(m: Medians, labels: Record<string, string>, tgts: Target[
           `headroom ${fmt(headroom, 1)}× over each path's rate (lowest)`,
       );
     }
+    parts.push(
+      '\nConnect ceilings at the CPU costs this run measured (reconnect rounds): the hop is one thread,\n' +
+        'and hop, broker and generator share the machine, so no rate above the lower of the two can be reached here',
+    );
+    parts.push(
+      table([
+        ['path', 'hop+broker+gen µs/connect', `${CORES} cores ÷ that`, '1 core ÷ hop µs', 'measured again'],
+        ...devPaths.map((p) => {
+          const x = m.devices[p];
+          const hop = Number.isFinite(x?.hopUsPerConnect) ? (x?.hopUsPerConnect as number) : 0;
+          const sum = hop + (x?.brokerUsPerConnect ?? Number.NaN) + (x?.genUsPerConnect ?? Number.NaN);
+          return [
+            label(p),
+            fmt(sum),
+            fmt((CORES * 1e6) / sum),
+            hop ? fmt(1e6 / hop) : '-',
+            fmt(x?.connectsPerSec),
+          ];
+        }),
+      ]),
+    );
   }
   if (tgts.length) {
     parts.push('\nTargets');
