@@ -57,6 +57,8 @@ class NoEntries extends Map<unknown, unknown> {
   }
 }
 const NONE: unknown = new NoEntries();
+const none = <K, V>(): Map<K, V> => NONE as Map<K, V>;
+
 /** Uplink topics whose rule match a session keeps. */
 const UP_MATCHES = 32;
 
@@ -70,7 +72,6 @@ interface UpMatch {
   readonly own: boolean;
   readonly base: string;
 }
-const none = <K, V>(): Map<K, V> => NONE as Map<K, V>;
 
 export { usable } from './rule-set.js';
 
