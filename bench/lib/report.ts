@@ -271,8 +271,9 @@ export function render(m: Medians, labels: Record<string, string>, tgts: Target[
       );
     }
     parts.push(
-      '\nConnect ceilings at the CPU costs this run measured (reconnect rounds): the hop is one thread,\n' +
-        'and hop, broker and generator share the machine, so no rate above the lower of the two can be reached here',
+      '\nConnect ceilings at the CPU costs this run measured (reconnect rounds): a Node hop runs its JS on one\n' +
+        'thread (its GC threads add some CPU beside it: "hop core" above 100%), and hop, broker and generator\n' +
+        'share the machine, so no path goes much faster than the lower of the two here',
     );
     parts.push(
       table([
