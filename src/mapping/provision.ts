@@ -130,22 +130,27 @@ export class LocalRequests implements SessionMapper {
     private readonly south: CompiledDialect,
     private readonly local: LocalServices,
   ) {
+    // Only when the inner mapper has it: the session runs it at every connect when present.
     if (inner.onOnline)
       this.onOnline = () => (inner.onOnline as () => PublishOut[] | Promise<PublishOut[]>)();
-    if (inner.onGatewayError) this.onGatewayError = (e) => inner.onGatewayError?.(e) ?? {};
-    if (inner.takeEcho) this.takeEcho = inner.takeEcho.bind(inner);
-    if (inner.onNorthConnack) this.onNorthConnack = inner.onNorthConnack.bind(inner);
   }
 
-  onNorthConnack?: (sessionPresent: boolean) => void;
   onOnline?: () => PublishOut[] | Promise<PublishOut[]>;
-  takeEcho?: (
-    frame: Buffer,
-    topicStart: number,
-    topicEnd: number,
-    payloadStart: number,
-  ) => string | undefined;
-  onGatewayError?: (error: { type: string; description?: string }) => Outcome;
+
+  // Methods that pass on to the inner mapper, not functions bound per session (idle devices
+  // keep them): without the inner hook they do what its absence does.
+  onNorthConnack(sessionPresent: boolean): void {
+    this.inner.onNorthConnack?.(sessionPresent);
+  }
+
+  takeEcho(frame: Buffer, topicStart: number, topicEnd: number, payloadStart: number): string | undefined {
+    return this.inner.takeEcho?.(frame, topicStart, topicEnd, payloadStart);
+  }
+
+  /** The inner mapper's answer; an outcome that does nothing when it has no such hook. */
+  onGatewayError(error: { type: string; description?: string }): Outcome {
+    return this.inner.onGatewayError?.(error) ?? {};
+  }
 
   uplink(packet: IPublishPacket): Outcome | Promise<Outcome> {
     const t = packet.topic;
