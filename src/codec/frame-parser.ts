@@ -32,6 +32,34 @@ const idle: Pooled[] = [];
 const MAX_IDLE = 4;
 const NO_SETTINGS = Object.freeze({});
 
+/** Settings objects shared by every connection: by protocol version, and bridge mode. */
+const shared = new Map<string, object>();
+
+/**
+ * mqtt-packet's parser settings for a protocol version (none: any, read from the CONNECT).
+ * All the parser reads of them are `protocolVersion` and `bridgeMode`; one frozen object per
+ * pair serves every connection.
+ */
+export function parserSettingsFor(protocolVersion?: number, bridgeMode = false): object {
+  if (protocolVersion === undefined) return NO_SETTINGS;
+  const key = `${protocolVersion}:${bridgeMode}`;
+  let s = shared.get(key);
+  if (!s) {
+    s = Object.freeze(bridgeMode ? { protocolVersion, bridgeMode } : { protocolVersion });
+    shared.set(key, s);
+  }
+  return s;
+}
+
+/**
+ * After a CONNECT, mqtt-packet keeps the whole CONNECT as its settings (client id, password,
+ * will): a connection keeps only the shared settings of its version instead.
+ */
+function settingsAfter(settings: object): object {
+  const c = settings as { cmd?: unknown; protocolVersion?: number; bridgeMode?: boolean };
+  return c.cmd === 'connect' ? parserSettingsFor(c.protocolVersion, c.bridgeMode === true) : settings;
+}
+
 function make(): Pooled {
   const p = createParser() as Pooled;
   p.sink = undefined;
@@ -50,7 +78,7 @@ export function parseFrame(frame: Buffer, sink: FrameSink): void {
     const left = p.parse(frame);
     clean = left === 0 && p._stateCounter === 0;
   } finally {
-    sink.parserSettings = p.settings;
+    sink.parserSettings = settingsAfter(p.settings);
     p.sink = undefined;
     p.settings = NO_SETTINGS;
     // An error, a handler that threw or bytes left over: that parser is not used again

@@ -124,6 +124,75 @@ describe('PacketChannel', () => {
   };
   const tick = () => new Promise((r) => setImmediate(r));
 
+  it('keeps no part of a CONNECT after parsing it, and parses what follows by its version', async () => {
+    const [near, far] = streamPair();
+    const packets: Packet[] = [];
+    const ch = new PacketChannel(
+      near,
+      { onPacket: (p) => packets.push(p), onClose: () => {}, onDrain: () => {} },
+      { maxPacketBytes: 1 << 20, protocolVersion: 0 },
+    );
+    const v5 = { protocolVersion: 5 } as const;
+    far.write(
+      mqtt.generate(
+        {
+          cmd: 'connect',
+          protocolVersion: 5,
+          clientId: 'dev-secret-id',
+          username: 'u',
+          password: Buffer.from('pw-123'),
+          keepalive: 30,
+          clean: true,
+        },
+        v5,
+      ),
+    );
+    far.write(
+      mqtt.generate(
+        {
+          cmd: 'publish',
+          topic: 't',
+          payload: Buffer.from('x'),
+          qos: 0,
+          dup: false,
+          retain: false,
+          properties: { contentType: 'text/plain' },
+        },
+        v5,
+      ),
+    );
+    for (let i = 0; i < 50 && packets.length < 2; i++) await tick();
+    assert.equal(packets.length, 2);
+    // The channel's parser settings are its version alone: not the CONNECT with its password.
+    assert.deepEqual({ ...ch.parserSettings }, { protocolVersion: 5 });
+    assert.equal(
+      (packets[1] as { properties?: { contentType?: string } }).properties?.contentType,
+      'text/plain',
+    );
+    far.destroy();
+
+    // A bridge's CONNECT (protocol level with bit 7 set) keeps its bridge mode for what follows.
+    const [near2, far2] = streamPair();
+    const bridged = new PacketChannel(
+      near2,
+      { onPacket: (p) => packets.push(p), onClose: () => {}, onDrain: () => {} },
+      { maxPacketBytes: 1 << 20, protocolVersion: 0 },
+    );
+    far2.write(
+      mqtt.generate({
+        cmd: 'connect',
+        protocolVersion: 4,
+        bridgeMode: true,
+        clientId: 'b',
+        keepalive: 30,
+        clean: true,
+      } as Packet),
+    );
+    for (let i = 0; i < 50 && packets.length < 3; i++) await tick();
+    assert.deepEqual({ ...bridged.parserSettings }, { protocolVersion: 4, bridgeMode: true });
+    far2.destroy();
+  });
+
   it('parses packets split across writes, in order', async () => {
     const [near, far] = streamPair();
     const { packets, closes } = collectChannel(near);
