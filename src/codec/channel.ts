@@ -84,12 +84,15 @@ export class PacketChannel implements FrameSink, FrameReceiver {
   private frameBytes = 0;
   private connect: ConnectLayout | undefined;
   private expectPayload = -1;
+  private readonly onWritten: ChannelOptions['onWritten'];
 
   constructor(
     readonly stream: Duplex,
     private readonly events: ChannelEvents,
-    private readonly opts: ChannelOptions,
+    opts: ChannelOptions,
   ) {
+    // The options object is not kept (two channels per idle device): only the write counter.
+    this.onWritten = opts.onWritten;
     this.genOpts = generateOptions(opts.protocolVersion || 4);
     this.parserSettings = parserSettingsFor(opts.protocolVersion || undefined);
     this.framer = new Framer(opts.maxPacketBytes, this);
@@ -215,7 +218,7 @@ export class PacketChannel implements FrameSink, FrameReceiver {
       this.fail('generate_failed', err as Error);
       return false;
     }
-    this.opts.onWritten?.(packet.cmd, buf.length);
+    this.onWritten?.(packet.cmd, buf.length);
     if (!this.corked) {
       this.corked = true;
       this.stream.cork();

@@ -23,7 +23,8 @@ export class EchoScope {
   readonly set = new EchoSet();
   /** North filter → its levels (a `?project=` scope is not part of what it matches). */
   private readonly held = new Map<string, string[]>();
-  private readonly covered = new Map<string, boolean>();
+  /** Topic → covered: made at the first uplink checked (an idle device has none). */
+  private covered: Map<string, boolean> | undefined;
   /** The broker may hold subscriptions the proxy has not seen (a persistent session it did not open). */
   private unknown: boolean;
 
@@ -35,12 +36,12 @@ export class EchoScope {
   hold(filter: string): void {
     if (this.held.has(filter)) return;
     this.held.set(filter, splitTopic(filter).levels);
-    this.covered.clear();
+    this.covered = undefined;
   }
 
   /** The north session unsubscribed from `filter`. */
   release(filter: string): void {
-    if (this.held.delete(filter)) this.covered.clear();
+    if (this.held.delete(filter)) this.covered = undefined;
   }
 
   /**
@@ -51,7 +52,7 @@ export class EchoScope {
     if (present) return;
     this.unknown = false;
     this.held.clear();
-    this.covered.clear();
+    this.covered = undefined;
     this.set.clear();
     for (const f of current) this.hold(f);
   }
@@ -60,7 +61,7 @@ export class EchoScope {
   covers(topic: string): boolean {
     if (this.unknown) return true;
     if (this.held.size === 0) return false;
-    const hit = this.covered.get(topic);
+    const hit = this.covered?.get(topic);
     if (hit !== undefined) return hit;
     const levels = topic.split('/');
     let yes = false;
@@ -70,7 +71,7 @@ export class EchoScope {
         break;
       }
     }
-    if (this.covered.size >= CACHE_MAX) this.covered.clear();
+    if (!this.covered || this.covered.size >= CACHE_MAX) this.covered = new Map();
     this.covered.set(topic, yes);
     return yes;
   }
