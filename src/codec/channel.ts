@@ -9,7 +9,13 @@ import type { Duplex } from 'node:stream';
 import type { Packet } from 'mqtt-packet';
 import { bodyStart } from './bytes.js';
 import { type ConnectLayout, connectLayout, encodeConnect, rememberConnect } from './connect-frame.js';
-import { type FrameSink, parseFrame, parserSettingsFor } from './frame-parser.js';
+import {
+  type FrameSink,
+  parseFrame,
+  parserSettingsFor,
+  type VersionSettings,
+  versionSettings,
+} from './frame-parser.js';
 import { FrameError, type FrameReceiver, Framer } from './framer.js';
 import { publishProperties, rememberPublish, restoreOrder } from './property-order.js';
 import mqtt from './quiet-mqtt-packet.js';
@@ -73,7 +79,7 @@ export class PacketChannel implements FrameSink, FrameReceiver {
   private closed = false;
   /** True between the first write of a callback (a socket read, a timer) and the uncork after it. */
   corked = false;
-  private genOpts: { readonly protocolVersion: number };
+  private genOpts: VersionSettings;
   /** Set when a write returned false; cleared on 'drain'. */
   blocked = false;
   lastReadAt = Date.now();
@@ -93,7 +99,7 @@ export class PacketChannel implements FrameSink, FrameReceiver {
   ) {
     // The options object is not kept (two channels per idle device): only the write counter.
     this.onWritten = opts.onWritten;
-    this.genOpts = generateOptions(opts.protocolVersion || 4);
+    this.genOpts = versionSettings(opts.protocolVersion || 4);
     this.parserSettings = parserSettingsFor(opts.protocolVersion || undefined);
     this.framer = new Framer(opts.maxPacketBytes, this);
     // The stream's listeners are functions shared by every channel, finding theirs through
@@ -200,7 +206,7 @@ export class PacketChannel implements FrameSink, FrameReceiver {
 
   /** Protocol version used to generate packets (and to parse, once known). */
   setProtocolVersion(v: 3 | 4 | 5): void {
-    this.genOpts = generateOptions(v);
+    this.genOpts = versionSettings(v);
   }
 
   /** Writes one packet; false when the peer is not keeping up (wait for onDrain). */
@@ -327,16 +333,6 @@ export class PacketChannel implements FrameSink, FrameReceiver {
 
 const NO_BYTES = Buffer.alloc(0);
 
-/** mqtt-packet's generate options, one frozen object per protocol version for every channel. */
-const GENERATE_OPTIONS = new Map<number, { readonly protocolVersion: number }>();
-function generateOptions(protocolVersion: number): { readonly protocolVersion: number } {
-  let o = GENERATE_OPTIONS.get(protocolVersion);
-  if (!o) {
-    o = Object.freeze({ protocolVersion });
-    GENERATE_OPTIONS.set(protocolVersion, o);
-  }
-  return o;
-}
 const CONNECT = 1;
 const PUBLISH = 3;
 /** PUBREL, SUBSCRIBE, UNSUBSCRIBE: fixed header flags 0x2 from MQTT 3.1.1 on. */

@@ -2,8 +2,8 @@
  * Whole frames parsed by a few shared mqtt-packet parsers instead of one per connection.
  *
  * The framer hands mqtt-packet exactly one complete packet at a time, so between frames a
- * parser holds no bytes: all that is a connection's own is the parser's `settings` (the
- * protocol version, and after a CONNECT the CONNECT itself), which the connection keeps and
+ * parser holds no bytes: all that is a connection's own is the parser's `settings` (its
+ * protocol version, a shared object, see `versionSettings`), which the connection keeps and
  * lends with each frame. A parser is borrowed for one frame and given back; a frame parsed
  * while another is being parsed (a packet handler that feeds an in-process connection)
  * borrows another. A parser that did not end cleanly (a parse error, a handler that threw,
@@ -15,7 +15,7 @@ import { createParser } from './lean-parser.js';
 
 /** What a frame is parsed for: a connection's parser settings and its handlers. */
 export interface FrameSink {
-  /** mqtt-packet's parser `settings`: `{ protocolVersion }`, replaced by the CONNECT once parsed. */
+  /** mqtt-packet's parser `settings`: none until a CONNECT, or a shared `{ protocolVersion }`. */
   parserSettings: object;
   onParsed(packet: Packet): void;
   onParseError(err: Error): void;
@@ -32,17 +32,22 @@ const idle: Pooled[] = [];
 const MAX_IDLE = 4;
 const NO_SETTINGS = Object.freeze({});
 
-/** Settings objects shared by every connection: by protocol version, and bridge mode. */
-const shared = new Map<string, object>();
+/** What mqtt-packet reads of its settings (parser and generate options alike). */
+export interface VersionSettings {
+  readonly protocolVersion: number;
+  readonly bridgeMode?: boolean;
+}
+
+/** Settings objects shared by every connection, by protocol version and bridge mode. */
+const shared = new Map<number, VersionSettings>();
 
 /**
- * mqtt-packet's parser settings for a protocol version (none: any, read from the CONNECT).
- * All the parser reads of them are `protocolVersion` and `bridgeMode`; one frozen object per
- * pair serves every connection.
+ * One frozen settings object per protocol version (and bridge mode), shared by every
+ * connection: mqtt-packet's parser reads `protocolVersion` and `bridgeMode` of its settings,
+ * its generate reads `protocolVersion` of its options.
  */
-export function parserSettingsFor(protocolVersion?: number, bridgeMode = false): object {
-  if (protocolVersion === undefined) return NO_SETTINGS;
-  const key = `${protocolVersion}:${bridgeMode}`;
+export function versionSettings(protocolVersion: number, bridgeMode = false): VersionSettings {
+  const key = protocolVersion * 2 + (bridgeMode ? 1 : 0);
   let s = shared.get(key);
   if (!s) {
     s = Object.freeze(bridgeMode ? { protocolVersion, bridgeMode } : { protocolVersion });
@@ -51,13 +56,20 @@ export function parserSettingsFor(protocolVersion?: number, bridgeMode = false):
   return s;
 }
 
+/** mqtt-packet's parser settings for a protocol version (none: any, read from the CONNECT). */
+export function parserSettingsFor(protocolVersion?: number): object {
+  return protocolVersion === undefined ? NO_SETTINGS : versionSettings(protocolVersion);
+}
+
 /**
  * After a CONNECT, mqtt-packet keeps the whole CONNECT as its settings (client id, password,
  * will): a connection keeps only the shared settings of its version instead.
  */
 function settingsAfter(settings: object): object {
   const c = settings as { cmd?: unknown; protocolVersion?: number; bridgeMode?: boolean };
-  return c.cmd === 'connect' ? parserSettingsFor(c.protocolVersion, c.bridgeMode === true) : settings;
+  return c.cmd === 'connect' && c.protocolVersion !== undefined
+    ? versionSettings(c.protocolVersion, c.bridgeMode === true)
+    : settings;
 }
 
 function make(): Pooled {
