@@ -1,22 +1,20 @@
 /**
- * mqtt-packet parsers whose byte buffer is a plain `BufferList`.
+ * mqtt-packet parsers whose byte buffer is a `ByteList` (`byte-list.ts`).
  *
  * mqtt-packet gives every parser a `bl()` as its buffer: a `BufferListStream`, i.e. a whole
  * readable-stream Duplex (its states, buffers and listeners) of which the parser only uses
- * the list methods (append, consume, length, readUInt8/16/32BE, slice, toString). Every
- * connection has one or two parsers, made at connect: the plain `BufferList` the stream
- * wraps (same package, same methods, same code) is several µs cheaper to make and a few
- * hundred bytes smaller.
+ * the list methods (append, consume, length, readUInt8/16/32BE, slice, toString), and those
+ * make a new Buffer view at every read. A `ByteList` has the same methods with the same
+ * results, reads its bytes in place, and costs nothing to make.
  *
  * The parser's class (from the proxy's own mqtt-packet, `quiet-mqtt-packet.ts`) is extended
- * once, here, with a `_resetState` that does what mqtt-packet's does with a `BufferList`;
+ * once, here, with a `_resetState` that does what mqtt-packet's does with a `ByteList`;
  * nothing global is changed. At load a parser of each kind is made and compared (same own
  * fields, same packet fields, a buffer with the methods the parser calls): if mqtt-packet
  * ever lays its parser out differently, `createParser` falls back to `mqtt.parser`.
  */
-import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
 import type { Parser } from 'mqtt-packet';
+import { ByteList } from './byte-list.js';
 import mqtt from './quiet-mqtt-packet.js';
 
 export interface ParserOptions {
@@ -31,7 +29,6 @@ interface ParserState {
   _stateCounter: number;
 }
 
-type ListCtor = new () => object;
 type Starter = Parser & { parser(opts: ParserOptions): Parser };
 
 /** Methods of its buffer that mqtt-packet's parser calls. */
@@ -58,10 +55,6 @@ function sameKeys(a: object, b: object): boolean {
 
 function build(): (() => Starter) | undefined {
   try {
-    const require = createRequire(import.meta.url);
-    const blPath = require.resolve('bl', { paths: [dirname(require.resolve('mqtt-packet'))] });
-    const List = (require(blPath) as { BufferList?: ListCtor }).BufferList;
-    if (typeof List !== 'function') return undefined;
     const probe = mqtt.parser() as Parser & ParserState;
     const Base = probe.constructor as new () => Starter;
     const PacketCtor = probe.packet.constructor as new () => object;
@@ -73,7 +66,7 @@ function build(): (() => Starter) | undefined {
       value: function resetState(this: ParserState): void {
         this.packet = new PacketCtor();
         this.error = null;
-        this._list = new List();
+        this._list = new ByteList();
         this._stateCounter = 0;
       },
     });
@@ -91,10 +84,10 @@ function build(): (() => Starter) | undefined {
 
 const make = build();
 
-/** True when parsers are made with a plain `BufferList` (false: mqtt-packet's own, unchanged). */
+/** True when parsers are made with a `ByteList` (false: mqtt-packet's own, unchanged). */
 export const leanParsers = make !== undefined;
 
-/** An mqtt-packet parser (as `mqtt.parser(opts)`), with a plain `BufferList` as its buffer. */
+/** An mqtt-packet parser (as `mqtt.parser(opts)`), with a `ByteList` as its buffer. */
 export function createParser(opts: ParserOptions = {}): Parser {
   return make ? make().parser(opts) : mqtt.parser(opts);
 }
