@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- --profile [--paths=KEY] [--connects]`: runs the translating proxy (or the
+ * `npm run bench -- --profile [--paths=KEY] [--connects|--latency]`: runs the translating proxy (or the
  * proxy path KEY of PROXY_ROUTES, e.g. proxy-passthrough, proxy-connector-clearblade)
  * under `node --cpu-prof` with QoS 0 and QoS 1 load (or, with
  * `--connects`, three rounds of 4,000 device connects), then prints where its CPU went.
@@ -14,8 +14,10 @@ import { script } from './build.js';
 import { census, diffPerDevice } from './heap.js';
 import { Child, sleep } from './proc.js';
 import { PROXY_ROUTES, type ProxyPath, prepareTranslate } from './routes.js';
-import { devices, type Path, type Rig, throughput } from './scenarios.js';
+import { devices, latency, type Path, type Rig, throughput } from './scenarios.js';
 
+/** The fixed rate of the latency scenario (bench/run.ts), for `--profile --latency`. */
+const LATENCY_RATE = 5000;
 const CONNECT_DEVICES = 4000;
 const HEAP_DEVICES = 2000;
 
@@ -119,6 +121,7 @@ export async function profileTranslate(here: string, quick: boolean): Promise<vo
   const passthrough = route === 'passthrough';
   const connects = process.argv.includes('--connects');
   const heap = process.argv.includes('--heap');
+  const atRate = process.argv.includes('--latency');
   const outDir = join(here, 'results', `profile-${Date.now()}`);
   mkdirSync(outDir, { recursive: true });
   const north = await startMosquitto();
@@ -170,7 +173,14 @@ export async function profileTranslate(here: string, quick: boolean): Promise<vo
       return;
     }
     const ms = quick ? 2000 : 6000;
-    for (const qos of connects ? [] : ([0, 1] as const)) {
+    for (const qos of atRate ? ([0, 1] as const) : []) {
+      const s = await latency(rig, path, qos, LATENCY_RATE, 500, ms);
+      console.log(
+        `profiled QoS${qos} @${fmt(LATENCY_RATE)}/s: p50 ${fmt(s.p50)} µs, p99 ${fmt(s.p99)} µs, ` +
+          `${fmt(s.hopUsPerMsg, 2)} µs/msg in the proxy`,
+      );
+    }
+    for (const qos of connects || atRate ? [] : ([0, 1] as const)) {
       const s = await throughput(rig, path, qos, 4, 500, ms);
       console.log(
         `profiled QoS${qos} 4pub: ${fmt(s.msgsPerSec)} msg/s, ${fmt(s.hopUsPerMsg, 2)} µs/msg in the proxy, ` +
