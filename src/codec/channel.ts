@@ -345,9 +345,19 @@ const FLAGS_2 = new Set([6, 8, 10]);
 function validTopicBytes(frame: Buffer): boolean {
   const off = bodyStart(frame);
   if (off + 2 > frame.length) return true; // too short: the parser reports it
-  const len = frame.readUInt16BE(off);
-  const topic = frame.subarray(off + 2, off + 2 + len);
-  return topic.indexOf(0) === -1 && isUtf8(topic);
+  const start = off + 2;
+  const end = Math.min(start + frame.readUInt16BE(off), frame.length);
+  // ASCII (nearly every topic) is checked in place; from the first other byte on, the rest
+  // is checked as UTF-8 (an ASCII prefix is whole characters).
+  for (let i = start; i < end; i++) {
+    const c = frame[i]!;
+    if (c === 0) return false;
+    if (c >= 0x80) {
+      const rest = frame.subarray(i, end);
+      return rest.indexOf(0) === -1 && isUtf8(rest);
+    }
+  }
+  return true;
 }
 
 /** Payload length of an MQTT 5 PUBLISH frame by its declared lengths, or -1 when unreadable. */

@@ -90,6 +90,16 @@ describe('SPEC: protocol violations the parser accepts are closed', () => {
     ['MQTT 3.1.1 [MQTT-1.5.3-1]: ill-formed UTF-8 in a PUBLISH topic MUST close', 4, '30 04 00 02 c3 28'],
     ['MQTT 3.1.1 [MQTT-1.5.3-2]: U+0000 in a PUBLISH topic MUST close', 4, '30 04 00 02 61 00'],
     [
+      'MQTT 3.1.1 [MQTT-1.5.3-1]: ill-formed UTF-8 after ASCII in a PUBLISH topic MUST close',
+      4,
+      '30 06 00 04 61 2f c3 28',
+    ],
+    [
+      'MQTT 3.1.1 [MQTT-1.5.3-2]: U+0000 after a non-ASCII character in a PUBLISH topic MUST close',
+      4,
+      '30 06 00 04 61 c3 a9 00',
+    ],
+    [
       'MQTT 3.1.1 [MQTT-3.3.2-2, MQTT-4.8.0-1]: a wildcard in a PUBLISH topic closes',
       4,
       '30 05 00 03 61 2f 23',
@@ -128,5 +138,19 @@ describe('SPEC: protocol violations the parser accepts are closed', () => {
       c.packets.map((p) => (p.cmd === 'connack' ? p.returnCode : p.cmd)),
       [1],
     );
+  });
+});
+
+describe('well-formed topics beside the malformed ones', () => {
+  it('ASCII and non-ASCII UTF-8 PUBLISH topics reach the mapper', async () => {
+    // "a/b", then "a/é/温" (2- and 3-byte characters), each a QoS 0 PUBLISH with payload "x".
+    for (const [topic, hex] of [
+      ['a/b', '30 06 00 03 61 2f 62 78'],
+      ['a/é/温', '30 0b 00 08 61 2f c3 a9 2f e6 b8 a9 78'],
+    ] as const) {
+      const r = await afterConnect(4, hex);
+      assert.equal(r.closed, false);
+      assert.deepEqual(r.calls, [`uplink ${JSON.stringify(topic)}`]);
+    }
   });
 });
