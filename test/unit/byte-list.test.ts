@@ -8,10 +8,10 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { describe, it } from 'node:test';
-import mqtt, { type Packet, type Parser } from 'mqtt-packet';
+import mqtt from 'mqtt-packet';
 import { ByteList } from '../../src/codec/byte-list.js';
 import { createParser } from '../../src/codec/lean-parser.js';
-import { prng } from './kit.js';
+import { prng, recorder } from './kit.js';
 
 const require = createRequire(import.meta.url);
 const BufferList = require(
@@ -101,15 +101,6 @@ describe('ByteList', () => {
   });
 });
 
-type Event = { packet: Packet } | { error: string };
-
-function events(p: Parser): Event[] {
-  const out: Event[] = [];
-  p.on('packet', (packet: Packet) => out.push({ packet: { ...packet } as Packet }));
-  p.on('error', (e: Error) => out.push({ error: e.message }));
-  return out;
-}
-
 describe('parsers on a ByteList', () => {
   it('random bytes in random pieces: the same packets and errors as mqtt-packet parsers', () => {
     const rand = prng(23);
@@ -123,8 +114,8 @@ describe('parsers on a ByteList', () => {
       if (rand() < 0.5) body[1] = Math.min(body.length - 2, body[1]! & 0x3f);
       const lean = createParser({ protocolVersion: v });
       const own = mqtt.parser({ protocolVersion: v });
-      const a = events(lean);
-      const b = events(own);
+      const a = recorder(lean);
+      const b = recorder(own);
       let off = 0;
       while (off < body.length) {
         const n = 1 + Math.floor(rand() * 8);

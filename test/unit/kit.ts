@@ -3,7 +3,7 @@
  * holds the far end), a seeded PRNG, and a bounded wait.
  */
 import type { Duplex } from 'node:stream';
-import type { Packet } from 'mqtt-packet';
+import type { Packet, Parser } from 'mqtt-packet';
 import { type ChannelOptions, PacketChannel } from '../../src/codec/channel.js';
 import { streamPair } from '../../src/listeners/native-ws.js';
 
@@ -91,4 +91,15 @@ export function prng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** What an mqtt-packet parser reported: a packet (copied) or an error message. */
+export type ParserEvent = { packet: Packet } | { error: string };
+
+/** Records every packet and error a parser emits, in order. */
+export function recorder(p: Parser): ParserEvent[] {
+  const events: ParserEvent[] = [];
+  p.on('packet', (packet: Packet) => events.push({ packet: { ...packet } as Packet }));
+  p.on('error', (e: Error) => events.push({ error: e.message }));
+  return events;
 }

@@ -6,24 +6,15 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import mqtt, { type Packet, type Parser } from 'mqtt-packet';
+import mqtt from 'mqtt-packet';
 import { createParser, LIST_METHODS, leanParsers } from '../../src/codec/lean-parser.js';
-import { prng } from './kit.js';
+import { type ParserEvent, prng, recorder } from './kit.js';
 import { samples, type Version } from './packets.js';
 
 const VERSIONS: Version[] = [3, 4, 5];
 
-type Event = { packet: Packet } | { error: string };
-
-function recorder(p: Parser): Event[] {
-  const events: Event[] = [];
-  p.on('packet', (packet: Packet) => events.push({ packet: { ...packet } as Packet }));
-  p.on('error', (e: Error) => events.push({ error: e.message }));
-  return events;
-}
-
 /** Feeds the same chunks to a lean parser and to mqtt-packet's own; returns both event lists. */
-function both(v: Version, chunks: Buffer[]): { lean: Event[]; plain: Event[]; list: object } {
+function both(v: Version, chunks: Buffer[]): { lean: ParserEvent[]; plain: ParserEvent[]; list: object } {
   const lp = createParser({ protocolVersion: v });
   const pp = mqtt.parser({ protocolVersion: v });
   const lean = recorder(lp);
