@@ -26,6 +26,7 @@ import { medians, type Results, render, targets } from './lib/report.js';
 import { PROXY_ROUTES, type ProxyPath, prepareTranslate } from './lib/routes.js';
 import {
   devices,
+  LATENCY_RATE,
   latency,
   type MemoryBase,
   memoryBase,
@@ -72,7 +73,6 @@ const S = quick
 // `--reps=N`: repetitions per scenario and path (an A/B of two trees wants more than --quick's one).
 const repsArg = Number(args.find((a) => a.startsWith('--reps='))?.slice(7));
 if (repsArg > 0) S.reps = Math.min(20, Math.floor(repsArg));
-const RATE = 5000;
 const PAYLOAD = 100;
 const TRANSLATE: ProxyPath = 'proxy-connector-evrythng';
 const UPLINK: ProxyPath = 'proxy-connector-evrythng-uplink';
@@ -277,12 +277,12 @@ async function main(): Promise<void> {
     }
   }
   for (const qos of want2('latency') ? ([0, 1] as const) : []) {
-    const sc = `QoS${qos} @${RATE}/s`;
+    const sc = `QoS${qos} @${LATENCY_RATE}/s`;
     const by: Record<string, import('./lib/scenarios.js').LatencySample[]> = {};
     results.latency[sc] = by;
     for (let rep = 0; rep < S.reps; rep++) {
       for (const p of order(rep)) {
-        const s = await latency(rig, p, qos, RATE, S.latWarmupMs, S.latMs);
+        const s = await latency(rig, p, qos, LATENCY_RATE, S.latWarmupMs, S.latMs);
         push(by, p.key, s);
         log(`${sc} ${p.key}: p50 ${fmt(s.p50)} µs, p99 ${fmt(s.p99)} µs, n=${s.n}`);
       }
@@ -329,7 +329,7 @@ async function main(): Promise<void> {
     machine: machine(),
     settings: {
       ...S,
-      rate: RATE,
+      rate: LATENCY_RATE,
       payloadBytes: PAYLOAD,
       mosquitto: 'max_inflight_messages 100, max_queued_messages 100000',
     },

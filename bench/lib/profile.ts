@@ -14,10 +14,8 @@ import { script } from './build.js';
 import { census, diffPerDevice } from './heap.js';
 import { Child, sleep } from './proc.js';
 import { PROXY_ROUTES, type ProxyPath, prepareTranslate } from './routes.js';
-import { devices, latency, type Path, type Rig, throughput } from './scenarios.js';
+import { devices, LATENCY_RATE, latency, type Path, type Rig, throughput } from './scenarios.js';
 
-/** The fixed rate of the latency scenario (bench/run.ts), for `--profile --latency`. */
-const LATENCY_RATE = 5000;
 const CONNECT_DEVICES = 4000;
 const HEAP_DEVICES = 2000;
 

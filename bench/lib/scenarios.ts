@@ -60,6 +60,8 @@ export interface ThroughputSample {
 export const ACK_WINDOW = 100;
 /** Messages sent and not yet received by the subscriber, over all publishers. */
 export const E2E_WINDOW = 2000;
+/** The fixed rate of the latency scenario, messages per second over all publishers. */
+export const LATENCY_RATE = 5000;
 
 function pubIdentity(path: Path): Identity {
   return path.identity;

@@ -30,7 +30,7 @@ function canonical(): Canonical {
 }
 
 test('value_list and key_value_list: one raw sample encodes as JSON.stringify would', () => {
-  let copied = 0;
+  let cases = 0;
   for (const withKey of [false, true]) {
     for (const stamp of [false, true]) {
       const codec = makeCodec(
@@ -46,11 +46,11 @@ test('value_list and key_value_list: one raw sample encodes as JSON.stringify wo
             const want = expected(withKey, s, ts ?? (stamp ? NOW_US : undefined));
             assert.equal(got.toString('utf8'), want.toString('utf8'), `${key} ${r} ${ts} ${stamp}`);
             assert.ok(got.equals(want));
-            copied++;
+            cases++;
           }
     }
   }
-  assert.equal(copied, 2 * 2 * KEYS.length * RAWS.length * 2);
+  assert.equal(cases, 2 * 2 * KEYS.length * RAWS.length * 2);
 });
 
 test('samples → body: one raw sample becomes {"key": value} as JSON.stringify would', () => {
