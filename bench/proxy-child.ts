@@ -4,6 +4,7 @@
  *   proxy-child.ts NORTH_PORT ROUTE [CREDENTIALS_FILE] [STORE_FILE]
  * ROUTE is "passthrough" or a route name from mappings/routes.
  */
+import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { writeHeapSnapshot } from 'node:v8';
 import { configWith } from '../src/config/schema.js';
 import { createLogger } from '../src/log/logger.js';
@@ -11,6 +12,24 @@ import { startProxy } from '../src/proxy.js';
 import { serve } from './lib/proc.js';
 
 const [northPort, route, credentials = '', storeFile = ''] = process.argv.slice(2);
+
+/** Garbage collections since the last 'gc-stats' request: count and milliseconds, by kind. */
+const GC_KINDS: Record<number, string> = {
+  [constants.NODE_PERFORMANCE_GC_MINOR]: 'minor',
+  [constants.NODE_PERFORMANCE_GC_MAJOR]: 'major',
+  [constants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental',
+  [constants.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb',
+};
+let gcStats: Record<string, { count: number; ms: number }> = {};
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    const kind = GC_KINDS[(e as { detail?: { kind?: number } }).detail?.kind ?? -1] ?? 'other';
+    const s = gcStats[kind] ?? { count: 0, ms: 0 };
+    s.count++;
+    s.ms += e.duration;
+    gcStats[kind] = s;
+  }
+}).observe({ entryTypes: ['gc'] });
 
 async function main(): Promise<void> {
   const config = configWith({
@@ -26,6 +45,11 @@ async function main(): Promise<void> {
   serve(
     (m) => {
       if (m.op === 'connections') return { count: proxy.connectionCount() };
+      if (m.op === 'gc-stats') {
+        const r = gcStats;
+        gcStats = {};
+        return { gc: r };
+      }
       if (m.op === 'heap') return { file: writeHeapSnapshot(String(m.file)) };
       if (m.op !== 'gc') return {};
       globalThis.gc?.();

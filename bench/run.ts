@@ -58,6 +58,7 @@ const S = quick
       latMs: 500,
       devices: 1000,
       deviceRounds: 2,
+      deviceWarmRounds: 1,
       idleMs: 300,
     }
   : {
@@ -68,6 +69,7 @@ const S = quick
       latMs: 2000,
       devices: 8000,
       deviceRounds: 3,
+      deviceWarmRounds: 1,
       idleMs: 1500,
     };
 // `--reps=N`: repetitions per scenario and path (an A/B of two trees wants more than --quick's one).
@@ -242,11 +244,24 @@ async function main(): Promise<void> {
     await Promise.all(devicePaths.map(async (p) => [p.key, await memoryBase(p)] as const)),
   );
   for (const p of devicePaths) await devices(rig, p, quick ? 200 : 400, 0);
-  // Round 0: each hop's first S.devices devices (its memory grows to hold them); later rounds:
-  // the same number again, reconnecting to a hop that has held them before.
+  // Round 0: each hop's first S.devices devices (its memory grows to hold them, and V8 is still
+  // optimizing its connect path: a restart with the fleet reconnecting). Then S.deviceWarmRounds
+  // rounds per hop, not recorded, and the later rounds: the same number again, reconnecting to a
+  // hop that has held them before and runs optimized code, as a long-running one does (V8's
+  // --trace-opt counted 132 functions still being optimized during a second round of 8,000
+  // translating connects, 20 during a third). The JS heap, which takes a forced GC that makes V8
+  // optimize the connect path anew, is measured after the first round and the last only
+  // (BENCHMARKS.md finding 18).
   for (let rep = 0; want2('devices') && rep < S.deviceRounds; rep++) {
+    if (rep === 1) {
+      for (const p of devicePaths)
+        for (let w = 0; w < S.deviceWarmRounds; w++)
+          await devices(rig, p, S.devices, 0, bases.get(p.key), false);
+      log('connect warm-up done');
+    }
+    const heap = rep === 0 || rep === S.deviceRounds - 1;
     for (const p of order(rep).filter((x) => x.devices)) {
-      const s = await devices(rig, p, S.devices, S.idleMs, bases.get(p.key));
+      const s = await devices(rig, p, S.devices, S.idleMs, bases.get(p.key), heap);
       push(results.devices, p.key, s);
       log(
         `devices ${p.key}: ${s.devices} connected (${s.failed} failed${s.firstError ? `: ${s.firstError}` : ''}), ` +

@@ -16,7 +16,7 @@ import { Child, sleep } from './proc.js';
 import { PROXY_ROUTES, type ProxyPath, prepareTranslate } from './routes.js';
 import { devices, LATENCY_RATE, latency, type Path, type Rig, throughput } from './scenarios.js';
 
-const CONNECT_DEVICES = 4000;
+const CONNECT_DEVICES = 8000;
 const HEAP_DEVICES = 2000;
 
 import { fmt, table } from './stats.js';
@@ -186,8 +186,20 @@ export async function profileTranslate(here: string, quick: boolean): Promise<vo
       );
     }
     for (let rep = 0; connects && rep < 3; rep++) {
+      await proxy.request({ op: 'gc-stats' });
       const d = await devices(rig, { ...path, hopChild: proxy }, CONNECT_DEVICES, 200);
-      console.log(`profiled connects: ${d.devices} devices (${d.failed} failed), ${fmt(d.connectsPerSec)}/s`);
+      const gc = (await proxy.request({ op: 'gc-stats' })).gc as Record<
+        string,
+        { count: number; ms: number }
+      >;
+      const per = 1000 / Math.max(d.devices, 1);
+      const gcText = Object.entries(gc)
+        .map(([k, v]) => `${k} ${fmt(v.count * per, 1)} × ${fmt(v.ms * per, 1)} ms`)
+        .join(', ');
+      console.log(
+        `profiled connects: ${d.devices} devices (${d.failed} failed), ${fmt(d.connectsPerSec)}/s, ` +
+          `${fmt(d.hopUsPerConnect)} µs/connect in the proxy; GC per 1,000 connects: ${gcText || 'none'}`,
+      );
     }
     await proxy.stop(10000);
     const file = readdirSync(outDir).find((f) => f.endsWith('.cpuprofile'));

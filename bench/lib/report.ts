@@ -62,9 +62,12 @@ export function medians(r: Results) {
   for (const [p, all] of Object.entries(r.devices)) {
     // Rounds in order: the first is the process's first `devices` devices (it grows its memory
     // to hold them: a restart with the fleet reconnecting); the rest reconnect to a process that
-    // already has (churn). Connect rates are given for both; memory over all rounds.
+    // already has (churn). Connect rates are given for both; memory over the rounds that measured
+    // the JS heap (the first and the last: see `devices`), or all rounds for a hop without one.
     const first = all.slice(0, 1);
     const xs = all.length > 1 ? all.slice(1) : all;
+    const withHeap = all.filter((x) => Number.isFinite(x.heapBytesPerDevice));
+    const mem = withHeap.length ? withHeap : all;
     dev[p] = {
       devices: med(all, (x) => x.devices),
       failed: med(all, (x) => x.failed),
@@ -77,10 +80,10 @@ export function medians(r: Results) {
       hopCoreShare: med(xs, (x) => x.hopCoreShare),
       foreignCpuShare: med(xs, (x) => x.foreignCpuShare),
       machineCpuShare: med(xs, (x) => x.machineCpuShare),
-      hopBytesPerDevice: med(xs, (x) => x.hopBytesPerDevice),
-      rssBytesPerDevice: med(xs, (x) => x.rssBytesPerDevice),
-      heapBytesPerDevice: med(xs, (x) => x.heapBytesPerDevice),
-      externalBytesPerDevice: med(xs, (x) => x.externalBytesPerDevice),
+      hopBytesPerDevice: med(mem, (x) => x.hopBytesPerDevice),
+      rssBytesPerDevice: med(mem, (x) => x.rssBytesPerDevice),
+      heapBytesPerDevice: med(mem, (x) => x.heapBytesPerDevice),
+      externalBytesPerDevice: med(mem, (x) => x.externalBytesPerDevice),
     };
   }
   return { throughput: tp, latency: lat, devices: dev };

@@ -281,6 +281,11 @@ export async function memoryBase(path: Path): Promise<MemoryBase> {
  * them. Memory per device is counted from `base`, taken once before the path's first devices:
  * a process does not give back memory it has grown to, so a later round measured from its own
  * start would count only what the earlier rounds did not already leave behind.
+ *
+ * With `heap` false the hop's JS heap is not measured (NaN; RSS alone counts): measuring it
+ * takes a forced full GC, after which V8 throws away optimized code that referred to objects
+ * the GC freed (`--trace-deopt`: "weak objects"), so the next round would run a re-warming
+ * connect path that a long-running process does not (BENCHMARKS.md finding 18).
  */
 export async function devices(
   rig: Rig,
@@ -288,8 +293,13 @@ export async function devices(
   count: number,
   idleMs: number,
   base?: MemoryBase,
+  heap = true,
 ): Promise<DevicesSample> {
-  const before = base ?? (await memoryBase(path));
+  const before =
+    base ??
+    (heap
+      ? await memoryBase(path)
+      : { rss: path.hopPid ? rssBytes(path.hopPid) : 0, heapUsed: Number.NaN, external: Number.NaN });
   const mem0 = { heapUsed: before.heapUsed, external: before.external };
   const hop0 = before.rss;
   const half = Math.floor(count / 2);
@@ -332,10 +342,10 @@ export async function devices(
     const start = Math.min(...res.map((r) => r.startUs as number));
     const end = Math.max(...res.map((r) => r.endUs as number));
     await sleep(idleMs);
-    const mem1 = await settle(path);
+    const mem1 = heap ? await settle(path) : { heapUsed: Number.NaN, external: Number.NaN };
     const hop1 = path.hopPid ? rssBytes(path.hopPid) : 0;
     const rss = (hop1 - hop0) / connected;
-    // NaN for a hop that is not a Node process (no JS heap): then RSS alone counts.
+    // NaN for a hop that is not a Node process (no JS heap), or not measured: then RSS alone counts.
     const js = (mem1.heapUsed - mem0.heapUsed + mem1.external - mem0.external) / connected || 0;
     return {
       devices: connected,
