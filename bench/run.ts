@@ -248,8 +248,8 @@ async function main(): Promise<void> {
   // optimizing its connect path: a restart with the fleet reconnecting). Then S.deviceWarmRounds
   // rounds per hop, not recorded, and the later rounds: the same number again, reconnecting to a
   // hop that has held them before and runs optimized code, as a long-running one does (V8's
-  // --trace-opt counted 132 functions still being optimized during a second round of 8,000
-  // translating connects, 20 during a third). The JS heap, which takes a forced GC that makes V8
+  // --trace-opt counted 66 functions still being optimized during a second round of 8,000
+  // translating connects, 10 during a third). The JS heap, which takes a forced GC that makes V8
   // optimize the connect path anew, is measured after the first round and the last only
   // (BENCHMARKS.md finding 18).
   for (let rep = 0; want2('devices') && rep < S.deviceRounds; rep++) {
