@@ -2,7 +2,8 @@
  * `npm run bench -- --profile [--paths=KEY] [--connects|--latency]`: runs the translating proxy (or the
  * proxy path KEY of PROXY_ROUTES, e.g. proxy-passthrough, proxy-connector-clearblade)
  * under `node --cpu-prof` with QoS 0 and QoS 1 load (or, with
- * `--connects`, three rounds of 4,000 device connects), then prints where its CPU went.
+ * `--connects`, three rounds of 8,000 device connects, each with its connect rate, CPU and GC
+ * per 1,000 connects), then prints where its CPU went.
  * With `--heap`: heap snapshots before and after 2,000 idle devices, diffed per device.
  * CPU:
  * self time by function and by source area. The .cpuprofile stays in bench/results/.
