@@ -28,39 +28,39 @@ function round(connectsPerSec: number, rss: number, heap: number): DevicesSample
   };
 }
 
-const results = (rounds: DevicesSample[]): Results => ({
-  throughput: {},
-  latency: {},
-  devices: { proxy: rounds },
-});
+/** The devices medians of one path's rounds, in order. */
+const devicesOf = (rounds: DevicesSample[]) => {
+  const r: Results = { throughput: {}, latency: {}, devices: { proxy: rounds } };
+  const d = medians(r).devices.proxy;
+  assert.ok(d);
+  return d;
+};
+
+/** A first round and the last read the heap; the middle one (RSS only, no forced GC) did not. */
+const ROUNDS = [round(2000, 9000, 5000), round(3000, 500, Number.NaN), round(3400, 9500, 5200)];
 
 test('the first round is the cold rate, the later rounds the reconnect rate', () => {
-  const m = medians(
-    results([round(2000, 9000, 5000), round(3000, 500, Number.NaN), round(3400, 9500, 5200)]),
-  );
-  const d = m.devices.proxy!;
+  const d = devicesOf(ROUNDS);
   assert.equal(d.firstConnectsPerSec, 2000);
   assert.equal(d.firstHopUsPerConnect, 500);
   assert.equal(d.connectsPerSec, 3200);
 });
 
 test('memory per device comes from the rounds that read the heap, not a round with RSS alone', () => {
-  // The middle round read RSS only (no forced GC): a hop keeps the pages it grew to, so its
-  // RSS growth reads low and must not pull the median down.
-  const m = medians(
-    results([round(2000, 9000, 5000), round(3000, 500, Number.NaN), round(3400, 9500, 5200)]),
-  );
-  const d = m.devices.proxy!;
+  // A hop keeps the pages it grew to, so the middle round's RSS growth reads low and must not
+  // pull the median down.
+  const d = devicesOf(ROUNDS);
   assert.equal(d.hopBytesPerDevice, 9250);
   assert.equal(d.rssBytesPerDevice, 9250);
   assert.equal(d.heapBytesPerDevice, 5100);
 });
 
 test('a hop without a JS heap (no round read one) takes its memory from every round', () => {
-  const m = medians(
-    results([round(2000, 9000, Number.NaN), round(3000, 8000, Number.NaN), round(3400, 7000, Number.NaN)]),
-  );
-  const d = m.devices.proxy!;
+  const d = devicesOf([
+    round(2000, 9000, Number.NaN),
+    round(3000, 8000, Number.NaN),
+    round(3400, 7000, Number.NaN),
+  ]);
   assert.equal(d.hopBytesPerDevice, 8000);
   assert.ok(Number.isNaN(d.heapBytesPerDevice));
 });
