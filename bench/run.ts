@@ -59,7 +59,8 @@ const S = quick
       devices: 1000,
       deviceRounds: 2,
       // None here: it would add ~4 s to a run that must stay under two minutes, and 1,000
-      // connects warm a connect path little (finding 18 counts optimizations over 8,000s).
+      // connects warm a connect path little (finding 18: V8 was still optimizing it during a
+      // second round of 8,000).
       deviceWarmRounds: 0,
       idleMs: 300,
     }
