@@ -270,7 +270,11 @@ async function main(): Promise<void> {
       push(results.devices, p.key, s);
       log(
         `devices ${p.key}: ${s.devices} connected (${s.failed} failed${s.firstError ? `: ${s.firstError}` : ''}), ` +
-          `${fmt(s.connectsPerSec)}/s, ${fmt(s.hopBytesPerDevice)} B/device`,
+          `${fmt(s.connectsPerSec)}/s, ` +
+          // Without the forced GC a round's RSS still holds earlier rounds' garbage.
+          (heap
+            ? `${fmt(s.hopBytesPerDevice)} B/device`
+            : `RSS ${fmt(s.rssBytesPerDevice)} B/device before GC`),
       );
     }
   }
