@@ -9,7 +9,7 @@ import { writeHeapSnapshot } from 'node:v8';
 import { configWith } from '../src/config/schema.js';
 import { createLogger } from '../src/log/logger.js';
 import { startProxy } from '../src/proxy.js';
-import { serve } from './lib/proc.js';
+import { type GcStats, serve } from './lib/proc.js';
 
 const [northPort, route, credentials = '', storeFile = ''] = process.argv.slice(2);
 
@@ -20,7 +20,7 @@ const GC_KINDS: Record<number, string> = {
   [constants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental',
   [constants.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb',
 };
-let gcStats: Record<string, { count: number; ms: number }> = {};
+let gcStats: GcStats = {};
 new PerformanceObserver((list) => {
   for (const e of list.getEntries()) {
     const kind = GC_KINDS[(e as { detail?: { kind?: number } }).detail?.kind ?? -1] ?? 'other';

@@ -68,6 +68,9 @@ export async function waitForPort(port: number, timeoutMs = 10000): Promise<void
 
 export type Msg = Record<string, unknown>;
 
+/** Garbage collections by kind (minor, major, …): how many, and their milliseconds. */
+export type GcStats = Record<string, { count: number; ms: number }>;
+
 /** A forked TypeScript child that answers `{id, ...}` requests with `{id, ok, ...}`. */
 export class Child {
   readonly proc: ChildProcess;

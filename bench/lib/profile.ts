@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { startMosquitto } from './brokers.js';
 import { script } from './build.js';
 import { census, diffPerDevice } from './heap.js';
-import { Child, sleep } from './proc.js';
+import { Child, type GcStats, sleep } from './proc.js';
 import { PROXY_ROUTES, type ProxyPath, prepareTranslate } from './routes.js';
 import { devices, LATENCY_RATE, latency, type Path, type Rig, throughput } from './scenarios.js';
 
@@ -189,10 +189,7 @@ export async function profileTranslate(here: string, quick: boolean): Promise<vo
     for (let rep = 0; connects && rep < 3; rep++) {
       await proxy.request({ op: 'gc-stats' });
       const d = await devices(rig, { ...path, hopChild: proxy }, CONNECT_DEVICES, 200);
-      const gc = (await proxy.request({ op: 'gc-stats' })).gc as Record<
-        string,
-        { count: number; ms: number }
-      >;
+      const gc = (await proxy.request({ op: 'gc-stats' })).gc as GcStats;
       const per = 1000 / Math.max(d.devices, 1);
       const gcText = Object.entries(gc)
         .map(([k, v]) => `${k} ${fmt(v.count * per, 1)} × ${fmt(v.ms * per, 1)} ms`)

@@ -68,10 +68,8 @@ export class ByteList {
 
   /** Bytes `start` to `end` (BufferList's defaults and clamping), a view, not a copy. */
   slice(start?: number, end?: number): Buffer {
-    let s = typeof start === 'number' && start < 0 ? start + this.length : start;
-    let e = typeof end === 'number' && end < 0 ? end + this.length : end;
-    if (typeof s !== 'number' || s < 0) s = 0;
-    if (typeof e !== 'number' || e > this.length) e = this.length;
+    const s = this.from(start);
+    const e = this.to(end);
     if (s >= this.length || e <= 0) return Buffer.alloc(0);
     const b = this.joined();
     if (s === 0 && e === this.length) return this.off === 0 ? b : b.subarray(this.off);
@@ -79,12 +77,22 @@ export class ByteList {
   }
 
   toString(encoding?: BufferEncoding, start?: number, end?: number): string {
-    let s = typeof start === 'number' && start < 0 ? start + this.length : start;
-    let e = typeof end === 'number' && end < 0 ? end + this.length : end;
-    if (typeof s !== 'number' || s < 0) s = 0;
-    if (typeof e !== 'number' || e > this.length) e = this.length;
+    const s = this.from(start);
+    const e = this.to(end);
     if (s >= this.length || e <= s) return '';
     return this.joined().toString(encoding, this.off + s, this.off + e);
+  }
+
+  /** A `start` as BufferList reads it: negative counts from the end, missing or before 0 is 0. */
+  private from(start: number | undefined): number {
+    const s = typeof start === 'number' && start < 0 ? start + this.length : start;
+    return typeof s !== 'number' || s < 0 ? 0 : s;
+  }
+
+  /** An `end` as BufferList reads it: negative counts from the end, missing or past it is `length`. */
+  private to(end: number | undefined): number {
+    const e = typeof end === 'number' && end < 0 ? end + this.length : end;
+    return typeof e !== 'number' || e > this.length ? this.length : e;
   }
 
   /** The unconsumed bytes as one Buffer from `off` (joins appended chunks once). */
