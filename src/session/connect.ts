@@ -87,7 +87,7 @@ export async function southConnect(s: SessionState, connect: IConnectPacket): Pr
   goOnline(s, opened?.connack, opened?.autoSent === true);
 }
 
-/** `autoSent`: the automatic subscriptions went out with the CONNECT. */
+/** `autoSent`: the automatic subscriptions went out with the CONNECT (or a gateway's attach). */
 function goOnline(s: SessionState, northConnack: IConnackPacket | undefined, autoSent: boolean): void {
   const metrics = s.ctx.metrics;
   if (northConnack) s.mapper?.onNorthConnack?.(northConnack.sessionPresent);

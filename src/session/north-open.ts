@@ -44,7 +44,7 @@ export interface NorthEvents {
   onGatewayError(error: { type: string; description?: string }): void;
   /** A north PUBLISH frame before parsing (direct connections, MQTT 3.1.1): true when taken. */
   onRawPublish?: RawPublishHandler;
-  /** The SUBACK of the automatic subscriptions sent with the CONNECT (direct connections). */
+  /** The SUBACK of the automatic subscriptions sent with the CONNECT, or with a gateway's attach. */
   onAutoSubscribed?(granted: number[]): void;
 }
 
@@ -53,7 +53,7 @@ export interface NorthOpened {
   connack?: IConnackPacket;
   /** Highest QoS to send north (a gateway platform refuses QoS 2). */
   maxQos: QoS;
-  /** The automatic subscriptions went out with the CONNECT (their SUBACK: `onAutoSubscribed`). */
+  /** The automatic subscriptions went out with the CONNECT or the attach (their SUBACK: `onAutoSubscribed`). */
   autoSent: boolean;
 }
 
@@ -85,7 +85,8 @@ export async function openNorth(
     if (!ctx.gateways) throw new NorthRefusal(REFUSED_SERVER_UNAVAILABLE, 'gateway_unavailable');
     try {
       const port = await ctx.gateways.attach(plan, events);
-      return { port, maxQos: 1, autoSent: false };
+      // The attach made the automatic subscriptions (they are the plan's `subscriptions`).
+      return { port, maxQos: 1, autoSent: true };
     } catch (err) {
       metrics.northConnectFailuresTotal.labels(routeName, 'attach_failed').inc();
       log().warn({ err: (err as Error).message }, 'gateway attach failed');

@@ -24,6 +24,8 @@ export interface MemberEvents {
   onAck(packet: Packet & { cmd: 'puback' | 'pubrec' | 'pubcomp' }): void;
   onGatewayError(error: { type: string; description?: string }): void;
   onDrain(): void;
+  /** The SUBACK of the device's subscriptions made with its attach (`GatewayPlan.subscriptions`). */
+  onAutoSubscribed?(granted: number[]): void;
 }
 
 export interface GatewayEnv {
@@ -98,7 +100,8 @@ class GatewayLink {
     try {
       const rc = await this.controlPublish(client, plan.attach);
       if (rc >= 0x80) throw new Error(`attach refused (code ${rc})`);
-      if (plan.subscriptions.length) await client.subscribe(plan.subscriptions.map((s) => ({ ...s })));
+      if (plan.subscriptions.length)
+        events.onAutoSubscribed?.(await client.subscribe(plan.subscriptions.map((s) => ({ ...s }))));
     } catch (err) {
       this.members.delete(plan.deviceId);
       this.maybeEmpty();

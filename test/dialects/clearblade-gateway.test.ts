@@ -52,7 +52,7 @@ describe('Connector devices behind the proxy as a ClearBlade gateway', () => {
       registry: 'my-registry',
       gateways: [{ id: GATEWAY, publicKey: gwKey.publicKey }],
       devices: [
-        ...['d1', 'd2', 'd3', 'd4'].map((id) => ({ id, boundTo: [GATEWAY] })),
+        ...['d1', 'd2', 'd3', 'd4', 'd5'].map((id) => ({ id, boundTo: [GATEWAY] })),
         { id: 'unbound' },
         // Not bound: attached only with a valid JWT of their own.
         { id: 'keyed', publicKey: devKey.publicKey },
@@ -60,7 +60,7 @@ describe('Connector devices behind the proxy as a ClearBlade gateway', () => {
       ],
     });
     const creds = writeCredentials(tmp.dir, [
-      ...['d1', 'd2', 'd3', 'd4', 'unbound'].map((id) => ({
+      ...['d1', 'd2', 'd3', 'd4', 'd5', 'unbound'].map((id) => ({
         south: { deviceId: id, token: tokenOf(id) },
         north: { privateKey: gwKey.pem },
       })),
@@ -156,6 +156,35 @@ describe('Connector devices behind the proxy as a ClearBlade gateway', () => {
     const cmd = nextMessage(d2, '$resource/mode', 5000);
     assert.equal(cb.sendCommand('d2', '{"mode":"eco"}'), true);
     assert.equal((await cmd).payload.toString(), 'eco');
+  });
+
+  it("subscribes a device's config and commands once per gateway connection: its stored config arrives once", async () => {
+    const subs = (filter: string): number => cb.subscribes.filter((x) => x.topic === filter).length;
+    const config = '/devices/d5/config';
+    const commands = '/devices/d5/commands/#';
+    // Uplinks are written after every subscription the proxy makes for the device on the same
+    // connection, so once one has arrived the platform has seen them all.
+    const roundTrip = async (value: string): Promise<void> => {
+      await publish(d5, '$resource/temp', value, { qos: 1 }, 15_000);
+      await cb.waitFor(() => cb.telemetry('d5').some((t) => t.payload === `{"temp":${value}}`), 10_000);
+    };
+    cb.sendConfig('d5', '{"interval":30}'); // stored: sent when the device's config is subscribed
+    const d5 = await connectClient(proxy.url, { clientId: 'd5', username: 'd5', password: tokenOf('d5') });
+    clients.push(d5);
+    const configs: string[] = [];
+    d5.on('message', (topic, payload) => {
+      if (topic === '$resource/interval') configs.push(payload.toString());
+    });
+    await roundTrip('1');
+    await until(() => configs.length > 0);
+    assert.deepEqual([subs(config), subs(commands)], [1, 1]);
+    // Once more on the next gateway connection, not once for each time the device subscribed.
+    assert.equal(cb.expire(GATEWAY), 1);
+    await cb.waitFor(() => cb.online(GATEWAY) && cb.attached(GATEWAY).includes('d5'), 10_000);
+    await roundTrip('2');
+    await until(() => configs.length > 1);
+    assert.deepEqual([subs(config), subs(commands)], [2, 2]);
+    assert.deepEqual(configs, ['30', '30']);
   });
 
   it('attaches a device with its own JWT (signed with its key, ES256) when its record has one; a wrong key is refused', async () => {

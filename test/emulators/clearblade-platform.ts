@@ -62,6 +62,8 @@ export interface ClearBladePlatform {
   readonly expired: string[];
   /** Attach/detach requests in order. */
   readonly controls: Array<{ gatewayId: string; deviceId: string; op: 'attach' | 'detach'; ok: boolean }>;
+  /** Subscriptions granted, in order: the connection's identity and the filter. */
+  readonly subscribes: Array<{ id: string; topic: string }>;
   /** Stores a config for the device and sends it (QoS 1) to a gateway subscribed for it. */
   sendConfig(deviceId: string, payload: string): void;
   /** Sends a command; false when no connection has the device (the platform's "not subscribed"). */
@@ -97,6 +99,7 @@ export async function startClearBladePlatform(opts: ClearBladeOptions): Promise<
   const refusals: ClearBladePlatform['refusals'] = [];
   const expired: string[] = [];
   const controls: ClearBladePlatform['controls'] = [];
+  const subscribes: ClearBladePlatform['subscribes'] = [];
   const verifyOpts = { audience: opts.project, clockToleranceSec: opts.clockToleranceSec ?? 0 };
 
   const live = (id: string): Array<[Client, Session]> => {
@@ -232,6 +235,7 @@ export async function startClearBladePlatform(opts: ClearBladeOptions): Promise<
     const s = sessions.get(client);
     if (!s) return;
     for (const sub of subs) {
+      if ((sub.qos as number) !== 128) subscribes.push({ id: s.id, topic: sub.topic });
       const m = /^\/devices\/([^/]+)\/config$/.exec(sub.topic);
       const config = m?.[1] !== undefined ? configs.get(m[1]) : undefined;
       if (m && config !== undefined && (sub.qos as number) !== 128) {
@@ -335,6 +339,7 @@ export async function startClearBladePlatform(opts: ClearBladeOptions): Promise<
     refusals,
     expired,
     controls,
+    subscribes,
     sendConfig(deviceId, payload) {
       configs.set(deviceId, payload);
       publishTo(`/devices/${deviceId}/config`, payload, 1);
