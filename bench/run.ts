@@ -1,5 +1,6 @@
 /**
- * `npm run bench [-- --quick] [--reps=N] [--paths=a,b] [--scenarios=throughput,latency,devices] [--profile]`
+ * `npm run bench [-- --quick] [--reps=N] [--paths=a,b] [--scenarios=throughput,latency,devices] [--profile]
+ *   [--proxy-v8-flags=a,b]`
  *
  * Starts on loopback: a north mosquitto, the middle hops (TCP forwarder, haproxy when
  * installed, the reference proxy, a bridging mosquitto, the proxy in pass-through and
@@ -20,7 +21,7 @@ import {
   startMosquittoBridge,
 } from './lib/brokers.js';
 import { buildForBench, removeBuild, script } from './lib/build.js';
-import { Child } from './lib/proc.js';
+import { Child, PROXY_V8_FLAGS } from './lib/proc.js';
 import { profileTranslate } from './lib/profile.js';
 import { medians, type Results, render, targets } from './lib/report.js';
 import { PROXY_ROUTES, type ProxyPath, prepareTranslate } from './lib/routes.js';
@@ -95,7 +96,10 @@ async function cleanup(): Promise<void> {
 }
 
 async function hop(name: string, file: string, argv: string[]): Promise<Child> {
-  const c = new Child(name, script(here, file), argv, { gc: true });
+  const c = new Child(name, script(here, file), argv, {
+    gc: true,
+    ...(name.startsWith('proxy-') ? { v8Flags: PROXY_V8_FLAGS } : {}),
+  });
   children.push(c);
   await c.ready;
   return c;
@@ -125,6 +129,8 @@ function machine(): Record<string, string | number> {
 async function main(): Promise<void> {
   const started = Date.now();
   console.log(`benchmark (${quick ? 'quick' : 'full'}): starting brokers and hops on 127.0.0.1`);
+  if (PROXY_V8_FLAGS.length)
+    console.log(`the proxy runs with V8 flags ${PROXY_V8_FLAGS.join(' ')}: not its numbers as shipped`);
   const north = await startMosquitto();
   externals.push(north);
   const want = (k: string): boolean => !only || only.includes(k) || k === 'direct';
@@ -356,6 +362,7 @@ async function main(): Promise<void> {
       rate: LATENCY_RATE,
       payloadBytes: PAYLOAD,
       mosquitto: 'max_inflight_messages 100, max_queued_messages 100000',
+      ...(PROXY_V8_FLAGS.length ? { proxyV8Flags: PROXY_V8_FLAGS } : {}),
     },
     paths: labels,
     generatorCeiling: ceiling,

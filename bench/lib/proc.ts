@@ -68,6 +68,17 @@ export async function waitForPort(port: number, timeoutMs = 10000): Promise<void
 
 export type Msg = Record<string, unknown>;
 
+/**
+ * V8 flags for the proxy's processes only, from `--proxy-v8-flags=a,b` (a diagnostic: e.g.
+ * `--trace-opt` to see what V8 compiles during a round; BENCHMARKS.md finding 20). A run with
+ * any says so in its log and its JSON's settings.
+ */
+export const PROXY_V8_FLAGS: readonly string[] = (
+  process.argv.find((a) => a.startsWith('--proxy-v8-flags='))?.slice('--proxy-v8-flags='.length) ?? ''
+)
+  .split(',')
+  .filter((f) => f !== '');
+
 /** Garbage collections by kind (minor, major, …): how many, and their milliseconds. */
 export type GcStats = Record<string, { count: number; ms: number }>;
 
@@ -83,10 +94,11 @@ export class Child {
     readonly name: string,
     script: string,
     args: string[] = [],
-    opts: { gc?: boolean; cpuProf?: string } = {},
+    opts: { gc?: boolean; cpuProf?: string; v8Flags?: readonly string[] } = {},
   ) {
     const execArgv = script.endsWith('.ts') ? ['--import', 'tsx'] : [];
     if (opts.gc) execArgv.push('--expose-gc');
+    if (opts.v8Flags) execArgv.push(...opts.v8Flags);
     if (opts.cpuProf) execArgv.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProf}`);
     this.proc = fork(script, args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     let readyResolve: (m: Msg) => void = () => {};

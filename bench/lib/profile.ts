@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { startMosquitto } from './brokers.js';
 import { script } from './build.js';
 import { census, diffPerDevice } from './heap.js';
-import { Child, type GcStats, sleep } from './proc.js';
+import { Child, type GcStats, PROXY_V8_FLAGS, sleep } from './proc.js';
 import { PROXY_ROUTES, type ProxyPath, prepareTranslate } from './routes.js';
 import { devices, LATENCY_RATE, latency, type Path, type Rig, throughput } from './scenarios.js';
 
@@ -137,12 +137,10 @@ export async function profileTranslate(here: string, quick: boolean): Promise<vo
       identity = setup.identity;
       topic = setup.topic;
     }
-    const proxy = new Child(
-      'proxy',
-      script(here, 'proxy-child.ts'),
-      [String(north.port), ...routeArgs],
-      heap ? { gc: true } : { cpuProf: outDir },
-    );
+    const proxy = new Child('proxy', script(here, 'proxy-child.ts'), [String(north.port), ...routeArgs], {
+      ...(heap ? { gc: true } : { cpuProf: outDir }),
+      v8Flags: PROXY_V8_FLAGS,
+    });
     const gen = new Child('loadgen', script(here, 'loadgen-worker.ts'));
     kids.push(proxy, gen);
     const port = (await proxy.ready).port as number;
