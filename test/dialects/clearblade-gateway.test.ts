@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import mqtt from 'mqtt';
 import { type ClearBladePlatform, startClearBladePlatform } from '../emulators/clearblade-platform.js';
 import {
   closeAll,
@@ -15,6 +16,7 @@ import {
   nextMessage,
   publish,
   tryConnect,
+  withTimeout,
 } from '../helpers/clients.js';
 import type { TestProxy } from '../helpers/proxy.js';
 import {
@@ -169,12 +171,23 @@ describe('Connector devices behind the proxy as a ClearBlade gateway', () => {
       await cb.waitFor(() => cb.telemetry('d5').some((t) => t.payload === `{"temp":${value}}`), 10_000);
     };
     cb.sendConfig('d5', '{"interval":30}'); // stored: sent when the device's config is subscribed
-    const d5 = await connectClient(proxy.url, { clientId: 'd5', username: 'd5', password: tokenOf('d5') });
+    // Listening before the CONNACK: the stored config may follow it in the same read.
+    const d5 = mqtt.connect(proxy.url, {
+      clientId: 'd5',
+      username: 'd5',
+      password: tokenOf('d5'),
+      reconnectPeriod: 0,
+    });
     clients.push(d5);
     const configs: string[] = [];
     d5.on('message', (topic, payload) => {
       if (topic === '$resource/interval') configs.push(payload.toString());
     });
+    const connected = new Promise<void>((resolve, reject) => {
+      d5.once('connect', () => resolve());
+      d5.once('error', reject);
+    });
+    await withTimeout(connected, 5000, 'the CONNACK of d5');
     await roundTrip('1');
     await until(() => configs.length > 0);
     assert.deepEqual([subs(config), subs(commands)], [1, 1]);
