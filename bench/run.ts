@@ -21,7 +21,7 @@ import {
   startMosquittoBridge,
 } from './lib/brokers.js';
 import { buildForBench, removeBuild, script } from './lib/build.js';
-import { Child, PROXY_V8_FLAGS } from './lib/proc.js';
+import { Child } from './lib/proc.js';
 import { profileTranslate } from './lib/profile.js';
 import { medians, type Results, render, targets } from './lib/report.js';
 import { PROXY_ROUTES, type ProxyPath, prepareTranslate } from './lib/routes.js';
@@ -81,6 +81,11 @@ const S = quick
 // `--reps=N`: repetitions per scenario and path (an A/B of two trees wants more than --quick's one).
 const repsArg = Number(args.find((a) => a.startsWith('--reps='))?.slice(7));
 if (repsArg > 0) S.reps = Math.min(20, Math.floor(repsArg));
+// `--proxy-v8-flags=a,b`: V8 flags for the proxy's processes only (a diagnostic, e.g.
+// --trace-opt: BENCHMARKS.md finding 20); a run with any says so in its log and JSON.
+const PROXY_V8_FLAGS = (args.find((a) => a.startsWith('--proxy-v8-flags='))?.slice(17) ?? '')
+  .split(',')
+  .filter((f) => f !== '');
 const PAYLOAD = 100;
 const TRANSLATE: ProxyPath = 'proxy-connector-evrythng';
 const UPLINK: ProxyPath = 'proxy-connector-evrythng-uplink';
@@ -98,7 +103,7 @@ async function cleanup(): Promise<void> {
 async function hop(name: string, file: string, argv: string[]): Promise<Child> {
   const c = new Child(name, script(here, file), argv, {
     gc: true,
-    ...(name.startsWith('proxy-') ? { v8Flags: PROXY_V8_FLAGS } : {}),
+    ...(name in PROXY_ROUTES ? { v8Flags: PROXY_V8_FLAGS } : {}),
   });
   children.push(c);
   await c.ready;
@@ -380,7 +385,7 @@ async function main(): Promise<void> {
 
 async function entry(): Promise<void> {
   buildForBench(here);
-  if (args.includes('--profile')) return profileTranslate(here, quick);
+  if (args.includes('--profile')) return profileTranslate(here, quick, PROXY_V8_FLAGS);
   return main();
 }
 

@@ -68,17 +68,6 @@ export async function waitForPort(port: number, timeoutMs = 10000): Promise<void
 
 export type Msg = Record<string, unknown>;
 
-/**
- * V8 flags for the proxy's processes only, from `--proxy-v8-flags=a,b` (a diagnostic: e.g.
- * `--trace-opt` to see what V8 compiles during a round; BENCHMARKS.md finding 20). A run with
- * any says so in its log and its JSON's settings.
- */
-export const PROXY_V8_FLAGS: readonly string[] = (
-  process.argv.find((a) => a.startsWith('--proxy-v8-flags='))?.slice('--proxy-v8-flags='.length) ?? ''
-)
-  .split(',')
-  .filter((f) => f !== '');
-
 /** Garbage collections by kind (minor, major, …): how many, and their milliseconds. */
 export type GcStats = Record<string, { count: number; ms: number }>;
 

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { startMosquitto } from './brokers.js';
 import { script } from './build.js';
 import { census, diffPerDevice } from './heap.js';
-import { Child, type GcStats, PROXY_V8_FLAGS, sleep } from './proc.js';
+import { Child, type GcStats, sleep } from './proc.js';
 import { PROXY_ROUTES, type ProxyPath, prepareTranslate } from './routes.js';
 import { devices, LATENCY_RATE, latency, type Path, type Rig, throughput } from './scenarios.js';
 
@@ -112,7 +112,12 @@ async function heapPerDevice(
   console.log(`\nsnapshots: ${a} ${b}`);
 }
 
-export async function profileTranslate(here: string, quick: boolean): Promise<void> {
+/** `v8Flags`: for the proxy's process only (`--proxy-v8-flags`). */
+export async function profileTranslate(
+  here: string,
+  quick: boolean,
+  v8Flags: readonly string[],
+): Promise<void> {
   const key = process.argv.find((a) => a.startsWith('--paths='))?.slice(8) ?? 'proxy-connector-evrythng';
   if (!(key in PROXY_ROUTES))
     throw new Error(`--profile takes one proxy path: ${Object.keys(PROXY_ROUTES).join(', ')}`);
@@ -139,7 +144,7 @@ export async function profileTranslate(here: string, quick: boolean): Promise<vo
     }
     const proxy = new Child('proxy', script(here, 'proxy-child.ts'), [String(north.port), ...routeArgs], {
       ...(heap ? { gc: true } : { cpuProf: outDir }),
-      v8Flags: PROXY_V8_FLAGS,
+      v8Flags,
     });
     const gen = new Child('loadgen', script(here, 'loadgen-worker.ts'));
     kids.push(proxy, gen);

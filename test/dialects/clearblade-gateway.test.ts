@@ -20,6 +20,7 @@ import {
 } from '../helpers/clients.js';
 import type { TestProxy } from '../helpers/proxy.js';
 import {
+  captureLogs,
   ecKey,
   metricValue,
   rsaKey,
@@ -41,6 +42,7 @@ describe('Connector devices behind the proxy as a ClearBlade gateway', () => {
   let cb: ClearBladePlatform;
   let proxy: TestProxy;
   const tmp = tempDir();
+  const logs = captureLogs();
   const clients: MqttClient[] = [];
   const device = async (id: string): Promise<MqttClient> => {
     const c = await connectClient(proxy.url, { clientId: id, username: id, password: tokenOf(id) });
@@ -54,7 +56,7 @@ describe('Connector devices behind the proxy as a ClearBlade gateway', () => {
       registry: 'my-registry',
       gateways: [{ id: GATEWAY, publicKey: gwKey.publicKey }],
       devices: [
-        ...['d1', 'd2', 'd3', 'd4', 'd5'].map((id) => ({ id, boundTo: [GATEWAY] })),
+        ...['d1', 'd2', 'd3', 'd4', 'd5', 'd6'].map((id) => ({ id, boundTo: [GATEWAY] })),
         { id: 'unbound' },
         // Not bound: attached only with a valid JWT of their own.
         { id: 'keyed', publicKey: devKey.publicKey },
@@ -62,7 +64,7 @@ describe('Connector devices behind the proxy as a ClearBlade gateway', () => {
       ],
     });
     const creds = writeCredentials(tmp.dir, [
-      ...['d1', 'd2', 'd3', 'd4', 'd5', 'unbound'].map((id) => ({
+      ...['d1', 'd2', 'd3', 'd4', 'd5', 'd6', 'unbound'].map((id) => ({
         south: { deviceId: id, token: tokenOf(id) },
         north: { privateKey: gwKey.pem },
       })),
@@ -77,6 +79,7 @@ describe('Connector devices behind the proxy as a ClearBlade gateway', () => {
     ]);
     proxy = await startRouteProxy('connector-to-clearblade', cb.url, creds, {
       overrides: { north: { connectTimeoutMs: 2000 } },
+      logger: logs.logger,
     });
   });
 
@@ -198,6 +201,24 @@ describe('Connector devices behind the proxy as a ClearBlade gateway', () => {
     await until(() => configs.length > 1);
     assert.deepEqual([subs(config), subs(commands)], [2, 2]);
     assert.deepEqual(configs, ['30', '30']);
+  });
+
+  it("logs a device's automatic subscription that the platform refused, by shape; the device stays connected", async () => {
+    cb.refuseSubscriptions('d6');
+    const refusals = (): Array<Record<string, unknown>> =>
+      logs
+        .lines()
+        .filter((l) => l.msg === 'north broker refused an automatic subscription: no downlinks on it');
+    const before = refusals().length;
+    const d6 = await device('d6');
+    await until(() => refusals().length > before);
+    const line = refusals().at(-1) ?? {};
+    assert.equal(line.route, 'connector-to-clearblade');
+    assert.deepEqual(line.refused, ['4 levels, first: devices', '5 levels, first: devices']);
+    assert.ok(!logs.text().includes('/devices/d6/'), 'filters are logged by shape only');
+    await publish(d6, '$resource/temp', '18', { qos: 1 });
+    await cb.waitFor(() => cb.telemetry('d6').length === 1);
+    assert.equal(d6.connected, true);
   });
 
   it('attaches a device with its own JWT (signed with its key, ES256) when its record has one; a wrong key is refused', async () => {

@@ -71,6 +71,8 @@ export interface ClearBladePlatform {
   /** Closes every connection of this identity now, as if its JWT had expired. */
   expire(id: string): number;
   bind(deviceId: string, gatewayId: string): void;
+  /** Refuses (SUBACK 0x80) every later subscription to this device's config and commands. */
+  refuseSubscriptions(deviceId: string): void;
   waitFor(predicate: () => boolean, timeoutMs?: number, what?: string): Promise<void>;
 }
 
@@ -100,6 +102,7 @@ export async function startClearBladePlatform(opts: ClearBladeOptions): Promise<
   const expired: string[] = [];
   const controls: ClearBladePlatform['controls'] = [];
   const subscribes: ClearBladePlatform['subscribes'] = [];
+  const refusedSubs = new Set<string>();
   const verifyOpts = { audience: opts.project, clockToleranceSec: opts.clockToleranceSec ?? 0 };
 
   const live = (id: string): Array<[Client, Session]> => {
@@ -201,6 +204,7 @@ export async function startClearBladePlatform(opts: ClearBladeOptions): Promise<
         if (!s || !m) return cb(null, null);
         const [, deviceId = '', kind = ''] = m;
         if (kind === 'errors' ? deviceId !== s.id || !s.gateway : !mayAct(s, deviceId)) return cb(null, null);
+        if (kind !== 'errors' && refusedSubs.has(deviceId)) return cb(null, null);
         cb(null, sub);
       },
       authorizeForward(client, packet) {
@@ -361,6 +365,9 @@ export async function startClearBladePlatform(opts: ClearBladeOptions): Promise<
       const dev = devices.get(deviceId);
       if (!dev) throw new Error(`no device ${deviceId} in the registry`);
       dev.boundTo.add(gatewayId);
+    },
+    refuseSubscriptions(deviceId) {
+      refusedSubs.add(deviceId);
     },
     waitFor: (predicate, timeoutMs, what) => until(predicate, timeoutMs, what),
   };
