@@ -12,6 +12,7 @@
 import type { IPublishPacket, ISubscription, Packet, QoS } from 'mqtt-packet';
 import type { NorthPlan, PublishOut } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
+import { topicShape } from '../session/accounting.js';
 import { IdAllocator, type IdSpace } from '../session/relay.js';
 import { NorthClient } from './north.js';
 import type { NorthPort } from './port.js';
@@ -248,8 +249,19 @@ class GatewayLink {
           members.map(async (m) => {
             const rc = await this.controlPublish(client, m.plan.attach);
             if (rc >= 0x80) throw new Error(`re-attach refused (code ${rc})`);
+            const auto = m.plan.subscriptions.length;
             const subs = [...m.plan.subscriptions, ...m.extraSubscriptions];
-            if (subs.length) await client.subscribe(subs.map((s) => ({ ...s })));
+            if (!subs.length) return;
+            const granted = await client.subscribe(subs.map((s) => ({ ...s })));
+            // Refusals are logged as on the first connection: the automatic ones by the
+            // device's session, the device's own ones here (by shape: filters may hold secrets).
+            if (auto) m.events.onAutoSubscribed?.(granted.slice(0, auto));
+            const refused = m.extraSubscriptions.filter((_, i) => (granted[auto + i] ?? 0x80) >= 0x80);
+            if (refused.length)
+              this.env.log.warn(
+                { refused: refused.map((s) => topicShape(s.topic)) },
+                'north broker refused a re-subscription after the gateway reconnect: no downlinks on it',
+              );
           }),
         );
         for (const p of this.pending.values()) client.send({ ...p.packet, dup: true });

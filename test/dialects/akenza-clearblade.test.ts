@@ -164,4 +164,19 @@ describe('akenza devices behind the proxy as a ClearBlade gateway', () => {
     assert.equal(cb.sendCommand('dev-5', '{"delay":5}', 'reboot'), true);
     assert.deepEqual(JSON.parse((await cmd).payload.toString()), { delay: 5 });
   });
+
+  it("logs a device's own subscription the platform refuses after the gateway reconnects, by shape", async () => {
+    const msg = 'north broker refused a re-subscription after the gateway reconnect: no downlinks on it';
+    const refusals = (): Array<Record<string, unknown>> => logs.lines().filter((l) => l.msg === msg);
+    await subscribe(v4, `/down/${SECRET}/id/dev-4/#`, { qos: 1 });
+    assert.equal(refusals().length, 0, 'granted on the first connection');
+    cb.refuseSubscriptions('dev-4');
+    assert.equal(cb.expire('gw-1'), 1);
+    await cb.waitFor(() => cb.online('gw-1') && cb.attached('gw-1').includes('dev-4'), 10_000);
+    await cb.waitFor(() => refusals().length > 0, 10_000, 'the refusal logged');
+    assert.deepEqual(refusals()[0]?.refused, ['4 levels, first: devices', '5 levels, first: devices']);
+    assert.equal(logs.text().includes(SECRET), false, 'the secret is in a log line');
+    assert.equal(logs.text().includes('/devices/dev-4/'), false, 'filters are logged by shape only');
+    assert.equal(v4.connected, true, 'the device stays connected');
+  });
 });

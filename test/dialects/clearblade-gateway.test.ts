@@ -219,6 +219,12 @@ describe('Connector devices behind the proxy as a ClearBlade gateway', () => {
     await publish(d6, '$resource/temp', '18', { qos: 1 });
     await cb.waitFor(() => cb.telemetry('d6').length === 1);
     assert.equal(d6.connected, true);
+    // Again when the gateway link reconnects and re-attaches the device.
+    const once = refusals().length;
+    assert.equal(cb.expire(GATEWAY), 1);
+    await cb.waitFor(() => refusals().length > once, 10_000, 'the refusal logged after the reconnect');
+    assert.deepEqual(refusals().at(-1)?.refused, ['4 levels, first: devices', '5 levels, first: devices']);
+    assert.equal(d6.connected, true);
   });
 
   it('attaches a device with its own JWT (signed with its key, ES256) when its record has one; a wrong key is refused', async () => {
