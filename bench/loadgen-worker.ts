@@ -62,24 +62,12 @@ async function subOpen(m: Msg): Promise<Msg> {
   // which mosquitto's Nagle algorithm (set_tcp_nodelay false) would otherwise wait for
   // before writing the next small message to it (BENCHMARKS.md, finding 6).
   const answerEveryChunk = m.latency === true && m.qos === 0;
-  // Flat out at QoS 0 the subscriber reads at most once a millisecond. Otherwise its wake rate
-  // is set by a TCP feedback loop: mosquitto writes each message on its own behind Nagle, and
-  // a reader that empties its socket at once acknowledges at once, which lets the next small
-  // segment out. In that state it read 4.7 messages per wake (some 13,000 wakes a second) and
-  // spent 5-7 µs per message instead of about 1, CPU taken from the hop and the broker on the
-  // same two cores; otherwise 190-470 messages per wake (BENCHMARKS.md, finding 21). Not at QoS 1: the broker sends at most 100 unacknowledged
-  // messages to it (max_inflight_messages), so pausing would cap the path.
-  const paced = m.latency !== true && qos === 0;
   conn.afterChunk = () => {
     if (acks.length > 0) {
       conn.sock.write(acks.length === 1 ? (acks[0] as Buffer) : Buffer.concat(acks));
       acks = [];
     } else if (answerEveryChunk) conn.sock.write(PINGREQ);
     kickPublishers();
-    if (paced) {
-      conn.sock.pause();
-      setTimeout(() => conn.sock.resume(), 1);
-    }
   };
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('no SUBACK within 5 s')), 5000);
