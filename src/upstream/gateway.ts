@@ -250,13 +250,15 @@ class GatewayLink {
             const rc = await this.controlPublish(client, m.plan.attach);
             if (rc >= 0x80) throw new Error(`re-attach refused (code ${rc})`);
             const auto = m.plan.subscriptions.length;
-            const subs = [...m.plan.subscriptions, ...m.extraSubscriptions];
-            if (!subs.length) return;
-            const granted = await client.subscribe(subs.map((s) => ({ ...s })));
+            const extras = [...m.extraSubscriptions];
+            if (!auto && !extras.length) return;
+            const granted = await client.subscribe(
+              [...m.plan.subscriptions, ...extras].map((s) => ({ ...s })),
+            );
             // Refusals are logged as on the first connection: the automatic ones by the
             // device's session, the device's own ones here (by shape: filters may hold secrets).
             if (auto) m.events.onAutoSubscribed?.(granted.slice(0, auto));
-            const refused = m.extraSubscriptions.filter((_, i) => (granted[auto + i] ?? 0x80) >= 0x80);
+            const refused = extras.filter((_, i) => (granted[auto + i] ?? 0x80) >= 0x80);
             if (refused.length)
               this.env.log.warn(
                 { refused: refused.map((s) => topicShape(s.topic)) },
@@ -334,7 +336,8 @@ class GatewayLink {
 
 /** One device's view of the shared connection. */
 export class GatewayMember implements NorthPort {
-  readonly extraSubscriptions: Array<{ topic: string; qos: QoS }> = [];
+  /** The device's own subscriptions (made again after a reconnect): one entry per filter. */
+  private extras: Array<{ topic: string; qos: QoS }> = [];
   readonly ids: IdSpace;
   private evicted = false;
 
@@ -357,7 +360,7 @@ export class GatewayMember implements NorthPort {
 
   matches(topic: string): boolean {
     for (const s of this.plan.subscriptions) if (topicMatches(s.topic, topic)) return true;
-    for (const s of this.extraSubscriptions) if (topicMatches(s.topic, topic)) return true;
+    for (const s of this.extras) if (topicMatches(s.topic, topic)) return true;
     return false;
   }
 
@@ -377,14 +380,30 @@ export class GatewayMember implements NorthPort {
   async subscribe(subs: ISubscription[]): Promise<number[]> {
     const c = this.link.client$;
     if (!c) return subs.map(() => 0x80);
-    for (const s of subs) this.extraSubscriptions.push({ topic: s.topic, qos: Math.min(s.qos, 1) as QoS });
-    return c.subscribe(subs.map((s) => ({ topic: s.topic, qos: Math.min(s.qos, 1) as QoS })));
+    const wanted = subs.map((s) => ({ topic: s.topic, qos: Math.min(s.qos, 1) as QoS }));
+    // Kept from now (a reconnect while it is under way makes it again); a filter subscribed
+    // again replaces its entry, as it replaces the subscription (MQTT 3.1.1 3.8.4).
+    this.forget(wanted.map((s) => s.topic));
+    this.extras.push(...wanted);
+    const granted = await c.subscribe(wanted.map((s) => ({ ...s })));
+    const refused = new Set(wanted.filter((_, i) => (granted[i] ?? 0x80) >= 0x80));
+    if (refused.size) this.extras = this.extras.filter((s) => !refused.has(s));
+    return granted;
   }
 
   async unsubscribe(topics: string[]): Promise<number[]> {
     const c = this.link.client$;
     if (!c) return topics.map(() => 0x11);
+    this.forget(topics);
     return c.unsubscribe(topics);
+  }
+
+  private forget(topics: string[]): void {
+    this.extras = this.extras.filter((s) => !topics.includes(s.topic));
+  }
+
+  get extraSubscriptions(): ReadonlyArray<{ topic: string; qos: QoS }> {
+    return this.extras;
   }
 
   start(): void {

@@ -165,6 +165,36 @@ describe('akenza devices behind the proxy as a ClearBlade gateway', () => {
     assert.deepEqual(JSON.parse((await cmd).payload.toString()), { delay: 5 });
   });
 
+  it("makes a device's own subscription again after the gateway reconnects: once per filter, and not after an unsubscribe", async () => {
+    const filter = `/down/${SECRET}/id/dev-5/#`;
+    const made = (): number => cb.subscribes.filter((x) => x.topic === '/devices/dev-5/config').length;
+    const reconnect = async (): Promise<void> => {
+      const sent = cb.telemetry('dev-5').length;
+      assert.equal(cb.expire('gw-1'), 1);
+      await cb.waitFor(() => cb.online('gw-1') && cb.attached('gw-1').includes('dev-5'), 10_000);
+      // Uplinks flow once the link has made every subscription again.
+      await publish(v5, `/up/${SECRET}/id/dev-5`, '{"t":1}', { qos: 1 }, 15_000);
+      await cb.waitFor(() => cb.telemetry('dev-5').length > sent, 10_000);
+    };
+    const refusedAgain = (): number =>
+      logs
+        .lines()
+        .filter(
+          (l) =>
+            l.msg ===
+            'north broker refused a re-subscription after the gateway reconnect: no downlinks on it',
+        ).length;
+    await subscribe(v5, filter, { qos: 1 }); // the second time: it replaces the first
+    let before = made();
+    await reconnect();
+    assert.equal(made(), before + 1, 'made again once');
+    assert.equal(refusedAgain(), 0, 'no filter twice in the SUBSCRIBE (the platform refuses the copy)');
+    await v5.unsubscribeAsync(filter);
+    before = made();
+    await reconnect();
+    assert.equal(made(), before, 'not made again after the unsubscribe');
+  });
+
   it("logs a device's own subscription the platform refuses after the gateway reconnects, by shape", async () => {
     const msg = 'north broker refused a re-subscription after the gateway reconnect: no downlinks on it';
     const refusals = (): Array<Record<string, unknown>> => logs.lines().filter((l) => l.msg === msg);
