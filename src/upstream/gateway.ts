@@ -14,6 +14,7 @@ import type { NorthPlan, PublishOut } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
 import { topicShape } from '../session/accounting.js';
 import { IdAllocator, type IdSpace } from '../session/relay.js';
+import { FilterIndex } from './filter-index.js';
 import { NorthClient } from './north.js';
 import type { NorthPort } from './port.js';
 import type { CompiledTransport } from './transport.js';
@@ -71,6 +72,8 @@ class GatewayLink {
   private client?: NorthClient;
   private connecting?: Promise<NorthClient>;
   private readonly members = new Map<string, GatewayMember>();
+  /** The members by their filters, for routing downlinks. */
+  private readonly routes = new FilterIndex<GatewayMember>();
   /** North packet id → the member whose uplink it is, and the packet for a resend. */
   readonly pending = new Map<number, Pending>();
   private readonly waiters = new Map<number, (rc: number) => void>();
@@ -96,8 +99,13 @@ class GatewayLink {
     this.plan = plan;
     const client = await this.ensure();
     const member = new GatewayMember(this, plan, events);
-    this.members.get(plan.deviceId)?.evict();
+    const previous = this.members.get(plan.deviceId);
+    if (previous) {
+      previous.evict();
+      this.routes.delete(previous);
+    }
     this.members.set(plan.deviceId, member);
+    this.routes.set(member, member.filters());
     try {
       const rc = await this.controlPublish(client, plan.attach);
       if (rc >= 0x80) throw new Error(`attach refused (code ${rc})`);
@@ -105,6 +113,7 @@ class GatewayLink {
         events.onAutoSubscribed?.(await client.subscribe(plan.subscriptions.map((s) => ({ ...s }))));
     } catch (err) {
       this.members.delete(plan.deviceId);
+      this.routes.delete(member);
       this.maybeEmpty();
       throw err;
     }
@@ -146,9 +155,15 @@ class GatewayLink {
     });
   }
 
+  /** The member's filters changed: route by the new ones (a member no longer attached stays out). */
+  refilter(member: GatewayMember): void {
+    if (this.routes.has(member)) this.routes.set(member, member.filters());
+  }
+
   detach(member: GatewayMember): void {
     if (this.members.get(member.deviceId) !== member) return;
     this.members.delete(member.deviceId);
+    this.routes.delete(member);
     for (const [id, p] of this.pending) {
       if (p.member === member) {
         this.pending.delete(id);
@@ -304,11 +319,10 @@ class GatewayLink {
     if (this.gatewaySubs.some((s) => topicMatches(s.topic, p.topic))) {
       this.routeError(p);
     } else {
-      for (const m of this.members.values()) {
-        if (m.matches(p.topic)) {
-          m.events.onPublish(p);
-          return;
-        }
+      const m = this.routes.find(p.topic, (x) => x.matches(p.topic));
+      if (m) {
+        m.events.onPublish(p);
+        return;
       }
     }
     // Not for any attached device (or an error report): consumed here.
@@ -358,6 +372,11 @@ export class GatewayMember implements NorthPort {
     return !c || c.blocked;
   }
 
+  /** Every filter the device has on the link: its automatic ones and its own. */
+  filters(): string[] {
+    return [...this.plan.subscriptions.map((s) => s.topic), ...this.extras.map((s) => s.topic)];
+  }
+
   matches(topic: string): boolean {
     for (const s of this.plan.subscriptions) if (topicMatches(s.topic, topic)) return true;
     for (const s of this.extras) if (topicMatches(s.topic, topic)) return true;
@@ -385,9 +404,13 @@ export class GatewayMember implements NorthPort {
     // again replaces its entry, as it replaces the subscription (MQTT 3.1.1 3.8.4).
     this.forget(wanted.map((s) => s.topic));
     this.extras.push(...wanted);
+    this.link.refilter(this);
     const granted = await c.subscribe(wanted.map((s) => ({ ...s })));
     const refused = new Set(wanted.filter((_, i) => (granted[i] ?? 0x80) >= 0x80));
-    if (refused.size) this.extras = this.extras.filter((s) => !refused.has(s));
+    if (refused.size) {
+      this.extras = this.extras.filter((s) => !refused.has(s));
+      this.link.refilter(this);
+    }
     return granted;
   }
 
@@ -395,6 +418,7 @@ export class GatewayMember implements NorthPort {
     const c = this.link.client$;
     if (!c) return topics.map(() => 0x11);
     this.forget(topics);
+    this.link.refilter(this);
     return c.unsubscribe(topics);
   }
 
