@@ -72,6 +72,11 @@ class GatewayLink {
   private client?: NorthClient;
   private connecting?: Promise<NorthClient>;
   private readonly members = new Map<string, GatewayMember>();
+  /**
+   * Members that found the link blocked (and stopped reading their device): told when it
+   * drains. Not every member: with thousands attached, most are idle.
+   */
+  private readonly waiting = new Set<GatewayMember>();
   /** The members by their filters, for routing downlinks. */
   private readonly routes = new FilterIndex<GatewayMember>();
   /** North packet id → the member whose uplink it is, and the packet for a resend. */
@@ -103,6 +108,7 @@ class GatewayLink {
     if (previous) {
       previous.evict();
       this.routes.delete(previous);
+      this.waiting.delete(previous);
     }
     this.members.set(plan.deviceId, member);
     this.routes.set(member, member.filters());
@@ -114,6 +120,7 @@ class GatewayLink {
     } catch (err) {
       this.members.delete(plan.deviceId);
       this.routes.delete(member);
+      this.waiting.delete(member);
       this.maybeEmpty();
       throw err;
     }
@@ -155,6 +162,18 @@ class GatewayLink {
     });
   }
 
+  /** Remembers a member to tell when the link can take more. */
+  wait(member: GatewayMember): void {
+    this.waiting.add(member);
+  }
+
+  private wakeWaiting(): void {
+    if (this.waiting.size === 0) return;
+    const members = [...this.waiting];
+    this.waiting.clear();
+    for (const m of members) if (this.members.get(m.deviceId) === m) m.events.onDrain();
+  }
+
   /** The member's filters changed: route by the new ones (a member no longer attached stays out). */
   refilter(member: GatewayMember): void {
     if (this.routes.has(member)) this.routes.set(member, member.filters());
@@ -164,6 +183,7 @@ class GatewayLink {
     if (this.members.get(member.deviceId) !== member) return;
     this.members.delete(member.deviceId);
     this.routes.delete(member);
+    this.waiting.delete(member);
     for (const [id, p] of this.pending) {
       if (p.member === member) {
         this.pending.delete(id);
@@ -212,9 +232,7 @@ class GatewayLink {
         onPubrel: (id) => client.send({ cmd: 'pubcomp', messageId: id, reasonCode: 0 }),
         onDisconnect: () => this.lost('north_disconnect'),
         onClose: (reason) => this.lost(reason),
-        onDrain: () => {
-          for (const m of this.members.values()) m.events.onDrain();
-        },
+        onDrain: () => this.wakeWaiting(),
       },
       this.ids,
     );
@@ -283,6 +301,7 @@ class GatewayLink {
         );
         for (const p of this.pending.values()) client.send({ ...p.packet, dup: true });
         this.restoring = false;
+        this.waiting.clear();
         for (const m of this.members.values()) m.events.onDrain();
         return;
       } catch (err) {
@@ -367,9 +386,12 @@ export class GatewayMember implements NorthPort {
     return this.plan.deviceId;
   }
 
+  /** Blocked: the session stops reading its device, and this member is told (onDrain) when the link drains. */
   get blocked(): boolean {
     const c = this.link.ready ? this.link.client$ : undefined;
-    return !c || c.blocked;
+    if (c && !c.blocked) return false;
+    this.link.wait(this);
+    return true;
   }
 
   /** Every filter the device has on the link: its automatic ones and its own. */
