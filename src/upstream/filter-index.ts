@@ -69,3 +69,17 @@ function headOf(filter: string): string {
   while (k < levels.length && levels[k] !== '+' && levels[k] !== '#') k++;
   return `${k}|${levels.slice(0, k).join('/')}`;
 }
+
+/** MQTT filter matching: `+` one level, `#` the rest (and the parent level). */
+export function topicMatches(filter: string, topic: string): boolean {
+  if (filter === topic) return true;
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    const part = f[i];
+    if (part === '#') return true;
+    if (i >= t.length) return false;
+    if (part !== '+' && part !== t[i]) return false;
+  }
+  return f.length === t.length;
+}

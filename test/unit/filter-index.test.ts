@@ -5,8 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { FilterIndex } from '../../src/upstream/filter-index.js';
-import { topicMatches } from '../../src/upstream/gateway.js';
+import { FilterIndex, topicMatches } from '../../src/upstream/filter-index.js';
 
 const OWNERS: Record<string, string[]> = {
   d1: ['/devices/d1/config', '/devices/d1/commands/#'],

@@ -10,7 +10,8 @@ import { Aedes } from 'aedes';
 import type { IPublishPacket } from 'mqtt-packet';
 import type { NorthPlan } from '../../src/core/contract.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { GatewayHub, type GatewayMember, type MemberEvents } from '../../src/upstream/gateway.js';
+import { GatewayHub } from '../../src/upstream/gateway.js';
+import type { GatewayMember, MemberEvents } from '../../src/upstream/gateway-member.js';
 import { type CompiledTransport, parseNorthUrl } from '../../src/upstream/transport.js';
 import { until } from '../emulators/aedes-server.js';
 

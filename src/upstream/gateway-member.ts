@@ -1,0 +1,156 @@
+/**
+ * One device's view of a gateway link's shared north connection (src/upstream/gateway.ts):
+ * what its session sends, subscribes and waits for goes through the link; the device's own
+ * subscriptions are kept here to be made again after a reconnect.
+ */
+import type { IPublishPacket, ISubscription, Packet, QoS } from 'mqtt-packet';
+import type { NorthPlan } from '../core/contract.js';
+import type { IdSpace } from '../session/relay.js';
+import { topicMatches } from './filter-index.js';
+import type { NorthClient } from './north.js';
+import type { NorthPort } from './port.js';
+
+export type GatewayPlan = Extract<NorthPlan, { mode: 'gateway' }>;
+
+export interface MemberEvents {
+  onPublish(packet: IPublishPacket): void;
+  onAck(packet: Packet & { cmd: 'puback' | 'pubrec' | 'pubcomp' }): void;
+  onGatewayError(error: { type: string; description?: string }): void;
+  onDrain(): void;
+  /** The SUBACK of the device's subscriptions made with its attach (`GatewayPlan.subscriptions`). */
+  onAutoSubscribed?(granted: number[]): void;
+}
+
+/** An uplink sent and not yet acknowledged, kept for a resend after a reconnect. */
+export interface Pending {
+  packet: IPublishPacket;
+  member: GatewayMember;
+}
+
+/** What a member needs of its link. */
+export interface MemberLink {
+  readonly ids: IdSpace;
+  /** Connected and every device attached: traffic may flow. */
+  readonly ready: boolean;
+  readonly client$: NorthClient | undefined;
+  /** North packet id → the member whose uplink it is, and the packet for a resend. */
+  readonly pending: Map<number, Pending>;
+  /** Tell the member (onDrain) when the link can take more. */
+  wait(member: GatewayMember): void;
+  /** The member's filters changed. */
+  refilter(member: GatewayMember): void;
+  detach(member: GatewayMember): void;
+}
+
+/** One device's view of the shared connection. */
+export class GatewayMember implements NorthPort {
+  /** The device's own subscriptions (made again after a reconnect): one entry per filter. */
+  private extras: Array<{ topic: string; qos: QoS }> = [];
+  readonly ids: IdSpace;
+  private evicted = false;
+
+  constructor(
+    private readonly link: MemberLink,
+    readonly plan: GatewayPlan,
+    readonly events: MemberEvents,
+  ) {
+    this.ids = link.ids;
+  }
+
+  get deviceId(): string {
+    return this.plan.deviceId;
+  }
+
+  /** Blocked: the session stops reading its device, and this member is told (onDrain) when the link drains. */
+  get blocked(): boolean {
+    const c = this.link.ready ? this.link.client$ : undefined;
+    if (c && !c.blocked) return false;
+    this.link.wait(this);
+    return true;
+  }
+
+  /** Every filter the device has on the link: its automatic ones and its own. */
+  filters(): string[] {
+    return [...this.plan.subscriptions.map((s) => s.topic), ...this.extras.map((s) => s.topic)];
+  }
+
+  matches(topic: string): boolean {
+    for (const s of this.plan.subscriptions) if (topicMatches(s.topic, topic)) return true;
+    for (const s of this.extras) if (topicMatches(s.topic, topic)) return true;
+    return false;
+  }
+
+  send(packet: Packet): boolean {
+    if (this.evicted) return false;
+    if (packet.cmd === 'publish') {
+      // QoS 2 is never sent north: the platform closes the connection on it.
+      if (packet.qos === 2) packet.qos = 1;
+      // Kept until acknowledged: if the link is down or being restored, restore() sends it.
+      if (packet.qos === 1 && packet.messageId)
+        this.link.pending.set(packet.messageId, { packet, member: this });
+    }
+    const c = this.link.ready ? this.link.client$ : undefined;
+    return c ? c.send(packet) : false;
+  }
+
+  async subscribe(subs: ISubscription[]): Promise<number[]> {
+    const c = this.link.client$;
+    if (!c) return subs.map(() => 0x80);
+    const wanted = subs.map((s) => ({ topic: s.topic, qos: Math.min(s.qos, 1) as QoS }));
+    // Kept from now (a reconnect while it is under way makes it again); a filter subscribed
+    // again replaces its entry, as it replaces the subscription (MQTT 3.1.1 3.8.4).
+    this.forget(wanted.map((s) => s.topic));
+    this.extras.push(...wanted);
+    this.link.refilter(this);
+    const granted = await c.subscribe(wanted.map((s) => ({ ...s })));
+    const refused = new Set(wanted.filter((_, i) => (granted[i] ?? 0x80) >= 0x80));
+    if (refused.size) {
+      this.extras = this.extras.filter((s) => !refused.has(s));
+      this.link.refilter(this);
+    }
+    return granted;
+  }
+
+  async unsubscribe(topics: string[]): Promise<number[]> {
+    const c = this.link.client$;
+    if (!c) return topics.map(() => 0x11);
+    this.forget(topics);
+    this.link.refilter(this);
+    return c.unsubscribe(topics);
+  }
+
+  private forget(topics: string[]): void {
+    this.extras = this.extras.filter((s) => !topics.includes(s.topic));
+  }
+
+  get extraSubscriptions(): ReadonlyArray<{ topic: string; qos: QoS }> {
+    return this.extras;
+  }
+
+  start(): void {
+    /* the shared connection is started by its link */
+  }
+
+  pause(): void {
+    /* a shared connection is never paused for one device */
+  }
+
+  resume(): void {}
+
+  tick(): boolean {
+    return true;
+  }
+
+  end(): void {
+    this.link.detach(this);
+  }
+
+  destroy(): void {
+    this.link.detach(this);
+  }
+
+  /** Another session attached the same device: this one stops receiving. */
+  evict(): void {
+    this.evicted = true;
+  }
+}
