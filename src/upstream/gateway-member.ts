@@ -35,6 +35,8 @@ export interface MemberLink {
   readonly client$: NorthClient | undefined;
   /** North packet id → the member whose uplink it is, and the packet for a resend. */
   readonly pending: Map<number, Pending>;
+  /** Neither the member nor the link is at its in-flight limit. */
+  accepts(member: GatewayMember): boolean;
   /** Tell the member (onDrain) when the link can take more. */
   wait(member: GatewayMember): void;
   /** The member's filters changed. */
@@ -47,6 +49,8 @@ export class GatewayMember implements NorthPort {
   /** The device's own subscriptions (made again after a reconnect): one entry per filter. */
   private extras: Array<{ topic: string; qos: QoS }> = [];
   readonly ids: IdSpace;
+  /** Its uplinks in the link's `pending`: sent, not yet acknowledged. */
+  inflight = 0;
   private evicted = false;
 
   constructor(
@@ -61,10 +65,13 @@ export class GatewayMember implements NorthPort {
     return this.plan.deviceId;
   }
 
-  /** Blocked: the session stops reading its device, and this member is told (onDrain) when the link drains. */
+  /**
+   * Blocked (the link's writes, or the device's or the link's uplinks in flight): the
+   * session stops reading its device, and this member is told (onDrain) when it may go on.
+   */
   get blocked(): boolean {
     const c = this.link.ready ? this.link.client$ : undefined;
-    if (c && !c.blocked) return false;
+    if (c && !c.blocked && this.link.accepts(this)) return false;
     this.link.wait(this);
     return true;
   }
@@ -86,8 +93,10 @@ export class GatewayMember implements NorthPort {
       // QoS 2 is never sent north: the platform closes the connection on it.
       if (packet.qos === 2) packet.qos = 1;
       // Kept until acknowledged: if the link is down or being restored, restore() sends it.
-      if (packet.qos === 1 && packet.messageId)
+      if (packet.qos === 1 && packet.messageId) {
+        if (!this.link.pending.has(packet.messageId)) this.inflight++;
         this.link.pending.set(packet.messageId, { packet, member: this });
+      }
     }
     const c = this.link.ready ? this.link.client$ : undefined;
     return c ? c.send(packet) : false;

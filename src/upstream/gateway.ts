@@ -31,8 +31,19 @@ export interface GatewayEnv {
   maxPacketBytes: number;
   log: Logger;
   onError?(type: string): void;
+  /**
+   * Uplinks sent and not yet acknowledged: at most this many per device (default 1,000)
+   * and per link (default 60,000, under the 65,535 packet ids of one connection, leaving
+   * room for attaches and detaches). A device at its limit, or every device when the link
+   * is at its own, stops being read until acknowledgements come: one device that floods
+   * cannot take the ids of the others.
+   */
+  maxInflightPerDevice?: number;
+  maxInflightPerLink?: number;
 }
 
+const INFLIGHT_PER_DEVICE = 1000;
+const INFLIGHT_PER_LINK = 60_000;
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 32000;
 /** A connection that lived this long resets the backoff. */
@@ -79,6 +90,8 @@ class GatewayLink implements MemberLink {
   private connectedAt = 0;
   private closed = false;
   private readonly gatewaySubs: ISubscription[];
+  private readonly maxPerDevice: number;
+  private readonly maxPerLink: number;
   /** One identifier space for every connection of this link, so resent uplinks keep their ids. */
   readonly ids = new IdAllocator();
 
@@ -88,6 +101,8 @@ class GatewayLink implements MemberLink {
     private readonly onEmpty: () => void,
   ) {
     this.gatewaySubs = plan.gatewaySubscriptions.map((s) => ({ topic: s.topic, qos: s.qos }));
+    this.maxPerDevice = env.maxInflightPerDevice ?? INFLIGHT_PER_DEVICE;
+    this.maxPerLink = env.maxInflightPerLink ?? INFLIGHT_PER_LINK;
   }
 
   async attach(plan: GatewayPlan, events: MemberEvents): Promise<GatewayMember> {
@@ -150,6 +165,11 @@ class GatewayLink implements MemberLink {
         messageId: id,
       });
     });
+  }
+
+  /** The member may send another uplink: neither it nor the link is at its in-flight limit. */
+  accepts(member: GatewayMember): boolean {
+    return member.inflight < this.maxPerDevice && this.pending.size < this.maxPerLink;
   }
 
   /** Remembers a member to tell when the link can take more. */
@@ -320,8 +340,19 @@ class GatewayLink implements MemberLink {
     }
     const pending = this.pending.get(id);
     if (!pending) return;
+    const linkWasFull = this.pending.size >= this.maxPerLink;
     this.pending.delete(id);
-    pending.member.events.onAck(p);
+    const m = pending.member;
+    m.inflight--;
+    m.events.onAck(p);
+    // Room again: for everyone if the link was full, else for this device if it waits. A
+    // link whose writes are blocked wakes them on its drain instead.
+    if (this.waiting.size === 0 || !this.client || this.client.blocked) return;
+    if (linkWasFull) this.wakeWaiting();
+    else if (this.waiting.has(m) && m.inflight < this.maxPerDevice) {
+      this.waiting.delete(m);
+      m.events.onDrain();
+    }
   }
 
   private route(p: IPublishPacket): void {

@@ -1,7 +1,9 @@
 /**
  * The gateway link's flow control: when its one north connection stops taking writes, only
- * the devices that found it blocked are told when it drains, not every attached device.
- * A real broker (aedes) on an in-memory stream whose delivery can be held.
+ * the devices that found it blocked are told when it drains, not every attached device; and
+ * a device, or the whole link, at its limit of unacknowledged uplinks stops being read until
+ * acknowledgements come. A real broker (aedes) on an in-memory stream whose delivery can be
+ * held, or whose acknowledgements can be held.
  */
 import assert from 'node:assert/strict';
 import { Duplex } from 'node:stream';
@@ -153,5 +155,100 @@ describe('gateway link flow control', () => {
     assert.equal(drains.get('idle-1') ?? 0, 0, 'an idle device is not woken');
     assert.equal(drains.get('idle-2') ?? 0, 0, 'an idle device is not woken');
     assert.equal(busy.blocked, false);
+  });
+});
+
+describe('gateway link in-flight limits', () => {
+  let broker: Aedes;
+  let hub: GatewayHub;
+  let held = false;
+  let acks: Array<() => void> = [];
+  const drains = new Map<string, number>();
+  const members = new Map<string, GatewayMember>();
+
+  before(async () => {
+    // The PUBACK of an uplink waits for authorizePublish: holding it holds the acknowledgement.
+    broker = await Aedes.createBroker({
+      authorizePublish: (_client, packet, cb) => {
+        if (held && packet.topic.endsWith('/events')) acks.push(() => cb(null));
+        else cb(null);
+      },
+    });
+    const pair = gatedPair();
+    broker.handle(pair.brokerSide);
+    const transport: CompiledTransport = {
+      url: parseNorthUrl('mqtt://127.0.0.1:1883'),
+      open: async () => pair.proxySide,
+    };
+    hub = new GatewayHub({
+      transport: () => transport,
+      timeoutMs: 5000,
+      maxPacketBytes: 1 << 20,
+      log: silentLogger,
+      maxInflightPerDevice: 5,
+      maxInflightPerLink: 8,
+    });
+    for (const id of ['a', 'b', 'c']) {
+      const events: MemberEvents = {
+        onPublish: () => {},
+        onAck: () => {},
+        onGatewayError: () => {},
+        onDrain: () => drains.set(id, (drains.get(id) ?? 0) + 1),
+      };
+      members.set(id, await hub.attach(plan(id), events));
+    }
+  });
+
+  after(async () => {
+    hub?.close();
+    await new Promise<void>((resolve) => broker?.close(() => resolve()));
+  });
+
+  it("stops a device at its own limit and every device at the link's; acknowledgements let them go on", async () => {
+    const [a, b, c] = ['a', 'b', 'c'].map((id) => members.get(id) as GatewayMember) as [
+      GatewayMember,
+      GatewayMember,
+      GatewayMember,
+    ];
+    const send = (m: GatewayMember): void => {
+      m.send({
+        cmd: 'publish',
+        topic: `/devices/${m.deviceId}/events`,
+        payload: Buffer.from('1'),
+        qos: 1,
+        retain: false,
+        dup: false,
+        messageId: m.ids.alloc(),
+      });
+    };
+    held = true;
+    for (let i = 0; i < 5; i++) send(a);
+    assert.equal(a.blocked, true, 'a device at its limit of 5');
+    assert.equal(b.blocked, false, 'another device goes on');
+    for (let i = 0; i < 3; i++) send(b);
+    assert.equal(b.blocked, true, 'the link at its limit of 8');
+    assert.equal(c.blocked, true, 'every device waits while the link is full');
+    await until(() => acks.length === 8, 5000, 'the 8 uplinks at the broker');
+    drains.clear();
+    held = false;
+    const release = acks;
+    acks = [];
+    for (const ack of release) ack();
+    await until(() => ['a', 'b', 'c'].every((id) => (drains.get(id) ?? 0) > 0), 5000, 'every device told');
+    assert.deepEqual([a.blocked, b.blocked, c.blocked], [false, false, false]);
+
+    // Below the link's limit, an acknowledgement lets on only the device that waits for it.
+    held = true;
+    for (let i = 0; i < 5; i++) send(a);
+    assert.equal(a.blocked, true);
+    await until(() => acks.length === 5, 5000, 'the 5 uplinks at the broker');
+    drains.clear();
+    held = false;
+    for (const ack of acks.splice(0)) ack();
+    await until(() => (drains.get('a') ?? 0) > 0, 5000, 'a told');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(drains.get('a'), 1);
+    assert.equal((drains.get('b') ?? 0) + (drains.get('c') ?? 0), 0, 'the others were not waiting');
+    assert.equal(a.blocked, false);
   });
 });
