@@ -8,8 +8,7 @@
 import assert from 'node:assert/strict';
 import { Duplex } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { Aedes } from 'aedes';
-import type { IPublishPacket } from 'mqtt-packet';
+import { Aedes, type AedesOptions } from 'aedes';
 import type { NorthPlan } from '../../src/core/contract.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { GatewayHub } from '../../src/upstream/gateway.js';
@@ -91,44 +90,66 @@ function plan(deviceId: string): GatewayPlan {
   };
 }
 
-describe('gateway link flow control', () => {
-  let broker: Aedes;
-  let pair: ReturnType<typeof gatedPair>;
-  let hub: GatewayHub;
+/** A gateway hub whose link runs to aedes over a gated pair, with these devices attached. */
+async function startLink(
+  ids: string[],
+  opts: {
+    authorizePublish?: AedesOptions['authorizePublish'];
+    limits?: { device: number; link: number };
+  } = {},
+): Promise<{
+  broker: Aedes;
+  pair: ReturnType<typeof gatedPair>;
+  hub: GatewayHub;
+  members: Map<string, GatewayMember>;
+  drains: Map<string, number>;
+  stop(): Promise<void>;
+}> {
+  const broker = await Aedes.createBroker(
+    opts.authorizePublish ? { authorizePublish: opts.authorizePublish } : {},
+  );
+  const pair = gatedPair();
+  broker.handle(pair.brokerSide);
+  const transport: CompiledTransport = {
+    url: parseNorthUrl('mqtt://127.0.0.1:1883'),
+    open: async () => pair.proxySide,
+  };
+  const hub = new GatewayHub({
+    transport: () => transport,
+    timeoutMs: 5000,
+    maxPacketBytes: 1 << 20,
+    log: silentLogger,
+    ...(opts.limits
+      ? { maxInflightPerDevice: opts.limits.device, maxInflightPerLink: opts.limits.link }
+      : {}),
+  });
   const drains = new Map<string, number>();
   const members = new Map<string, GatewayMember>();
-
-  before(async () => {
-    broker = await Aedes.createBroker();
-    pair = gatedPair();
-    broker.handle(pair.brokerSide);
-    const transport: CompiledTransport = {
-      url: parseNorthUrl('mqtt://127.0.0.1:1883'),
-      open: async () => pair.proxySide,
+  for (const id of ids) {
+    const events: MemberEvents = {
+      onPublish: () => {},
+      onAck: () => {},
+      onGatewayError: () => {},
+      onDrain: () => drains.set(id, (drains.get(id) ?? 0) + 1),
     };
-    hub = new GatewayHub({
-      transport: () => transport,
-      timeoutMs: 5000,
-      maxPacketBytes: 1 << 20,
-      log: silentLogger,
-    });
-    for (const id of ['busy', 'idle-1', 'idle-2']) {
-      const events: MemberEvents = {
-        onPublish: (_p: IPublishPacket) => {},
-        onAck: () => {},
-        onGatewayError: () => {},
-        onDrain: () => drains.set(id, (drains.get(id) ?? 0) + 1),
-      };
-      members.set(id, await hub.attach(plan(id), events));
-    }
-  });
+    members.set(id, await hub.attach(plan(id), events));
+  }
+  const stop = async (): Promise<void> => {
+    hub.close();
+    await new Promise<void>((resolve) => broker.close(() => resolve()));
+  };
+  return { broker, pair, hub, members, drains, stop };
+}
 
-  after(async () => {
-    hub?.close();
-    await new Promise<void>((resolve) => broker?.close(() => resolve()));
+describe('gateway link flow control', () => {
+  let link: Awaited<ReturnType<typeof startLink>>;
+  before(async () => {
+    link = await startLink(['busy', 'idle-1', 'idle-2']);
   });
+  after(() => link?.stop());
 
   it('tells the device that found the link blocked when it drains, and no other', async () => {
+    const { members, drains, pair } = link;
     const busy = members.get('busy') as GatewayMember;
     assert.equal(busy.blocked, false);
     drains.clear();
@@ -159,52 +180,23 @@ describe('gateway link flow control', () => {
 });
 
 describe('gateway link in-flight limits', () => {
-  let broker: Aedes;
-  let hub: GatewayHub;
+  let link: Awaited<ReturnType<typeof startLink>>;
   let held = false;
   let acks: Array<() => void> = [];
-  const drains = new Map<string, number>();
-  const members = new Map<string, GatewayMember>();
-
   before(async () => {
-    // The PUBACK of an uplink waits for authorizePublish: holding it holds the acknowledgement.
-    broker = await Aedes.createBroker({
+    link = await startLink(['a', 'b', 'c'], {
+      // The PUBACK of an uplink waits for authorizePublish: holding it holds the acknowledgement.
       authorizePublish: (_client, packet, cb) => {
         if (held && packet.topic.endsWith('/events')) acks.push(() => cb(null));
         else cb(null);
       },
+      limits: { device: 5, link: 8 },
     });
-    const pair = gatedPair();
-    broker.handle(pair.brokerSide);
-    const transport: CompiledTransport = {
-      url: parseNorthUrl('mqtt://127.0.0.1:1883'),
-      open: async () => pair.proxySide,
-    };
-    hub = new GatewayHub({
-      transport: () => transport,
-      timeoutMs: 5000,
-      maxPacketBytes: 1 << 20,
-      log: silentLogger,
-      maxInflightPerDevice: 5,
-      maxInflightPerLink: 8,
-    });
-    for (const id of ['a', 'b', 'c']) {
-      const events: MemberEvents = {
-        onPublish: () => {},
-        onAck: () => {},
-        onGatewayError: () => {},
-        onDrain: () => drains.set(id, (drains.get(id) ?? 0) + 1),
-      };
-      members.set(id, await hub.attach(plan(id), events));
-    }
   });
-
-  after(async () => {
-    hub?.close();
-    await new Promise<void>((resolve) => broker?.close(() => resolve()));
-  });
+  after(() => link?.stop());
 
   it("stops a device at its own limit and every device at the link's; acknowledgements let them go on", async () => {
+    const { members, drains } = link;
     const [a, b, c] = ['a', 'b', 'c'].map((id) => members.get(id) as GatewayMember) as [
       GatewayMember,
       GatewayMember,
