@@ -5,6 +5,7 @@
  */
 import type { Outcome, SubscribePlan } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
+import { topicShape } from '../log/topic-shape.js';
 import { type HotEntry, hotHistogram } from '../metrics/hot.js';
 import { type Metrics, TRANSLATE_BUCKETS } from '../metrics/metrics.js';
 
@@ -87,15 +88,6 @@ function step(node: SeriesNode, value: string): SeriesNode {
     node.next.set(value, next);
   }
   return next;
-}
-
-/** `/up/…/id/…` → "6 levels, first: up": enough to recognise a topic family, nothing secret. */
-export function topicShape(topic: string): string {
-  const levels = topic.split('/');
-  const first = levels.find((l) => l !== '') ?? '';
-  // Only a short all-lowercase word is shown: secrets and ids are long or mixed.
-  const safeFirst = /^\$?[a-z]{1,12}$/.test(first) ? first : '?';
-  return `${levels.length} levels, first: ${safeFirst}`;
 }
 
 /**

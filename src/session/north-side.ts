@@ -5,7 +5,7 @@
  */
 import type { IDisconnectPacket, IPublishPacket, Packet } from 'mqtt-packet';
 import type { PacketChannel } from '../codec/channel.js';
-import { topicShape } from './accounting.js';
+import { topicShape } from '../log/topic-shape.js';
 import { northDisconnect, northGatewayError, northPublish, northRawPublish } from './downlink.js';
 import type { NorthEvents } from './north-open.js';
 import type { RelayPeer } from './relay.js';

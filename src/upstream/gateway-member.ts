@@ -50,7 +50,7 @@ export class GatewayMember implements NorthPort {
   private extras: Array<{ topic: string; qos: QoS }> = [];
   readonly ids: IdSpace;
   /** Its uplinks in the link's `pending`: sent, not yet acknowledged. */
-  inflight = 0;
+  private unacked = 0;
   private evicted = false;
 
   constructor(
@@ -76,6 +76,15 @@ export class GatewayMember implements NorthPort {
     return true;
   }
 
+  get inflight(): number {
+    return this.unacked;
+  }
+
+  /** The link took one of its uplinks out of `pending` on its acknowledgement. */
+  acked(): void {
+    this.unacked--;
+  }
+
   /** Every filter the device has on the link: its automatic ones and its own. */
   filters(): string[] {
     return [...this.plan.subscriptions.map((s) => s.topic), ...this.extras.map((s) => s.topic)];
@@ -94,7 +103,7 @@ export class GatewayMember implements NorthPort {
       if (packet.qos === 2) packet.qos = 1;
       // Kept until acknowledged: if the link is down or being restored, restore() sends it.
       if (packet.qos === 1 && packet.messageId) {
-        if (!this.link.pending.has(packet.messageId)) this.inflight++;
+        if (!this.link.pending.has(packet.messageId)) this.unacked++;
         this.link.pending.set(packet.messageId, { packet, member: this });
       }
     }

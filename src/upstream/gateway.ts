@@ -12,7 +12,7 @@
 import type { IPublishPacket, ISubscription, Packet } from 'mqtt-packet';
 import type { PublishOut } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
-import { topicShape } from '../session/accounting.js';
+import { topicShape } from '../log/topic-shape.js';
 import { IdAllocator } from '../session/relay.js';
 import { FilterIndex, topicMatches } from './filter-index.js';
 import {
@@ -343,7 +343,7 @@ class GatewayLink implements MemberLink {
     const linkWasFull = this.pending.size >= this.maxPerLink;
     this.pending.delete(id);
     const m = pending.member;
-    m.inflight--;
+    m.acked();
     m.events.onAck(p);
     // Room again: for everyone if the link was full, else for this device if it waits. A
     // link whose writes are blocked wakes them on its drain instead.
