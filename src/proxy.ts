@@ -119,6 +119,7 @@ export async function startProxy(config: ProxyConfig, opts: ProxyOptions = {}): 
         maxPacketBytes: config.limits.maxPacketBytes,
         connectTimeoutMs: config.limits.connectTimeoutMs,
         northConnectTimeoutMs: north.connectTimeoutMs,
+        gatewayInflight: config.limits.gatewayInflight,
       },
       metrics,
       meter: new PacketMeter(metrics),

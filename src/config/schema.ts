@@ -17,6 +17,10 @@ const optionalPort = (v: unknown): void => {
 const positiveInt = (v: unknown): void => {
   if (!Number.isInteger(v) || (v as number) <= 0) throw new Error('must be a positive whole number');
 };
+const packetIdCount = (v: unknown): void => {
+  if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 65535)
+    throw new Error('must be a whole number from 1 to 65535 (MQTT packet identifiers)');
+};
 const northUrl = (v: unknown): void => {
   if (v === '') return;
   if (typeof v !== 'string' || !/^(mqtt|mqtts|ws|wss|tcp|ssl):\/\/[^\s]+$/.test(v)) {
@@ -172,6 +176,13 @@ export const schema = {
       env: 'MQTT_PROXY_MAX_BUFFERED_BYTES',
       arg: 'max-buffered-bytes',
     },
+    gatewayInflight: {
+      doc: 'QoS 1 downlinks a south gateway may leave unacknowledged, all its devices together (1 to 65535); later ones wait for its PUBACKs.',
+      format: packetIdCount,
+      default: 1000,
+      env: 'MQTT_PROXY_GATEWAY_INFLIGHT',
+      arg: 'gateway-inflight',
+    },
   },
   mapping: {
     dir: {
@@ -296,7 +307,12 @@ export interface ProxyConfig {
     tlsKey: string;
     tlsCa: string;
   };
-  limits: { maxPacketBytes: number; connectTimeoutMs: number; maxBufferedBytes: number };
+  limits: {
+    maxPacketBytes: number;
+    connectTimeoutMs: number;
+    maxBufferedBytes: number;
+    gatewayInflight: number;
+  };
   mapping: { dir: string; route: string; credentials: string };
   store: { kind: 'file' | 'redis'; file: string; redisUrl: string };
   metrics: { port: number; host: string };

@@ -14,7 +14,13 @@ export interface SessionContext {
   route(): RouteHandler;
   /** North transport for a URL; the default (configured or embedded) when undefined. */
   transport(url?: string): CompiledTransport;
-  readonly limits: { maxPacketBytes: number; connectTimeoutMs: number; northConnectTimeoutMs: number };
+  readonly limits: {
+    maxPacketBytes: number;
+    connectTimeoutMs: number;
+    northConnectTimeoutMs: number;
+    /** QoS 1 downlinks a south gateway may leave unacknowledged (all its devices together). */
+    gatewayInflight: number;
+  };
   readonly metrics: Metrics;
   readonly meter: PacketMeter;
   readonly log: Logger;

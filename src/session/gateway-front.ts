@@ -26,7 +26,7 @@ import { streamPair } from '../codec/stream-pair.js';
 import type { ConnectDecision, SouthGatewaySpec } from '../core/contract.js';
 import { connackFor, REFUSED_SERVER_UNAVAILABLE } from './codes.js';
 import type { SessionContext, SessionLike } from './context.js';
-import { IdAllocator } from './relay.js';
+import { DownlinkWindow } from './downlink-window.js';
 import { Session, type SouthInfo } from './session.js';
 
 interface Device {
@@ -44,9 +44,8 @@ export class GatewayFront implements SessionLike {
   private gatewayId = '';
   private gatewayClientId = '';
   private readonly devices = new Map<string, Device>();
-  /** Gateway-side packet id → the device and inner id of a downlink awaiting PUBACK. */
-  private readonly down = new Map<number, { device: Device; innerId: number }>();
-  private readonly ids = new IdAllocator();
+  /** QoS 1 downlinks toward the gateway: at most limits.gatewayInflight unacknowledged. */
+  private readonly window: DownlinkWindow<Device>;
   private readonly createdAt = Date.now();
   private keepaliveMs = 0;
   private errorsSubscribed = false;
@@ -77,6 +76,15 @@ export class GatewayFront implements SessionLike {
         onWritten: (cmd, bytes) => ctx.meter.count('south_out', cmd, bytes),
       },
     );
+    this.window = new DownlinkWindow<Device>(
+      ctx.limits.gatewayInflight,
+      (packet) => this.south.write(packet),
+      (inflight) =>
+        ctx.log.warn(
+          { gateway: this.gatewayId, inflight },
+          'south gateway is not acknowledging downlinks fast enough: its in-flight window (limits.gatewayInflight) is full, later QoS 1 downlinks wait for its PUBACKs',
+        ),
+    );
     ctx.sessions.add(this);
   }
 
@@ -96,11 +104,8 @@ export class GatewayFront implements SessionLike {
         return;
       }
       case 'puback': {
-        const d = this.down.get(p.messageId ?? 0);
-        if (!d) return;
-        this.down.delete(p.messageId ?? 0);
-        this.ids.free(p.messageId ?? 0);
-        d.device.client.send({ cmd: 'puback', messageId: d.innerId });
+        const d = this.window.acked(p.messageId ?? 0);
+        d?.device.client.send({ cmd: 'puback', messageId: d.innerId });
         return;
       }
       case 'subscribe': {
@@ -306,13 +311,8 @@ export class GatewayFront implements SessionLike {
 
   private detach(deviceId: string, device: Device): void {
     this.devices.delete(deviceId);
-    for (const [id, d] of this.down) {
-      if (d.device === device) {
-        this.down.delete(id);
-        this.ids.free(id);
-      }
-    }
     device.client.disconnect();
+    this.window.forget(device);
   }
 
   /** A packet from an attached device's session: acks of uplinks, downlinks, SUBACKs. */
@@ -323,14 +323,11 @@ export class GatewayFront implements SessionLike {
       device.up.delete(p.messageId ?? 0);
       this.south.write({ cmd: 'puback', messageId: outerId, reasonCode: 0 });
     } else if (p.cmd === 'publish') {
-      const out: IPublishPacket = { ...p, dup: false };
-      if (p.qos > 0) {
-        const id = this.ids.alloc();
-        out.messageId = id;
-        out.qos = 1;
-        this.down.set(id, { device, innerId: p.messageId ?? 0 });
+      if (p.qos === 0) {
+        this.south.write({ ...p, dup: false });
+        return;
       }
-      this.south.write(out);
+      this.window.offer(device, { ...p, qos: 1, dup: false });
     } else if (p.cmd === 'suback' || p.cmd === 'unsuback') {
       const done = device.requests.get(p.messageId ?? 0);
       device.requests.delete(p.messageId ?? 0);
@@ -413,6 +410,7 @@ export class GatewayFront implements SessionLike {
     this.state = 'closed';
     this.ctx.metrics.closesTotal.labels(reason).inc();
     this.ctx.sessions.delete(this);
+    this.window.clear();
     for (const [id, d] of this.devices) this.detach(id, d);
     this.south.end();
   }

@@ -119,7 +119,12 @@ describe('core: session pipeline on in-memory streams', () => {
   const ctx: SessionContext = {
     route: () => route,
     transport: (url) => compileTransport(url ?? broker.url),
-    limits: { maxPacketBytes: 1 << 20, connectTimeoutMs: 5000, northConnectTimeoutMs: 5000 },
+    limits: {
+      maxPacketBytes: 1 << 20,
+      connectTimeoutMs: 5000,
+      northConnectTimeoutMs: 5000,
+      gatewayInflight: 1000,
+    },
     metrics,
     meter: new PacketMeter(metrics),
     log: silentLogger,

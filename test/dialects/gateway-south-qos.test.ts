@@ -6,11 +6,20 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import type { IPublishPacket, Packet } from 'mqtt-packet';
 import { type AedesServer, startAedes } from '../emulators/aedes-server.js';
-import { closeAll, gather, type MqttClient, publish, withTimeout } from '../helpers/clients.js';
+import {
+  closeAll,
+  connectClient,
+  gather,
+  type MqttClient,
+  publish,
+  withTimeout,
+} from '../helpers/clients.js';
 import type { TestProxy } from '../helpers/proxy.js';
-import { connectGateway, publicPem, type TestGateway } from './gateway-south-kit.js';
-import { ecKey, startRouteProxy, tempDir, until, writeCredentials } from './kit.js';
+import { connectPacket, type RawClient, rawConnect } from '../helpers/raw.js';
+import { cbJwt, clientIdFor, connectGateway, publicPem, type TestGateway } from './gateway-south-kit.js';
+import { captureLogs, ecKey, startRouteProxy, tempDir, until, writeCredentials } from './kit.js';
 
 const SECRET = 'akzGwSouthQos0a1b2c3d4e5f6a7b';
 
@@ -70,5 +79,162 @@ describe('QoS 1 uplinks through a south gateway are acknowledged by the north', 
     held.shift()?.release();
     await withTimeout(done, 5000, 'the PUBACK after the north acknowledged');
     assert.equal(pubacks.length, 1);
+  });
+});
+
+describe("a south gateway's in-flight window for QoS 1 downlinks (limits.gatewayInflight)", () => {
+  const SECRET_2 = 'akzGwSouthQos9f8e7d6c5b4a3f2e1d';
+  const WINDOW = 3;
+  const gwKey = ecKey();
+  const tmp = tempDir('mdp-gw-south-window-');
+  const logs = captureLogs();
+  const clients: MqttClient[] = [];
+  let north: AedesServer;
+  let proxy: TestProxy;
+  let platform: MqttClient;
+  let gw: RawClient;
+
+  /** Every PUBLISH the gateway has received so far. */
+  const downlinks = (): IPublishPacket[] =>
+    gw.packets.filter((p): p is IPublishPacket => p.cmd === 'publish');
+  const answer = async (cmd: Packet['cmd'], messageId: number): Promise<void> => {
+    await until(
+      () => gw.packets.some((p) => p.cmd === cmd && p.messageId === messageId),
+      5000,
+      `${cmd} ${messageId} for the gateway`,
+    );
+  };
+
+  before(async () => {
+    const accounts = new Map([
+      ['conn-1', SECRET],
+      ['conn-2', SECRET_2],
+      ['platform', 'platform-password'],
+    ]);
+    north = await startAedes({
+      authenticate: (_client, username, password, done) =>
+        done(null, accounts.get(username ?? '') === password?.toString()),
+    });
+    const creds = writeCredentials(tmp.dir, [
+      { south: { deviceId: 'gw-1', publicKey: publicPem(gwKey.publicKey) }, north: {} },
+      { south: { deviceId: 'dev-1', gateway: 'gw-1' }, north: { connectorId: 'conn-1', secret: SECRET } },
+      { south: { deviceId: 'dev-2', gateway: 'gw-1' }, north: { connectorId: 'conn-2', secret: SECRET_2 } },
+    ]);
+    proxy = await startRouteProxy('clearblade-gateway-to-akenza', north.url, creds, {
+      logger: logs.logger,
+      overrides: { limits: { gatewayInflight: WINDOW } },
+    });
+    platform = await connectClient(north.url, { username: 'platform', password: 'platform-password' });
+    clients.push(platform);
+    // A raw gateway: it acknowledges nothing unless the test says so.
+    gw = await rawConnect(Number(new URL(proxy.url).port));
+    gw.send(
+      connectPacket({
+        clientId: clientIdFor('gw-1'),
+        username: 'unused',
+        password: Buffer.from(cbJwt(gwKey.privateKey)),
+      }),
+    );
+    const connack = await gw.nextPacket();
+    assert.deepEqual([connack.cmd, connack.cmd === 'connack' && connack.returnCode], ['connack', 0]);
+    for (const [i, dev] of ['dev-1', 'dev-2'].entries()) {
+      gw.send({
+        cmd: 'publish',
+        topic: `/devices/${dev}/attach`,
+        payload: Buffer.alloc(0),
+        qos: 1,
+        messageId: i + 1,
+        retain: false,
+        dup: false,
+      });
+      await answer('puback', i + 1);
+    }
+    gw.send({
+      cmd: 'subscribe',
+      messageId: 10,
+      subscriptions: [
+        { topic: '/devices/dev-1/config', qos: 1 },
+        { topic: '/devices/dev-2/config', qos: 1 },
+      ],
+    });
+    await answer('suback', 10);
+  });
+
+  after(async () => {
+    gw?.destroy();
+    await closeAll(clients);
+    await proxy?.close(500);
+    await north?.stop();
+    tmp.cleanup();
+  });
+
+  it('keeps at most that many unacknowledged, sends the rest as PUBACKs free room, in order, none lost', async () => {
+    // Seven config pushes, alternating between the two devices' akenza downlink topics.
+    const sent: Array<[string, string]> = [];
+    for (let seq = 1; seq <= 7; seq++) {
+      const [dev, secret] = seq % 2 ? ['dev-1', SECRET] : ['dev-2', SECRET_2];
+      sent.push([`/devices/${dev}/config`, `{"seq":${seq}}`]);
+      await publish(platform, `/down/${secret}/id/${dev}`, `{"seq":${seq}}`, { qos: 1 });
+    }
+    await until(() => downlinks().length === WINDOW, 5000, 'the first window of downlinks');
+    // The rest wait while the gateway acknowledges nothing.
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(downlinks().length, WINDOW, 'no more than the window before a PUBACK');
+    const ids = new Set(downlinks().map((p) => p.messageId));
+    assert.equal(ids.size, WINDOW, 'each in-flight downlink has its own packet id');
+    const warned = logs.lines().filter((l) => String(l.msg).includes('in-flight window'));
+    assert.equal(warned.length, 1, 'the full window is logged once');
+    assert.equal(warned[0]?.gateway, 'gw-1');
+    // Each PUBACK lets exactly one more through, until all seven are in.
+    for (let acked = 0; acked < 7; acked++) {
+      const next = downlinks()[acked]!;
+      gw.send({ cmd: 'puback', messageId: next.messageId });
+      const expected = Math.min(7, WINDOW + acked + 1);
+      await until(() => downlinks().length === expected, 5000, `${expected} downlinks`);
+    }
+    const got = downlinks().map((p) => [p.topic, p.payload.toString()]);
+    // Per device, the order the platform sent them in.
+    for (const dev of ['dev-1', 'dev-2']) {
+      const topic = `/devices/${dev}/config`;
+      assert.deepEqual(
+        got.filter(([t]) => t === topic),
+        sent.filter(([t]) => t === topic),
+        `${dev}'s downlinks, in order`,
+      );
+    }
+    assert.equal(logs.text().includes(SECRET), false, 'no secret in the logs');
+    assert.equal(logs.text().includes(SECRET_2), false, 'no secret in the logs');
+  });
+
+  it("a detach frees the device's place in the window: another device's waiting downlinks go out", async () => {
+    const before = downlinks().length;
+    for (let seq = 1; seq <= 3; seq++) {
+      await publish(platform, `/down/${SECRET}/id/dev-1`, `{"fill":${seq}}`, { qos: 1 });
+    }
+    await until(() => downlinks().length === before + WINDOW, 5000, "dev-1's downlinks filling the window");
+    await publish(platform, `/down/${SECRET_2}/id/dev-2`, '{"waiting":1}', { qos: 1 });
+    await publish(platform, `/down/${SECRET_2}/id/dev-2`, '{"waiting":2}', { qos: 1 });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(downlinks().length, before + WINDOW, "dev-2's downlinks wait behind the full window");
+    gw.send({
+      cmd: 'publish',
+      topic: '/devices/dev-1/detach',
+      payload: Buffer.alloc(0),
+      qos: 1,
+      messageId: 20,
+      retain: false,
+      dup: false,
+    });
+    await answer('puback', 20);
+    await until(() => downlinks().length === before + WINDOW + 2, 5000, "dev-2's two downlinks");
+    assert.deepEqual(
+      downlinks()
+        .slice(before + WINDOW)
+        .map((p) => [p.topic, p.payload.toString()]),
+      [
+        ['/devices/dev-2/config', '{"waiting":1}'],
+        ['/devices/dev-2/config', '{"waiting":2}'],
+      ],
+    );
   });
 });

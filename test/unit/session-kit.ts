@@ -120,7 +120,13 @@ export function startSession(
     transport: (): CompiledTransport => {
       throw new Error('a local route never opens a north transport');
     },
-    limits: { maxPacketBytes: 65536, connectTimeoutMs: 10_000, northConnectTimeoutMs: 1000, ...limits },
+    limits: {
+      maxPacketBytes: 65536,
+      connectTimeoutMs: 10_000,
+      northConnectTimeoutMs: 1000,
+      gatewayInflight: 1000,
+      ...limits,
+    },
     metrics,
     meter: new PacketMeter(metrics),
     log: silentLogger,
