@@ -9,7 +9,7 @@
  * every message out to a device of its own.
  */
 import type { IPublishPacket } from 'mqtt-packet';
-import { IdAllocator } from './ids.js';
+import { IdAllocator } from '../codec/packet-ids.js';
 
 export class DownlinkWindow<D> {
   /** Gateway-side packet id → the device and its session's id of a downlink awaiting PUBACK. */

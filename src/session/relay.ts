@@ -15,11 +15,8 @@
  * emits the MQTT 5 short form (2 bytes) when it is 0, which strict clients (paho) require.
  */
 import type { IPublishPacket, Packet, QoS } from 'mqtt-packet';
+import type { IdSpace } from '../codec/packet-ids.js';
 import type { PublishOut } from '../core/contract.js';
-import type { IdSpace } from './ids.js';
-
-// The id allocator lived here first: importers keep this path.
-export { IdAllocator, type IdSpace } from './ids.js';
 
 export type AckCmd = 'puback' | 'pubrec' | 'pubcomp';
 export type AckResult = 'ok' | 'unknown' | 'unexpected';

@@ -13,6 +13,7 @@
 import type { Duplex } from 'node:stream';
 import type { IPublishPacket, Packet, QoS } from 'mqtt-packet';
 import { type ChannelEvents, PacketChannel } from '../codec/channel.js';
+import { IdAllocator } from '../codec/packet-ids.js';
 import type { Outcome, Quirks, SessionMapper } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
 import type { NorthPort } from '../upstream/port.js';
@@ -22,7 +23,7 @@ import { refuse, southConnect } from './connect.js';
 import type { SessionContext, SessionLike } from './context.js';
 import { sendLocalSouth } from './downlink.js';
 import { ChannelPeer, NOWHERE } from './north-side.js';
-import { IdAllocator, Relay, type RelayPeer } from './relay.js';
+import { Relay, type RelayPeer } from './relay.js';
 import { AckHooks, meterWritten } from './session-metrics.js';
 import type { SessionState, SouthInfo, State } from './state.js';
 import { southSubscribe, southUnsubscribe } from './subscriptions.js';

@@ -4,8 +4,8 @@
  * subscriptions are kept here to be made again after a reconnect.
  */
 import type { IPublishPacket, ISubscription, Packet, QoS } from 'mqtt-packet';
+import type { IdSpace } from '../codec/packet-ids.js';
 import type { NorthPlan } from '../core/contract.js';
-import type { IdSpace } from '../session/relay.js';
 import { topicMatches } from './filter-index.js';
 import type { NorthClient } from './north.js';
 import type { NorthPort } from './port.js';

@@ -10,10 +10,10 @@
  * attached again and every subscription made again.
  */
 import type { IPublishPacket, ISubscription, Packet } from 'mqtt-packet';
+import { IdAllocator } from '../codec/packet-ids.js';
 import type { PublishOut } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
 import { topicShape } from '../log/topic-shape.js';
-import { IdAllocator } from '../session/relay.js';
 import { FilterIndex, topicMatches } from './filter-index.js';
 import {
   GatewayMember,

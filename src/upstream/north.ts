@@ -17,7 +17,7 @@ import type {
   Packet,
 } from 'mqtt-packet';
 import { type ChannelEvents, PacketChannel, type RawPublishHandler } from '../codec/channel.js';
-import { IdAllocator } from '../session/relay.js';
+import { IdAllocator } from '../codec/packet-ids.js';
 import { type CompiledTransport, connectFailed } from './transport.js';
 
 export interface NorthHandlers {

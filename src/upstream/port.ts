@@ -9,7 +9,7 @@ import type {
   IUnsubscribePacket,
   Packet,
 } from 'mqtt-packet';
-import type { IdSpace } from '../session/relay.js';
+import type { IdSpace } from '../codec/packet-ids.js';
 
 export interface NorthPort {
   readonly ids: IdSpace;

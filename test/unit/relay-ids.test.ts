@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { QoS } from 'mqtt-packet';
-import { IdAllocator } from '../../src/session/relay.js';
+import { IdAllocator } from '../../src/codec/packet-ids.js';
 import { out, publishIds, setup } from './relay-kit.js';
 
 describe('Relay: clear() and hooks', () => {

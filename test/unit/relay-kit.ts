@@ -2,8 +2,9 @@
  * Fake peers for the Relay tests: each records every packet the relay sends it.
  */
 import type { Packet, QoS } from 'mqtt-packet';
+import { IdAllocator } from '../../src/codec/packet-ids.js';
 import type { PublishOut } from '../../src/core/contract.js';
-import { IdAllocator, Relay } from '../../src/session/relay.js';
+import { Relay } from '../../src/session/relay.js';
 
 export interface Peer {
   sent: Packet[];

@@ -1,4 +1,4 @@
-/** Packet identifiers of one side of a connection, for the relays. */
+/** Packet identifiers (1..65535) of one side of a connection: the relays, the north links, the gateway window. */
 
 export interface IdSpace {
   /** A free id; `preferred` when it is free (so a 1:1 relay keeps the sender's ids). */
