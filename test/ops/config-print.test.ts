@@ -86,6 +86,14 @@ test('an invalid value is explained on stderr with exit code 2, and no secret is
   const bad = await run(['--print', '--redis-url', 'redis://:p@h', '--store', 'sqlite']);
   assert.equal(bad.code, 2);
   assert.match(bad.err, /store\.kind/);
+  for (const value of ['0', '65536', '2.5']) {
+    const window = await run(['--print', '--gateway-inflight', value]);
+    assert.equal(window.code, 2, `--gateway-inflight ${value}`);
+    assert.match(window.err, /limits\.gatewayInflight: must be a whole number from 1 to 65535/);
+  }
+  const ok = await run(['--print', '--format', 'json'], { MQTT_PROXY_GATEWAY_INFLIGHT: '65535' });
+  assert.equal(ok.code, 0);
+  assert.equal((JSON.parse(ok.out) as ProxyConfig).limits.gatewayInflight, 65535);
 });
 
 test('unknown keys, unreadable and malformed files are clear errors', async () => {
