@@ -9,7 +9,8 @@
  * each attach opens an inner session, which connects as the device (with the device's JWT
  * from the attach payload when there is one, else on the gateway's authority) and is
  * translated like any device. The attach is acknowledged once that session is up; a detach
- * closes it. QoS 1 both ways, acknowledged end to end.
+ * closes it. QoS 1 both ways, acknowledged end to end (a QoS 2 uplink goes north as QoS 1, its
+ * PUBREC once the north acknowledged it; a resend of a message in flight is not sent twice).
  *
  * The gateway is a device too: when its record has north credentials, its own topics
  * (/devices/{gw}/events, state, config, commands) go through a session of its own, opened on
@@ -44,6 +45,10 @@ export class GatewayFront implements SessionLike {
   private gatewayId = '';
   private gatewayClientId = '';
   private readonly devices = new Map<string, Device>();
+  /** The gateway's QoS 1 and 2 uplinks not yet acknowledged north: its packet id → its QoS. */
+  private readonly upQos = new Map<number, 1 | 2>();
+  /** QoS 2 uplinks answered with PUBREC, until the gateway's PUBREL. */
+  private readonly released = new Set<number>();
   /** QoS 1 downlinks toward the gateway: at most limits.gatewayInflight unacknowledged. */
   private readonly window: DownlinkWindow<Device>;
   private readonly createdAt = Date.now();
@@ -108,6 +113,11 @@ export class GatewayFront implements SessionLike {
         d?.device.client.send({ cmd: 'puback', messageId: d.innerId });
         return;
       }
+      case 'pubrel':
+        // The second half of a QoS 2 uplink (an unknown id: completed all the same).
+        this.released.delete(p.messageId ?? 0);
+        this.south.write({ cmd: 'pubcomp', messageId: p.messageId });
+        return;
       case 'subscribe': {
         this.onSubscribe(p);
         return;
@@ -134,7 +144,7 @@ export class GatewayFront implements SessionLike {
         return;
       }
       default:
-        // QoS 2 flows and anything else: the platform reports them and carries on.
+        // PUBREC/PUBCOMP (no QoS 2 goes to a gateway) and anything else: reported, carried on.
         this.error('GATEWAY_UNEXPECTED_MESSAGE_TYPE', this.gatewayId, { message_type: p.cmd });
     }
   }
@@ -223,7 +233,7 @@ export class GatewayFront implements SessionLike {
     const device = this.devices.get(target.deviceId);
     if (target.control === 'detach') {
       if (device) this.detach(target.deviceId, device);
-      if (p.qos > 0) this.south.write({ cmd: 'puback', messageId: p.messageId, reasonCode: 0 });
+      this.ackUp(p.messageId ?? 0, p.qos);
       return;
     }
     if (!device || device.attachId !== undefined) {
@@ -233,18 +243,35 @@ export class GatewayFront implements SessionLike {
     }
     const qos = p.qos > 0 ? 1 : 0;
     const packet: IPublishPacket = { ...p, qos, dup: false };
-    if (qos) {
+    if (p.qos > 0) {
+      const outerId = p.messageId ?? 0;
+      // A resend of a message still in flight: the first copy's acknowledgement answers it.
+      // A QoS 2 resend after PUBREC: answered again, not delivered twice.
+      if (this.upQos.has(outerId)) return;
+      if (p.qos === 2 && this.released.has(outerId)) {
+        this.south.write({ cmd: 'pubrec', messageId: outerId });
+        return;
+      }
+      this.upQos.set(outerId, p.qos === 2 ? 2 : 1);
       const innerId = device.client.allocId();
       packet.messageId = innerId;
-      device.up.set(innerId, p.messageId ?? 0);
+      device.up.set(innerId, outerId);
     } else delete packet.messageId;
+    // QoS 2 goes north as QoS 1; the gateway's own QoS 2 flow ends once the north has it.
     device.client.send(packet);
   }
 
+  /** Acknowledges the gateway's publish: PUBACK for QoS 1, PUBREC (then PUBREL/PUBCOMP) for 2. */
+  private ackUp(messageId: number, qos: number): void {
+    if (qos === 1) this.south.write({ cmd: 'puback', messageId, reasonCode: 0 });
+    else if (qos === 2) {
+      this.released.add(messageId);
+      this.south.write({ cmd: 'pubrec', messageId });
+    }
+  }
+
   private attach(deviceId: string, p: IPublishPacket): void {
-    const ack = () => {
-      if (p.qos > 0) this.south.write({ cmd: 'puback', messageId: p.messageId, reasonCode: 0 });
-    };
+    const ack = () => this.ackUp(p.messageId ?? 0, p.qos);
     const existing = this.devices.get(deviceId);
     if (existing && existing.attachId === undefined) {
       ack();
@@ -311,6 +338,8 @@ export class GatewayFront implements SessionLike {
 
   private detach(deviceId: string, device: Device): void {
     this.devices.delete(deviceId);
+    // Its uplinks in flight are never acknowledged: the gateway resends them when it can.
+    for (const outerId of device.up.values()) this.upQos.delete(outerId);
     device.client.disconnect();
     this.window.forget(device);
   }
@@ -321,7 +350,9 @@ export class GatewayFront implements SessionLike {
       const outerId = device.up.get(p.messageId ?? 0);
       if (outerId === undefined) return;
       device.up.delete(p.messageId ?? 0);
-      this.south.write({ cmd: 'puback', messageId: outerId, reasonCode: 0 });
+      const qos = this.upQos.get(outerId) ?? 1;
+      this.upQos.delete(outerId);
+      this.ackUp(outerId, qos);
     } else if (p.cmd === 'publish') {
       if (p.qos === 0) {
         this.south.write({ ...p, dup: false });

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { IPublishPacket, Packet } from 'mqtt-packet';
+import mqtt, { type IPublishPacket, type Packet } from 'mqtt-packet';
 import { type AedesServer, startAedes } from '../emulators/aedes-server.js';
 import {
   closeAll,
@@ -79,6 +79,24 @@ describe('QoS 1 uplinks through a south gateway are acknowledged by the north', 
     held.shift()?.release();
     await withTimeout(done, 5000, 'the PUBACK after the north acknowledged');
     assert.equal(pubacks.length, 1);
+  });
+
+  it("answers a QoS 2 uplink's PUBREC once the north acknowledged it, and completes the handshake", async () => {
+    hold = true;
+    const seen: string[] = [];
+    gw.client.on('packetreceive', (p) => {
+      if (p.cmd === 'pubrec' || p.cmd === 'pubcomp' || p.cmd === 'puback') seen.push(p.cmd);
+    });
+    const done = publish(gw.client, '/devices/dev-1/events', '{"seq":2}', { qos: 2 }, 10_000);
+    await until(() => held.length === 1, 5000, 'the uplink to reach the north');
+    assert.deepEqual(JSON.parse(held[0]?.payload ?? ''), { seq: 2 });
+    await gather(gw.client, '#', 300);
+    assert.deepEqual(seen, [], 'no PUBREC before the north acknowledged');
+    hold = false;
+    held.shift()?.release();
+    // MQTT.js resolves a QoS 2 publish only after PUBREC, its PUBREL and the PUBCOMP.
+    await withTimeout(done, 5000, 'the QoS 2 handshake after the north acknowledged');
+    assert.deepEqual(seen, ['pubrec', 'pubcomp']);
   });
 });
 
@@ -204,6 +222,60 @@ describe("a south gateway's in-flight window for QoS 1 downlinks (limits.gateway
     }
     assert.equal(logs.text().includes(SECRET), false, 'no secret in the logs');
     assert.equal(logs.text().includes(SECRET_2), false, 'no secret in the logs');
+  });
+
+  it('passes a resend of an uplink still in flight on once, and acknowledges it once', async () => {
+    const up = gather(platform, `/up/${SECRET_2}/id/dev-2`, 800);
+    await new Promise<void>((resolve, reject) =>
+      platform.subscribe(`/up/${SECRET_2}/id/dev-2`, { qos: 1 }, (e) => (e ? reject(e) : resolve())),
+    );
+    const first: IPublishPacket = {
+      cmd: 'publish',
+      topic: '/devices/dev-2/events',
+      payload: Buffer.from('{"once":1}'),
+      qos: 1,
+      messageId: 30,
+      retain: false,
+      dup: false,
+    };
+    // Both in one write: the resend arrives before the north can have acknowledged the first.
+    gw.write(Buffer.concat([mqtt.generate(first), mqtt.generate({ ...first, dup: true })]));
+    await answer('puback', 30);
+    const got = await up;
+    assert.deepEqual(
+      got.map((m) => m.payload.toString()),
+      ['{"once":1}'],
+      'the north got one copy',
+    );
+    assert.equal(gw.packets.filter((p) => p.cmd === 'puback' && p.messageId === 30).length, 1, 'one PUBACK');
+  });
+
+  it('answers a QoS 2 resend after PUBREC with PUBREC again, without a second delivery', async () => {
+    const up = gather(platform, `/up/${SECRET_2}/id/dev-2`, 800);
+    const msg: IPublishPacket = {
+      cmd: 'publish',
+      topic: '/devices/dev-2/events',
+      payload: Buffer.from('{"exactly":1}'),
+      qos: 2,
+      messageId: 31,
+      retain: false,
+      dup: false,
+    };
+    gw.send(msg);
+    await answer('pubrec', 31);
+    gw.send({ ...msg, dup: true });
+    await until(
+      () => gw.packets.filter((p) => p.cmd === 'pubrec' && p.messageId === 31).length === 2,
+      5000,
+      'a second PUBREC',
+    );
+    gw.send({ cmd: 'pubrel', messageId: 31 });
+    await answer('pubcomp', 31);
+    assert.deepEqual(
+      (await up).map((m) => m.payload.toString()),
+      ['{"exactly":1}'],
+      'the north got one copy',
+    );
   });
 
   it("a detach frees the device's place in the window: another device's waiting downlinks go out", async () => {
