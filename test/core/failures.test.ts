@@ -5,7 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { createLogger } from '../../src/log/logger.js';
 import {
   closeAll,
   connectClient,
@@ -91,13 +93,28 @@ describe('core: misbehaving clients affect only their own connection', () => {
   let broker: MosquittoBroker;
   let proxy: TestProxy;
   let bystander: MqttClient;
+  /** The proxy's log lines (JSON), for the close reasons and error codes it writes. */
+  const logLines: string[] = [];
+  const logger = createLogger({
+    level: 'debug',
+    format: 'json',
+    destination: new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        logLines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+        cb();
+      },
+    }),
+  });
 
   before(async () => {
     broker = await startMosquitto();
-    proxy = await startTestProxy({
-      north: { url: broker.url },
-      limits: { maxPacketBytes: 64 * 1024, connectTimeoutMs: 700 },
-    });
+    proxy = await startTestProxy(
+      {
+        north: { url: broker.url },
+        limits: { maxPacketBytes: 64 * 1024, connectTimeoutMs: 700 },
+      },
+      { logger },
+    );
     bystander = await connectClient(proxy.url, { clientId: 'bystander', keepalive: 30 });
   });
   after(async () => {
@@ -133,6 +150,11 @@ describe('core: misbehaving clients affect only their own connection', () => {
       big.publish('fail/big', randomBytes(100 * 1024), { qos: 0 });
       await closed;
       assert.deepEqual(await gather(watcher, 'fail/big', 300), []);
+      const closes = logLines.map((l) => JSON.parse(l) as Record<string, unknown>);
+      assert.ok(
+        closes.some((l) => l.reason === 'packet_too_large' && l.code === 'MDP_ERR_PACKET_TOO_LARGE'),
+        'the close is logged with its reason and error code',
+      );
       // Just under the limit still passes.
       const ok = await connectClient(proxy.url);
       const got = nextMessage(watcher, 'fail/big');
