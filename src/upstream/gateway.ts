@@ -10,11 +10,12 @@
  * attached again and every subscription made again.
  */
 import type { IPublishPacket, ISubscription, Packet } from 'mqtt-packet';
-import { IdAllocator } from '../codec/packet-ids.js';
+import type { IdSpace } from '../codec/packet-ids.js';
 import type { PublishOut } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
 import { topicShape } from '../log/topic-shape.js';
 import { FilterIndex, topicMatches } from './filter-index.js';
+import { LinkIds } from './gateway-ids.js';
 import {
   GatewayMember,
   type GatewayPlan,
@@ -80,8 +81,6 @@ class GatewayLink implements MemberLink {
   private readonly waiting = new Set<GatewayMember>();
   /** The members by their filters, for routing downlinks. */
   private readonly routes = new FilterIndex<GatewayMember>();
-  /** North packet id → the member whose uplink it is, and the packet for a resend. */
-  readonly pending = new Map<number, Pending>();
   private readonly waiters = new Map<number, (rc: number) => void>();
   private renewTimer?: NodeJS.Timeout;
   private attempt = 0;
@@ -93,7 +92,7 @@ class GatewayLink implements MemberLink {
   private readonly maxPerDevice: number;
   private readonly maxPerLink: number;
   /** One identifier space for every connection of this link, so resent uplinks keep their ids. */
-  readonly ids = new IdAllocator();
+  private readonly book = new LinkIds();
 
   constructor(
     private plan: GatewayPlan,
@@ -132,6 +131,16 @@ class GatewayLink implements MemberLink {
     return member;
   }
 
+  /** The ids the devices' relays use (see LinkIds: an id still due an answer is not freed by them). */
+  get ids(): IdSpace {
+    return this.book.forMembers;
+  }
+
+  /** North packet id → the member whose uplink it is, and the packet for a resend. */
+  get pending(): Map<number, Pending> {
+    return this.book.pending;
+  }
+
   get client$(): NorthClient | undefined {
     return this.client;
   }
@@ -143,16 +152,17 @@ class GatewayLink implements MemberLink {
 
   /** QoS 1 control message (attach/detach); resolves with the PUBACK reason code. */
   controlPublish(client: NorthClient, out: PublishOut): Promise<number> {
-    const id = this.ids.alloc();
+    const id = this.book.all.alloc();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters.delete(id);
-        this.ids.free(id);
+        // Its PUBACK may still come: the id is kept until then (or until the connection goes).
+        this.book.orphan(id);
         reject(new Error('no PUBACK for the gateway control message'));
       }, this.env.timeoutMs);
       this.waiters.set(id, (rc) => {
         clearTimeout(timer);
-        this.ids.free(id);
+        this.book.all.free(id);
         resolve(rc);
       });
       client.send({
@@ -169,7 +179,7 @@ class GatewayLink implements MemberLink {
 
   /** The member may send another uplink: neither it nor the link is at its in-flight limit. */
   accepts(member: GatewayMember): boolean {
-    return member.inflight < this.maxPerDevice && this.pending.size < this.maxPerLink;
+    return member.inflight < this.maxPerDevice && this.book.inFlight < this.maxPerLink;
   }
 
   /** Remembers a member to tell when the link can take more. */
@@ -190,16 +200,12 @@ class GatewayLink implements MemberLink {
   }
 
   detach(member: GatewayMember): void {
+    // Its uplinks still unanswered north keep their ids until the answer comes (LinkIds).
+    this.book.orphanUplinks(member);
     if (this.members.get(member.deviceId) !== member) return;
     this.members.delete(member.deviceId);
     this.routes.delete(member);
     this.waiting.delete(member);
-    for (const [id, p] of this.pending) {
-      if (p.member === member) {
-        this.pending.delete(id);
-        this.ids.free(id);
-      }
-    }
     const client = this.client;
     if (client) this.controlPublish(client, member.plan.detach).catch(() => {});
     this.maybeEmpty();
@@ -244,7 +250,7 @@ class GatewayLink implements MemberLink {
         onClose: (reason) => this.lost(reason),
         onDrain: () => this.wakeWaiting(),
       },
-      this.ids,
+      this.book.all,
     );
     this.client = client;
     this.connectedAt = Date.now();
@@ -265,12 +271,14 @@ class GatewayLink implements MemberLink {
     const old = this.client;
     this.client = undefined;
     old.end({ cmd: 'disconnect' });
+    this.book.dropOrphans();
     void this.restore(true);
   }
 
   private lost(reason: string): void {
     if (this.closed) return;
     this.client = undefined;
+    this.book.dropOrphans();
     this.env.log.warn({ reason }, 'gateway north connection lost; reconnecting');
     void this.restore();
   }
@@ -338,18 +346,22 @@ class GatewayLink implements MemberLink {
       w(p.reasonCode ?? 0);
       return;
     }
-    const pending = this.pending.get(id);
-    if (!pending) return;
-    const linkWasFull = this.pending.size >= this.maxPerLink;
-    this.pending.delete(id);
-    const m = pending.member;
-    m.acked();
-    m.events.onAck(p);
+    const linkWasFull = this.book.inFlight >= this.maxPerLink;
+    // The answer to an uplink whose device left: nobody to tell, its id is free again.
+    let m: GatewayMember | undefined;
+    if (!this.book.settleOrphan(id)) {
+      const pending = this.pending.get(id);
+      if (!pending) return;
+      this.pending.delete(id);
+      m = pending.member;
+      m.acked();
+      m.events.onAck(p);
+    }
     // Room again: for everyone if the link was full, else for this device if it waits. A
     // link whose writes are blocked wakes them on its drain instead.
     if (this.waiting.size === 0 || !this.client || this.client.blocked) return;
     if (linkWasFull) this.wakeWaiting();
-    else if (this.waiting.has(m) && m.inflight < this.maxPerDevice) {
+    else if (m && this.waiting.has(m) && m.inflight < this.maxPerDevice) {
       this.waiting.delete(m);
       m.events.onDrain();
     }

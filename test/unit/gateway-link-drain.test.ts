@@ -6,143 +6,13 @@
  * held, or whose acknowledgements can be held.
  */
 import assert from 'node:assert/strict';
-import { Duplex } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { Aedes, type AedesOptions } from 'aedes';
-import type { NorthPlan } from '../../src/core/contract.js';
-import { silentLogger } from '../../src/log/logger.js';
-import { GatewayHub } from '../../src/upstream/gateway.js';
-import type { GatewayMember, MemberEvents } from '../../src/upstream/gateway-member.js';
-import { type CompiledTransport, parseNorthUrl } from '../../src/upstream/transport.js';
+import type { GatewayMember } from '../../src/upstream/gateway-member.js';
 import { until } from '../emulators/aedes-server.js';
-
-/** Two connected streams; while `held`, what the proxy's side writes waits (its callbacks too). */
-function gatedPair(): { proxySide: Duplex; brokerSide: Duplex; release(): void; hold(): void } {
-  let held = false;
-  let waiting: Array<() => void> = [];
-  let proxySide: Duplex;
-  const brokerSide = new Duplex({
-    read() {},
-    write(chunk: Buffer, _enc, cb) {
-      proxySide.push(chunk);
-      cb();
-    },
-    final(cb) {
-      proxySide.push(null);
-      cb();
-    },
-  });
-  proxySide = new Duplex({
-    read() {},
-    write(chunk: Buffer, _enc, cb) {
-      const deliver = () => {
-        brokerSide.push(chunk);
-        cb();
-      };
-      if (held) waiting.push(deliver);
-      else deliver();
-    },
-    final(cb) {
-      brokerSide.push(null);
-      cb();
-    },
-  });
-  return {
-    proxySide,
-    brokerSide,
-    hold: () => {
-      held = true;
-    },
-    release: () => {
-      held = false;
-      const w = waiting;
-      waiting = [];
-      for (const d of w) d();
-    },
-  };
-}
-
-type GatewayPlan = Extract<NorthPlan, { mode: 'gateway' }>;
-
-function plan(deviceId: string): GatewayPlan {
-  const control = (op: string) => ({
-    topic: `/devices/${deviceId}/${op}`,
-    payload: Buffer.from('{}'),
-    qos: 1 as const,
-    retain: false,
-  });
-  return {
-    mode: 'gateway',
-    key: 'gw-1',
-    connect: () => ({
-      cmd: 'connect',
-      protocolId: 'MQTT',
-      protocolVersion: 4,
-      clientId: 'gw-1',
-      clean: true,
-      keepalive: 60,
-    }),
-    deviceId,
-    attach: control('attach'),
-    detach: control('detach'),
-    subscriptions: [],
-    gatewaySubscriptions: [],
-  };
-}
-
-/** A gateway hub whose link runs to aedes over a gated pair, with these devices attached. */
-async function startLink(
-  ids: string[],
-  opts: {
-    authorizePublish?: AedesOptions['authorizePublish'];
-    limits?: { device: number; link: number };
-  } = {},
-): Promise<{
-  broker: Aedes;
-  pair: ReturnType<typeof gatedPair>;
-  hub: GatewayHub;
-  members: Map<string, GatewayMember>;
-  drains: Map<string, number>;
-  stop(): Promise<void>;
-}> {
-  const broker = await Aedes.createBroker(
-    opts.authorizePublish ? { authorizePublish: opts.authorizePublish } : {},
-  );
-  const pair = gatedPair();
-  broker.handle(pair.brokerSide);
-  const transport: CompiledTransport = {
-    url: parseNorthUrl('mqtt://127.0.0.1:1883'),
-    open: async () => pair.proxySide,
-  };
-  const hub = new GatewayHub({
-    transport: () => transport,
-    timeoutMs: 5000,
-    maxPacketBytes: 1 << 20,
-    log: silentLogger,
-    ...(opts.limits
-      ? { maxInflightPerDevice: opts.limits.device, maxInflightPerLink: opts.limits.link }
-      : {}),
-  });
-  const drains = new Map<string, number>();
-  const members = new Map<string, GatewayMember>();
-  for (const id of ids) {
-    const events: MemberEvents = {
-      onPublish: () => {},
-      onAck: () => {},
-      onGatewayError: () => {},
-      onDrain: () => drains.set(id, (drains.get(id) ?? 0) + 1),
-    };
-    members.set(id, await hub.attach(plan(id), events));
-  }
-  const stop = async (): Promise<void> => {
-    hub.close();
-    await new Promise<void>((resolve) => broker.close(() => resolve()));
-  };
-  return { broker, pair, hub, members, drains, stop };
-}
+import { type Link, startLink } from './gateway-kit.js';
 
 describe('gateway link flow control', () => {
-  let link: Awaited<ReturnType<typeof startLink>>;
+  let link: Link;
   before(async () => {
     link = await startLink(['busy', 'idle-1', 'idle-2']);
   });
@@ -180,7 +50,7 @@ describe('gateway link flow control', () => {
 });
 
 describe('gateway link in-flight limits', () => {
-  let link: Awaited<ReturnType<typeof startLink>>;
+  let link: Link;
   let held = false;
   let acks: Array<() => void> = [];
   before(async () => {
