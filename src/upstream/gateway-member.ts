@@ -52,6 +52,15 @@ export class GatewayMember implements NorthPort {
   /** Its uplinks in the link's `pending`: sent, not yet acknowledged. */
   private unacked = 0;
   private evicted = false;
+  /** The session is online (start()): downlinks go to it as they come. */
+  private started = false;
+  /** Downlinks that came before start(): the session would drop them. */
+  private held?: IPublishPacket[];
+  /**
+   * QoS 1 downlinks given to the device (or held for it) that it has not acknowledged yet:
+   * north packet id → the connection they came on.
+   */
+  private downlinks?: Map<number, NorthClient>;
 
   constructor(
     private readonly link: MemberLink,
@@ -96,8 +105,30 @@ export class GatewayMember implements NorthPort {
     return false;
   }
 
+  /** A downlink for this device, from the link's connection `from`. */
+  deliver(packet: IPublishPacket, from: NorthClient): void {
+    if (packet.qos === 1 && packet.messageId) {
+      this.downlinks ??= new Map();
+      this.downlinks.set(packet.messageId, from);
+    }
+    if (this.started) this.events.onPublish(packet);
+    else {
+      this.held ??= [];
+      this.held.push(packet);
+    }
+  }
+
+  /** The device left: the QoS 1 downlinks it did not acknowledge, by the connection they came on. */
+  takeUnanswered(): Map<number, NorthClient> | undefined {
+    const d = this.downlinks;
+    this.downlinks = undefined;
+    this.held = undefined;
+    return d;
+  }
+
   send(packet: Packet): boolean {
     if (this.evicted) return false;
+    if (packet.cmd === 'puback' && packet.messageId) this.downlinks?.delete(packet.messageId);
     if (packet.cmd === 'publish') {
       // QoS 2 is never sent north: the platform closes the connection on it.
       if (packet.qos === 2) packet.qos = 1;
@@ -145,8 +176,13 @@ export class GatewayMember implements NorthPort {
     return this.extras;
   }
 
+  /** The session is online: the downlinks that came meanwhile go to it (the connection is the link's). */
   start(): void {
-    /* the shared connection is started by its link */
+    if (this.started) return;
+    this.started = true;
+    const held = this.held;
+    this.held = undefined;
+    if (held) for (const p of held) this.events.onPublish(p);
   }
 
   pause(): void {

@@ -202,6 +202,12 @@ class GatewayLink implements MemberLink {
   detach(member: GatewayMember): void {
     // Its uplinks still unanswered north keep their ids until the answer comes (LinkIds).
     this.book.orphanUplinks(member);
+    // Its downlinks are consumed (as those for no attached device are): unanswered, they
+    // would stay in the platform's window for the gateway connection.
+    const unanswered = member.takeUnanswered();
+    if (unanswered)
+      for (const [id, from] of unanswered)
+        if (from === this.client) from.send({ cmd: 'puback', messageId: id, reasonCode: 0 });
     if (this.members.get(member.deviceId) !== member) return;
     this.members.delete(member.deviceId);
     this.routes.delete(member);
@@ -372,8 +378,8 @@ class GatewayLink implements MemberLink {
       this.routeError(p);
     } else {
       const m = this.routes.find(p.topic, (x) => x.matches(p.topic));
-      if (m) {
-        m.events.onPublish(p);
+      if (m && this.client) {
+        m.deliver(p, this.client);
         return;
       }
     }

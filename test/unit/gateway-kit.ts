@@ -24,15 +24,42 @@ import { type CompiledTransport, parseNorthUrl } from '../../src/upstream/transp
 import { until } from './kit.js';
 import { testMapper } from './session-kit.js';
 
-/** Two connected streams; while `held`, what the proxy's side writes waits (its callbacks too). */
-export function gatedPair(): { proxySide: Duplex; brokerSide: Duplex; release(): void; hold(): void } {
+export interface GatedPair {
+  proxySide: Duplex;
+  brokerSide: Duplex;
+  /** Every packet the proxy wrote toward the broker, parsed, in order. */
+  sent: Packet[];
+  release(): void;
+  hold(): void;
+}
+
+/**
+ * Two connected streams; while `held`, what the proxy's side writes waits (its callbacks
+ * too). `coalesceMs`: what the broker writes within that time reaches the proxy as one chunk,
+ * as one TCP segment would (several packets handled in one read).
+ */
+export function gatedPair(coalesceMs = 0): GatedPair {
   let held = false;
   let waiting: Array<() => void> = [];
   let proxySide: Duplex;
+  const sent: Packet[] = [];
+  const tap = mqtt.parser({ protocolVersion: 4 });
+  tap.on('packet', (p: Packet) => sent.push(p));
+  tap.on('error', () => undefined);
+  let batch: Buffer[] = [];
   const brokerSide = new Duplex({
     read() {},
     write(chunk: Buffer, _enc, cb) {
-      proxySide.push(chunk);
+      if (coalesceMs <= 0) proxySide.push(chunk);
+      else {
+        if (batch.length === 0)
+          setTimeout(() => {
+            const all = Buffer.concat(batch);
+            batch = [];
+            if (!proxySide.destroyed) proxySide.push(all);
+          }, coalesceMs);
+        batch.push(chunk);
+      }
       cb();
     },
     final(cb) {
@@ -48,6 +75,7 @@ export function gatedPair(): { proxySide: Duplex; brokerSide: Duplex; release():
     read() {},
     write(chunk: Buffer, _enc, cb) {
       const deliver = () => {
+        tap.parse(chunk);
         brokerSide.push(chunk);
         cb();
       };
@@ -66,6 +94,7 @@ export function gatedPair(): { proxySide: Duplex; brokerSide: Duplex; release():
   return {
     proxySide,
     brokerSide,
+    sent,
     hold: () => {
       held = true;
     },
@@ -128,9 +157,9 @@ export function quietEvents(
 export interface Link {
   broker: Aedes;
   /** The north connections the hub opened, in order (each a fresh gated pair). */
-  pairs: Array<ReturnType<typeof gatedPair>>;
+  pairs: Array<GatedPair>;
   /** The current (last opened) north connection. */
-  pair: ReturnType<typeof gatedPair>;
+  pair: GatedPair;
   hub: GatewayHub;
   members: Map<string, GatewayMember>;
   drains: Map<string, number>;
@@ -146,6 +175,8 @@ export async function startLink(
     log?: Logger;
     timeoutMs?: number;
     onError?: GatewayEnv['onError'];
+    /** See gatedPair. */
+    coalesceMs?: number;
   } = {},
 ): Promise<Link> {
   const broker = await Aedes.createBroker(
@@ -153,11 +184,11 @@ export async function startLink(
   );
   broker.on('clientError', () => undefined);
   broker.on('connectionError', () => undefined);
-  const pairs: Array<ReturnType<typeof gatedPair>> = [];
+  const pairs: Array<GatedPair> = [];
   const transport: CompiledTransport = {
     url: parseNorthUrl('mqtt://127.0.0.1:1883'),
     open: async () => {
-      const pair = gatedPair();
+      const pair = gatedPair(opts.coalesceMs);
       pairs.push(pair);
       broker.handle(pair.brokerSide);
       return pair.proxySide;
@@ -184,7 +215,7 @@ export async function startLink(
     broker,
     pairs,
     get pair() {
-      return pairs[pairs.length - 1] as ReturnType<typeof gatedPair>;
+      return pairs[pairs.length - 1] as GatedPair;
     },
     hub,
     members,
