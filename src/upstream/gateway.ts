@@ -388,20 +388,26 @@ class GatewayLink implements MemberLink {
   }
 
   private routeError(p: IPublishPacket): void {
-    let body: { error_type?: string; device_id?: string; description?: string };
+    let parsed: unknown;
     try {
-      body = JSON.parse(p.payload.toString());
+      parsed = JSON.parse(p.payload.toString());
     } catch {
+      parsed = undefined;
+    }
+    // `null`, a number, an array...: no report either (reading its fields must not throw).
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
       this.env.log.warn('unparseable gateway error report');
       return;
     }
+    const body = parsed as { error_type?: unknown; device_id?: unknown; description?: unknown };
     const type = typeof body.error_type === 'string' ? body.error_type : 'UNKNOWN';
     this.env.onError?.(type);
-    const member = body.device_id ? this.members.get(body.device_id) : undefined;
+    const member = typeof body.device_id === 'string' ? this.members.get(body.device_id) : undefined;
     this.env.log.warn(
       { errorType: type, attached: Boolean(member) },
       'gateway error reported by the platform',
     );
-    member?.events.onGatewayError({ type, description: body.description });
+    const description = typeof body.description === 'string' ? body.description : undefined;
+    member?.events.onGatewayError({ type, description });
   }
 }
