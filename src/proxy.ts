@@ -143,8 +143,14 @@ export async function startProxy(config: ProxyConfig, opts: ProxyOptions = {}): 
       else new Session(stream, info, ctx);
     };
     const upgradeHook =
-      opts.upgradeHook ?? (config.listen.nativeWs ? nativeWebSocketHook(onStream, log) : undefined);
-    const listeners: Listeners = await startListeners(config.listen, onStream, upgradeHook);
+      opts.upgradeHook ??
+      (config.listen.nativeWs ? nativeWebSocketHook(onStream, log, config.limits.maxPacketBytes) : undefined);
+    const listeners: Listeners = await startListeners(
+      config.listen,
+      onStream,
+      upgradeHook,
+      config.limits.maxPacketBytes,
+    );
     let listening = true;
     cleanups.push(() => {
       listening = false;

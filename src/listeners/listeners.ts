@@ -55,6 +55,8 @@ export async function startListeners(
   cfg: ProxyConfig['listen'],
   onStream: OnStream,
   upgradeHook?: UpgradeHook,
+  /** limits.maxPacketBytes: a WebSocket message may hold one packet of it, no more. */
+  maxPacketBytes = 1048576 + 65536,
 ): Promise<Listeners> {
   const servers: Array<net.Server | http.Server> = [];
   const ports: Listeners['ports'] = {};
@@ -81,13 +83,13 @@ export async function startListeners(
     }
     if (cfg.wsPort >= 0) {
       const server = http.createServer(notFound);
-      attachWs(server, cfg.wsPath, 'ws', onStream, upgradeHook);
+      attachWs(server, cfg.wsPath, 'ws', onStream, maxPacketBytes, upgradeHook);
       ports.ws = await listen(server, cfg.host, cfg.wsPort);
       servers.push(server);
     }
     if (tlsOpts && cfg.wssPort >= 0) {
       const server = https.createServer(tlsOpts, notFound);
-      attachWs(server, cfg.wsPath, 'wss', onStream, upgradeHook);
+      attachWs(server, cfg.wsPath, 'wss', onStream, maxPacketBytes, upgradeHook);
       ports.wss = await listen(server, cfg.host, cfg.wssPort);
       servers.push(server);
     }
@@ -124,10 +126,15 @@ function attachWs(
   path: string,
   listener: 'ws' | 'wss',
   onStream: OnStream,
+  maxPacketBytes: number,
   upgradeHook?: UpgradeHook,
 ): void {
   const wss = new WebSocketServer({
     noServer: true,
+    // ws holds a whole message before the framer sees a byte of it: without this bound (ws's
+    // default is 100 MiB) limits.maxPacketBytes would not apply before buffering. One packet
+    // (its fixed header is at most 5 bytes) per message at most; a bigger one closes with 1009.
+    maxPayload: maxPacketBytes + 5,
     handleProtocols: (protocols) => {
       for (const p of protocols) if (SUBPROTOCOLS.has(p)) return p;
       return false;

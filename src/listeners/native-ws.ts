@@ -36,8 +36,10 @@ export function topicOf(url: URL): string {
 export function nativeWebSocketHook(
   onStream: OnStream,
   log?: { debug(o: object, m: string): void },
+  /** limits.maxPacketBytes: a message becomes one PUBLISH, whose payload must fit in it. */
+  maxPacketBytes = 1048576 + 65536,
 ): UpgradeHook {
-  const wss = new WebSocketServer({ noServer: true });
+  const wss = new WebSocketServer({ noServer: true, maxPayload: maxPacketBytes });
   return (req, socket, head, secure) => {
     const url = new URL(req.url ?? '/', 'http://proxy');
     const key = apiKey(req, url);
@@ -47,7 +49,14 @@ export function nativeWebSocketHook(
       refuse('403 Forbidden');
       return true;
     }
-    const topic = topicOf(url);
+    let topic: string;
+    try {
+      topic = topicOf(url);
+    } catch {
+      // A malformed percent-encoding in the path.
+      refuse('400 Bad Request');
+      return true;
+    }
     const [inner, outer] = streamPair();
     onStream(inner, {
       listener: secure ? 'native-wss' : 'native-ws',
@@ -87,8 +96,14 @@ export function nativeWebSocketHook(
               fail('403 Forbidden');
               return;
             }
-            clearTimeout(timer);
+            // ws answers a bad request (key, version, method) or a socket already gone by
+            // closing it without calling back: the socket's close or the timer ends the session.
             wss.handleUpgrade(req, socket, head, (open) => {
+              clearTimeout(timer);
+              if (phase === 'closed') {
+                open.terminate();
+                return;
+              }
               ws = open;
               phase = 'open';
               open.on('message', (data: Buffer) => {
@@ -109,6 +124,9 @@ export function nativeWebSocketHook(
         onClose: () => fail('502 Bad Gateway'),
       },
     );
+    socket.once('close', () => {
+      if (phase !== 'open') fail('502 Bad Gateway');
+    });
     log?.debug({ secure }, 'native WebSocket handshake');
     return true;
   };
