@@ -26,7 +26,13 @@ export function southSubscribe(s: SessionState, p: ISubscribePacket): void {
     return;
   }
   s.north.subscribe(plan.north, plan.properties).then(reply, () => {
-    /* north closed: the session closes with it */
+    // Its own north connection closed: the session closes with it. A gateway device's
+    // session stays while the shared connection reconnects (or renews its credentials): the
+    // device is answered, every filter that depended on the north failed (0x80).
+    if (s.closed) return;
+    s.log.warn({ filters: p.subscriptions.length }, 'north subscription cut by the connection loss: refused');
+    const failed = plan.north.map(() => 0x80);
+    s.south.write({ cmd: 'suback', messageId: p.messageId, granted: subackCodes(plan, failed, s.version) });
   });
 }
 
@@ -44,6 +50,12 @@ export function southUnsubscribe(s: SessionState, p: IUnsubscribePacket): void {
   const passCodes = plan.north.length === p.unsubscriptions.length;
   s.north.unsubscribe(plan.north, p.properties).then(
     (codes) => reply(passCodes ? codes : []),
-    () => {},
+    () => {
+      // As for SUBSCRIBE: a gateway device's session outlives the shared connection. Its
+      // filters are not made again on the next connection, so they are gone either way.
+      if (s.closed) return;
+      s.log.warn({ filters: p.unsubscriptions.length }, 'north unsubscription cut by the connection loss');
+      reply([]);
+    },
   );
 }

@@ -151,7 +151,16 @@ export class GatewayMember implements NorthPort {
     this.forget(wanted.map((s) => s.topic));
     this.extras.push(...wanted);
     this.link.refilter(this);
-    const granted = await c.subscribe(wanted.map((s) => ({ ...s })));
+    let granted: number[];
+    try {
+      granted = await c.subscribe(wanted.map((s) => ({ ...s })));
+    } catch (err) {
+      // The connection went first: the device is told its filters failed, so they are not
+      // made again on the next connection either.
+      this.extras = this.extras.filter((s) => !wanted.includes(s));
+      this.link.refilter(this);
+      throw err;
+    }
     const refused = new Set(wanted.filter((_, i) => (granted[i] ?? 0x80) >= 0x80));
     if (refused.size) {
       this.extras = this.extras.filter((s) => !refused.has(s));
@@ -161,10 +170,11 @@ export class GatewayMember implements NorthPort {
   }
 
   async unsubscribe(topics: string[]): Promise<number[]> {
-    const c = this.link.client$;
-    if (!c) return topics.map(() => 0x11);
+    // Forgotten first: with the connection down, they are not made again on the next one.
     this.forget(topics);
     this.link.refilter(this);
+    const c = this.link.client$;
+    if (!c) return topics.map(() => 0);
     return c.unsubscribe(topics);
   }
 
