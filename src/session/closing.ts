@@ -91,4 +91,6 @@ export function closeSession(s: SessionState, wasOnline: boolean, reason: string
   // No DISCONNECT north unless the client sent one: the broker then publishes the will.
   s.north?.destroy();
   s.south.end();
+  // A shutdown drain waiting on this session is over: nothing is in flight any more.
+  s.draining?.();
 }

@@ -228,10 +228,12 @@ export class Relay {
   clear(): void {
     for (const id of this.byDst.keys()) this.ids.free(id);
     for (const g of this.bySrc.values()) for (const id of g.relIds) this.ids.free(id);
-    for (let i = 0; i < this.bySrc.size; i++) this.hooks.onSettled(-1);
+    const settled = this.bySrc.size;
     this.byDst.clear();
     this.bySrc.clear();
     this.expect.clear();
+    // Told once the relay is empty, so what they check sees it empty.
+    for (let i = 0; i < settled; i++) this.hooks.onSettled(-1);
   }
 
   private newGroup(srcId: number, srcQos: QoS, local: boolean): Group {

@@ -294,4 +294,36 @@ describe('Session timeouts through tick()', () => {
     assert.ok(got[1]?.cmd === 'disconnect' && got[1].reasonCode === 0x8b);
     assert.deepEqual(await c.waitClosed(), ['shutdown']);
   });
+
+  it('drain() ends when the session closes under it, with a message still in flight', async () => {
+    const mapper = testMapper({
+      uplink: (p: IPublishPacket) => ({
+        verdict: 'continue',
+        rule: 't',
+        north: [{ topic: `n/${p.topic}`, payload: Buffer.from(p.payload), qos: 1, retain: false }],
+      }),
+    });
+    const c = startSession(testRoute({ mapper }));
+    await online(c);
+    c.send({
+      cmd: 'publish',
+      topic: 'x',
+      payload: Buffer.from('1'),
+      qos: 1,
+      retain: false,
+      dup: false,
+      messageId: 1,
+    });
+    for (let i = 0; i < 50 && (c.session.upRelay?.size ?? 0) === 0; i++) await turn();
+    assert.equal(c.session.upRelay?.size, 1, 'the uplink waits for its north PUBACK');
+    let drained = false;
+    const drain = c.session.drain(60_000).then(() => {
+      drained = true;
+    });
+    c.end(); // the client leaves during the shutdown drain
+    await c.waitClosed();
+    for (let i = 0; i < 50 && !drained; i++) await turn();
+    assert.equal(drained, true, 'the drain finished with the session, not with its 60 s grace');
+    await drain;
+  });
 });
