@@ -128,7 +128,6 @@ export class GatewayMember implements NorthPort {
 
   send(packet: Packet): boolean {
     if (this.evicted) return false;
-    if (packet.cmd === 'puback' && packet.messageId) this.downlinks?.delete(packet.messageId);
     if (packet.cmd === 'publish') {
       // QoS 2 is never sent north: the platform closes the connection on it.
       if (packet.qos === 2) packet.qos = 1;
@@ -137,8 +136,19 @@ export class GatewayMember implements NorthPort {
         if (!this.link.pending.has(packet.messageId)) this.unacked++;
         this.link.pending.set(packet.messageId, { packet, member: this });
       }
+      const c = this.link.ready ? this.link.client$ : undefined;
+      return c ? c.send(packet) : false;
     }
-    const c = this.link.ready ? this.link.client$ : undefined;
+    // Acknowledgements of downlinks need no attach: they go out whenever the link is
+    // connected, also while it attaches its devices again.
+    const c = this.link.client$;
+    if (packet.cmd === 'puback' && packet.messageId) {
+      const from = this.downlinks?.get(packet.messageId);
+      this.downlinks?.delete(packet.messageId);
+      // Its downlink came on a connection since lost: on this one the id may name another
+      // message, which the PUBACK would acknowledge.
+      if (from && from !== c) return false;
+    }
     return c ? c.send(packet) : false;
   }
 

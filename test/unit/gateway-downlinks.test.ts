@@ -72,3 +72,80 @@ describe('gateway link downlinks', () => {
     assert.deepEqual(publishes(dev.packets), []);
   });
 });
+
+describe("gateway link: devices' acknowledgements while the link attaches its devices again", () => {
+  let link: Link;
+  let holdSlowAttach = false;
+  const heldAttach: Array<() => void> = [];
+  before(async () => {
+    link = await startLink([], {
+      authorizePublish: (_client, packet, cb) => {
+        if (holdSlowAttach && packet.topic === '/devices/slow/attach') heldAttach.push(() => cb(null));
+        else cb(null);
+      },
+    });
+  });
+  after(() => {
+    for (const go of heldAttach.splice(0)) go();
+    return link?.stop();
+  });
+
+  const withCommands = (id: string) =>
+    plan(id, { subscriptions: [{ topic: `/devices/${id}/commands`, qos: 1 }] });
+  const command = (id: string, payload: string): Promise<void> =>
+    new Promise((resolve) =>
+      link.broker.publish(
+        {
+          cmd: 'publish',
+          topic: `/devices/${id}/commands`,
+          payload: Buffer.from(payload),
+          qos: 1,
+          retain: false,
+          dup: false,
+        },
+        () => resolve(),
+      ),
+    );
+  const pubacksOn = (pair: Link['pair']): number => pair.sent.filter((p) => p.cmd === 'puback').length;
+
+  it("passes a device's PUBACK north while another device's re-attach is still unanswered; never one for a lost connection's downlink", async () => {
+    const fast = gatewayDevice(link.hub, 'fast', { plan: withCommands('fast') });
+    const slow = gatewayDevice(link.hub, 'slow', { plan: withCommands('slow') });
+    await fast.connect();
+    await slow.connect();
+    // A command on the first connection that the device does not acknowledge before the loss.
+    await command('fast', 'old');
+    await until(() => publishes(fast.packets).length === 1, 3000, 'the first command at the device');
+    const old = publishes(fast.packets)[0] as IPublishPacket;
+    holdSlowAttach = true;
+    const opened = link.pairs.length;
+    link.pair.brokerSide.destroy();
+    await until(() => link.pairs.length > opened, 5000, 'the link reconnecting');
+    const again = link.pair;
+    await until(() => heldAttach.length > 0, 5000, "slow's re-attach at the broker (held)");
+    await until(
+      () =>
+        again.sent.some(
+          (p) => p.cmd === 'subscribe' && p.subscriptions[0]?.topic === '/devices/fast/commands',
+        ),
+      5000,
+      'fast re-attached and re-subscribed',
+    );
+    // The answer to the first connection's command must not go out on this one.
+    fast.send({ cmd: 'puback', messageId: old.messageId ?? 0 });
+    await settle();
+    assert.equal(pubacksOn(again), 0, "no PUBACK on the new connection for the lost one's downlink");
+    // A command on the new connection while slow's attach is unanswered: its PUBACK goes north.
+    await command('fast', 'new');
+    await until(() => publishes(fast.packets).length === 2, 3000, 'the second command at the device');
+    const cmd = publishes(fast.packets)[1] as IPublishPacket;
+    assert.equal(cmd.payload.toString(), 'new');
+    fast.send({ cmd: 'puback', messageId: cmd.messageId ?? 0 });
+    await until(() => pubacksOn(again) === 1, 3000, "fast's PUBACK north during the restore");
+    assert.equal(heldAttach.length, 1, "slow's attach still unanswered");
+    holdSlowAttach = false;
+    for (const go of heldAttach.splice(0)) go();
+    fast.vanish();
+    slow.vanish();
+  });
+});
