@@ -98,7 +98,10 @@ function goOnline(s: SessionState, northConnack: IConnackPacket | undefined, aut
         ? false
         : Boolean(northConnack?.sessionPresent);
   const connack: IConnackPacket = { cmd: 'connack', sessionPresent, returnCode: 0, reasonCode: 0 };
-  if (s.version === 5 && northConnack?.properties) connack.properties = northConnack.properties;
+  if (s.version === 5 && northConnack?.properties) {
+    connack.properties = northConnack.properties;
+    s.southAliasMax = northConnack.properties.topicAliasMaximum ?? 0;
+  }
   s.south.write(connack);
   const north = s.north;
   s.state = 'online';

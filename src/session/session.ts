@@ -59,6 +59,8 @@ export class Session implements SessionLike, SessionState, ChannelEvents {
   private queue: Packet[] = [];
   private busy = false;
   southAliases?: Map<number, string>;
+  /** The Topic Alias Maximum the client's CONNACK gave it (0: none, aliases forbidden). */
+  southAliasMax = 0;
   northAliases?: Map<number, string>;
   /** The per-connection logger, made on first use: idle devices should cost little memory. */
   private logger?: Logger;

@@ -37,6 +37,8 @@ export interface SessionState extends SessionLike {
   /** MQTT 5 session expiry the client asked for at CONNECT (seconds). */
   sessionExpiry: number;
   southAliases?: Map<number, string>;
+  /** The Topic Alias Maximum the client's CONNACK gave it (0: none, aliases forbidden). */
+  southAliasMax: number;
   northAliases?: Map<number, string>;
   dialect: string;
   routeName: string;

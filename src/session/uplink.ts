@@ -25,6 +25,11 @@ export function southPublish(s: SessionState, p: IPublishPacket): void {
   if (q.qos2 === 'as_qos0' && p.qos === 2) p.qos = 0;
   if (q.retain === 'ignore') p.retain = false;
   if (!s.passThrough && s.version === 5 && p.properties?.topicAlias !== undefined) {
+    // Above what the CONNACK allowed (MQTT-3.3.2-9): a protocol error, and the table's bound.
+    if (p.properties.topicAlias > s.southAliasMax) {
+      s.close('bad_topic_alias');
+      return;
+    }
     s.southAliases ??= new Map();
     if (!resolveAlias(p, s.southAliases)) {
       s.close('bad_topic_alias');

@@ -185,6 +185,29 @@ describe('core: session pipeline on in-memory streams', () => {
     assert.ok((counted[0]?.value ?? 0) >= 1, 'south_in publish counted');
   });
 
+  it("MQTT 5 topic aliases within the CONNACK's maximum are resolved before the topic is rewritten", async () => {
+    const c = inMemory({ clientId: 'mem-alias', protocolVersion: 5 });
+    const connack = await new Promise<{ properties?: { topicAliasMaximum?: number } }>((resolve, reject) => {
+      c.once('connect', resolve);
+      c.once('error', reject);
+    });
+    const max = connack.properties?.topicAliasMaximum ?? 0;
+    assert.ok(max >= 2, `the north's Topic Alias Maximum reaches the client (${max})`);
+    const watcher = await connectClient(broker.url);
+    clients.push(watcher);
+    await subscribe(watcher, 'plat/alias/#', { qos: 1 });
+    const got = collect(watcher, 'plat/alias/#', 2, 5000);
+    await publish(c, 'dev/alias/x', 'first', { qos: 1, properties: { topicAlias: max } });
+    await publish(c, '', 'second', { qos: 1, properties: { topicAlias: max } });
+    assert.deepEqual(
+      (await got).map((m) => [m.topic, m.payload.toString()]),
+      [
+        ['plat/alias/x', 'first'],
+        ['plat/alias/x', 'second'],
+      ],
+    );
+  });
+
   it('drop is acknowledged and goes nowhere; disconnect closes without acknowledging', async () => {
     const c = await online(inMemory({ clientId: 'mem-2' }));
     const watcher = await connectClient(broker.url);

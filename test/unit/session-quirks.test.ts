@@ -295,6 +295,30 @@ describe('Session timeouts through tick()', () => {
     assert.deepEqual(await c.waitClosed(), ['shutdown']);
   });
 
+  it('an MQTT 5 topic alias above the maximum the CONNACK gave (none: 0) closes with bad_topic_alias, nothing learned', async () => {
+    const seen: string[] = [];
+    const mapper = testMapper({
+      uplink: (p: IPublishPacket) => {
+        seen.push(p.topic);
+        return { verdict: 'drop', reason: 'unmapped' };
+      },
+    });
+    const c = startSession(testRoute({ mapper }), 5);
+    await online(c, { protocolVersion: 5 });
+    c.send({
+      cmd: 'publish',
+      topic: 't/aliased',
+      payload: Buffer.from('1'),
+      qos: 0,
+      retain: false,
+      dup: false,
+      properties: { topicAlias: 1 },
+    });
+    assert.deepEqual(await c.waitClosed(), ['bad_topic_alias']);
+    assert.deepEqual(seen, [], 'the publish never reached the mapper');
+    assert.equal(c.session.southAliases?.size ?? 0, 0, 'no alias learned');
+  });
+
   it('drain() ends when the session closes under it, with a message still in flight', async () => {
     const mapper = testMapper({
       uplink: (p: IPublishPacket) => ({
