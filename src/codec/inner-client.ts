@@ -14,6 +14,8 @@ export interface InnerClientEvents {
   onPacket(packet: Packet): void;
   /** The session side closed (or sent garbage); called once. */
   onClose(): void;
+  /** The session reads again after `send` returned false. */
+  onDrain?(): void;
 }
 
 export class InnerClient {
@@ -41,6 +43,9 @@ export class InnerClient {
     stream.on('end', () => this.close());
     stream.on('close', () => this.close());
     stream.on('error', () => this.close());
+    stream.on('drain', () => {
+      if (!this.closed) events.onDrain?.();
+    });
     this.send({ protocolId: 'MQTT', protocolVersion: 4, keepalive: 0, clean: true, ...connect });
   }
 
@@ -51,8 +56,10 @@ export class InnerClient {
     return id;
   }
 
-  send(packet: Packet): void {
-    if (!this.closed) this.stream.write(mqtt.generate(packet, { protocolVersion: 4 }));
+  /** False when the session is not reading (its north is blocked): wait for onDrain. */
+  send(packet: Packet): boolean {
+    if (this.closed) return true;
+    return this.stream.write(mqtt.generate(packet, { protocolVersion: 4 }));
   }
 
   /** DISCONNECT (normal end), then close. Idempotent. */

@@ -107,7 +107,9 @@ export function nativeWebSocketHook(
               ws = open;
               phase = 'open';
               open.on('message', (data: Buffer) => {
-                client.send({ cmd: 'publish', topic, payload: data, qos: 0, retain: false, dup: false });
+                // Not read further while the session is not reading (its north is blocked).
+                if (!client.send({ cmd: 'publish', topic, payload: data, qos: 0, retain: false, dup: false }))
+                  open.pause();
               });
               open.on('close', () => {
                 if (phase === 'closed') return;
@@ -122,6 +124,7 @@ export function nativeWebSocketHook(
           }
         },
         onClose: () => fail('502 Bad Gateway'),
+        onDrain: () => ws?.resume(),
       },
     );
     socket.once('close', () => {

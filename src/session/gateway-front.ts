@@ -49,6 +49,8 @@ export class GatewayFront implements SessionLike {
   private readonly upQos = new Map<number, 1 | 2>();
   /** QoS 2 uplinks answered with PUBREC, until the gateway's PUBREL. */
   private readonly released = new Set<number>();
+  /** Devices whose session is not reading (its north is blocked): the gateway is not read meanwhile. */
+  private readonly blocked = new Set<Device>();
   /** QoS 1 downlinks toward the gateway: at most limits.gatewayInflight unacknowledged. */
   private readonly window: DownlinkWindow<Device>;
   private readonly createdAt = Date.now();
@@ -258,7 +260,17 @@ export class GatewayFront implements SessionLike {
       device.up.set(innerId, outerId);
     } else delete packet.messageId;
     // QoS 2 goes north as QoS 1; the gateway's own QoS 2 flow ends once the north has it.
-    device.client.send(packet);
+    if (!device.client.send(packet)) {
+      // Head-of-line, as on any connection: the gateway's socket waits for this device.
+      this.blocked.add(device);
+      this.south.pause();
+    }
+  }
+
+  /** A device's session reads again, or is gone: the gateway is read once no device waits. */
+  private unblock(device: Device): void {
+    if (this.blocked.delete(device) && this.blocked.size === 0 && this.state !== 'closed')
+      this.south.resume();
   }
 
   /** Acknowledges the gateway's publish: PUBACK for QoS 1, PUBREC (then PUBREL/PUBCOMP) for 2. */
@@ -324,7 +336,9 @@ export class GatewayFront implements SessionLike {
             done(true);
           },
           onPacket: (pk) => this.fromDevice(deviceId, device, pk),
+          onDrain: () => this.unblock(device),
           onClose: () => {
+            this.unblock(device);
             if (this.devices.get(deviceId) !== device) return;
             this.devices.delete(deviceId);
             // Closed before its CONNACK (e.g. the route failed): refused all the same.
@@ -342,6 +356,7 @@ export class GatewayFront implements SessionLike {
     for (const outerId of device.up.values()) this.upQos.delete(outerId);
     device.client.disconnect();
     this.window.forget(device);
+    this.unblock(device);
   }
 
   /** A packet from an attached device's session: acks of uplinks, downlinks, SUBACKs. */
