@@ -184,9 +184,18 @@ export class Relay {
     return 'ok';
   }
 
-  /** PUBREL from the source (QoS 2, second half). */
-  onSourcePubrel(messageId: number): void {
+  /**
+   * PUBREL from the source (QoS 2, second half). `destinationQos2` false: nothing goes to the
+   * destination at QoS 2 (its maximum is lower, or the quirk downgrades), so an unknown PUBREL
+   * cannot belong to a flow there: its message was acknowledged before the PUBREC, and the
+   * PUBREL is completed here.
+   */
+  onSourcePubrel(messageId: number, destinationQos2 = true): void {
     const g = this.bySrc.get(messageId);
+    if (!g && !destinationQos2) {
+      this.src.send({ cmd: 'pubcomp', messageId, reasonCode: 0 });
+      return;
+    }
     if (!g) {
       // Unknown here: a QoS 2 flow begun on an earlier connection (resent after a reconnect).
       // The copy went out under the same id (ids are kept when free), so the PUBREL is passed

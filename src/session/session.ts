@@ -147,7 +147,7 @@ export class Session implements SessionLike, SessionState, ChannelEvents {
           this.close('client_ack_not_allowed');
           return;
         }
-        this.up?.onSourcePubrel(p.messageId ?? 0);
+        this.up?.onSourcePubrel(p.messageId ?? 0, this.northMaxQos === 2 && this.quirks.qos2 === 'pass');
         return;
       case 'subscribe':
         southSubscribe(this, p);

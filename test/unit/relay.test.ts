@@ -288,6 +288,15 @@ describe('Relay: QoS 2', () => {
     assert.equal(ids.inUse, 0);
   });
 
+  it('an unknown PUBREL toward a destination that never takes QoS 2 is completed here, nothing passed on', () => {
+    const { src, dst, relay, hooks, ids } = setup();
+    relay.onSourcePubrel(78, false);
+    assert.deepEqual(src.take(), [{ cmd: 'pubcomp', messageId: 78, reasonCode: 0 }]);
+    assert.deepEqual(dst.take(), []);
+    assert.equal(ids.inUse, 0, 'no id taken on the destination');
+    assert.equal(hooks.started, 0, 'nothing counted in flight');
+  });
+
   it('an unknown PUBREL whose id is taken on the other side is completed with PUBCOMP 0x92', () => {
     const { src, dst, relay, ids } = setup();
     relay.forward(null, [out('busy', 1)]); // a message of the proxy's own holds the id

@@ -319,6 +319,19 @@ describe('Session timeouts through tick()', () => {
     assert.equal(c.session.southAliases?.size ?? 0, 0, 'no alias learned');
   });
 
+  it('a PUBREL the session does not know, on a route that sends QoS 2 north as QoS 1, is completed at once', async () => {
+    const c = startSession(testRoute({ quirks: { qos2: 'as_qos1' } }));
+    await online(c);
+    const before = c.packets.length;
+    c.send({ cmd: 'pubrel', messageId: 9 });
+    const got = await c.waitPackets(before + 1);
+    assert.deepEqual(
+      got.slice(before).map((p) => [p.cmd, p.messageId]),
+      [['pubcomp', 9]],
+    );
+    assert.equal(c.isClosed(), false);
+  });
+
   it('drain() ends when the session closes under it, with a message still in flight', async () => {
     const mapper = testMapper({
       uplink: (p: IPublishPacket) => ({
