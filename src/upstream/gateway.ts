@@ -13,7 +13,6 @@ import type { IPublishPacket, ISubscription, Packet } from 'mqtt-packet';
 import type { IdSpace } from '../codec/packet-ids.js';
 import type { PublishOut } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
-import { topicShape } from '../log/topic-shape.js';
 import { FilterIndex, topicMatches } from './filter-index.js';
 import { LinkIds } from './gateway-ids.js';
 import {
@@ -23,6 +22,7 @@ import {
   type MemberLink,
   type Pending,
 } from './gateway-member.js';
+import { parseErrorReport, reattach } from './gateway-restore.js';
 import { NorthClient } from './north.js';
 import type { CompiledTransport } from './transport.js';
 
@@ -41,6 +41,12 @@ export interface GatewayEnv {
    */
   maxInflightPerDevice?: number;
   maxInflightPerLink?: number;
+}
+
+/** An attach or detach awaiting its PUBACK on `client`; `done` gets its code, or an error when it will not come. */
+interface ControlWaiter {
+  client: NorthClient;
+  done(rc: number | Error): void;
 }
 
 const INFLIGHT_PER_DEVICE = 1000;
@@ -81,10 +87,14 @@ class GatewayLink implements MemberLink {
   private readonly waiting = new Set<GatewayMember>();
   /** The members by their filters, for routing downlinks. */
   private readonly routes = new FilterIndex<GatewayMember>();
-  private readonly waiters = new Map<number, (rc: number) => void>();
+  /** Attaches and detaches awaiting their PUBACK, by packet id, with the connection they went on. */
+  private readonly waiters = new Map<number, ControlWaiter>();
   private renewTimer?: NodeJS.Timeout;
   private attempt = 0;
-  /** Reconnecting or re-attaching: devices hold their traffic (kept in `pending`). */
+  /**
+   * Reconnecting or re-attaching: devices hold their traffic (kept in `pending`). One restore
+   * runs at a time: a connection lost meanwhile makes its current attempt fail and retry.
+   */
   private restoring = false;
   private connectedAt = 0;
   private closed = false;
@@ -160,10 +170,14 @@ class GatewayLink implements MemberLink {
         this.book.orphan(id);
         reject(new Error('no PUBACK for the gateway control message'));
       }, this.env.timeoutMs);
-      this.waiters.set(id, (rc) => {
-        clearTimeout(timer);
-        this.book.all.free(id);
-        resolve(rc);
+      this.waiters.set(id, {
+        client,
+        done: (rc) => {
+          clearTimeout(timer);
+          this.book.all.free(id);
+          if (typeof rc === 'number') resolve(rc);
+          else reject(rc);
+        },
       });
       client.send({
         cmd: 'publish',
@@ -228,8 +242,7 @@ class GatewayLink implements MemberLink {
   shutdown(): void {
     this.closed = true;
     clearTimeout(this.renewTimer);
-    this.client?.end({ cmd: 'disconnect' });
-    this.client = undefined;
+    if (this.client) this.drop(this.client, 'end');
     this.onEmpty();
   }
 
@@ -244,6 +257,13 @@ class GatewayLink implements MemberLink {
   }
 
   private async connect(): Promise<NorthClient> {
+    // The handlers name their connection: a late event of one already replaced is ignored,
+    // and one that ends before this function resumes is not taken for a live connection.
+    const self: { client?: NorthClient; gone?: string } = {};
+    const ended = (reason: string): void => {
+      if (self.client) this.lost(self.client, reason);
+      else self.gone = reason;
+    };
     const { client } = await NorthClient.connect(
       this.env.transport(this.plan.url),
       this.plan.connect(),
@@ -251,13 +271,18 @@ class GatewayLink implements MemberLink {
       {
         onPublish: (p) => this.route(p),
         onAck: (p) => this.onAck(p),
-        onPubrel: (id) => client.send({ cmd: 'pubcomp', messageId: id, reasonCode: 0 }),
-        onDisconnect: () => this.lost('north_disconnect'),
-        onClose: (reason) => this.lost(reason),
+        onPubrel: (id) => self.client?.send({ cmd: 'pubcomp', messageId: id, reasonCode: 0 }),
+        onDisconnect: () => ended('north_disconnect'),
+        onClose: ended,
         onDrain: () => this.wakeWaiting(),
       },
       this.book.all,
     );
+    self.client = client;
+    if (this.closed || self.gone) {
+      client.end({ cmd: 'disconnect' });
+      throw new Error(this.closed ? 'gateway link closed' : `connection lost at once (${self.gone})`);
+    }
     this.client = client;
     this.connectedAt = Date.now();
     client.start();
@@ -274,67 +299,70 @@ class GatewayLink implements MemberLink {
   private renew(): void {
     if (this.closed || !this.client) return;
     this.env.log.info('gateway credentials renewal: reconnecting');
-    const old = this.client;
-    this.client = undefined;
-    old.end({ cmd: 'disconnect' });
-    this.book.dropOrphans();
-    void this.restore(true);
+    this.drop(this.client, 'end');
+    this.restart(true);
   }
 
-  private lost(reason: string): void {
-    if (this.closed) return;
-    this.client = undefined;
-    this.book.dropOrphans();
+  /** The connection `client` ended (a DISCONNECT, then its close, report it twice). */
+  private lost(client: NorthClient | undefined, reason: string): void {
+    if (this.closed || !client || client !== this.client) return;
+    this.drop(client, 'destroy');
     this.env.log.warn({ reason }, 'gateway north connection lost; reconnecting');
-    void this.restore();
+    this.restart(false);
+  }
+
+  /**
+   * A connection is done with: ended (DISCONNECT first) or destroyed. Nothing more will be
+   * answered on it: its attaches and detaches fail now, its orphaned ids are free.
+   */
+  private drop(client: NorthClient, how: 'end' | 'destroy'): void {
+    if (how === 'end') client.end({ cmd: 'disconnect' });
+    else client.destroy();
+    if (this.client === client) this.client = undefined;
+    for (const [id, w] of this.waiters) {
+      if (w.client !== client) continue;
+      this.waiters.delete(id);
+      w.done(new Error('gateway connection lost'));
+    }
+    this.book.dropOrphans();
+  }
+
+  /** Starts restoring the link, unless a restore runs already (it retries on its own). */
+  private restart(planned: boolean): void {
+    if (this.restoring || this.closed) return;
+    this.restoring = true;
+    void this.restore(planned);
   }
 
   /** Reconnects with backoff, re-attaches every device, re-subscribes, resends unacknowledged uplinks. */
-  private async restore(planned = false): Promise<void> {
+  private async restore(planned: boolean): Promise<void> {
     // A connection that died young (e.g. the platform closes on something we resend) must not
     // be retried in a tight loop: the backoff carries on until one has lived a minute.
     if (planned || Date.now() - this.connectedAt > STABLE_MS) this.attempt = 0;
     else await this.backoff();
-    this.restoring = true;
     while (!this.closed) {
+      let client: NorthClient | undefined;
       try {
-        const client = await this.ensure();
+        const c = await this.ensure();
+        client = c;
         // Every device attached again before any of its traffic (the platform refuses traffic
         // for unattached devices), then its subscriptions, then what was not acknowledged.
-        const members = [...this.members.values()];
-        await Promise.all(
-          members.map(async (m) => {
-            const rc = await this.controlPublish(client, m.plan.attach);
-            if (rc >= 0x80) throw new Error(`re-attach refused (code ${rc})`);
-            const auto = m.plan.subscriptions.length;
-            const extras = [...m.extraSubscriptions];
-            if (!auto && !extras.length) return;
-            const granted = await client.subscribe(
-              [...m.plan.subscriptions, ...extras].map((s) => ({ ...s })),
-            );
-            // Refusals are logged as on the first connection: the automatic ones by the
-            // device's session, the device's own ones here (by shape: filters may hold secrets).
-            if (auto) m.events.onAutoSubscribed?.(granted.slice(0, auto));
-            const refused = extras.filter((_, i) => (granted[auto + i] ?? 0x80) >= 0x80);
-            if (refused.length)
-              this.env.log.warn(
-                { refused: refused.map((s) => topicShape(s.topic)) },
-                'north broker refused a re-subscription after the gateway reconnect: no downlinks on it',
-              );
-          }),
-        );
+        const control = (to: NorthClient, out: PublishOut) => this.controlPublish(to, out);
+        await Promise.all([...this.members.values()].map((m) => reattach(c, m, control, this.env.log)));
+        if (client !== this.client) throw new Error('connection lost while re-attaching');
         for (const p of this.pending.values()) client.send({ ...p.packet, dup: true });
         this.restoring = false;
         this.waiting.clear();
         for (const m of this.members.values()) m.events.onDrain();
         return;
       } catch (err) {
-        this.client?.destroy();
-        this.client = undefined;
+        // Only the connection this attempt made: a newer one is not this attempt's to end.
+        if (client) this.drop(client, 'destroy');
         this.env.log.warn({ err: (err as Error).message }, 'gateway reconnect failed');
         await this.backoff();
       }
     }
+    this.restoring = false;
   }
 
   /** Waits 1 s doubling to 32 s, with jitter (half to all of the step). */
@@ -349,7 +377,7 @@ class GatewayLink implements MemberLink {
     const w = this.waiters.get(id);
     if (w) {
       this.waiters.delete(id);
-      w(p.reasonCode ?? 0);
+      w.done(p.reasonCode ?? 0);
       return;
     }
     const linkWasFull = this.book.inFlight >= this.maxPerLink;
@@ -388,26 +416,18 @@ class GatewayLink implements MemberLink {
   }
 
   private routeError(p: IPublishPacket): void {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(p.payload.toString());
-    } catch {
-      parsed = undefined;
-    }
-    // `null`, a number, an array...: no report either (reading its fields must not throw).
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    const report = parseErrorReport(p.payload);
+    if (!report) {
       this.env.log.warn('unparseable gateway error report');
       return;
     }
-    const body = parsed as { error_type?: unknown; device_id?: unknown; description?: unknown };
-    const type = typeof body.error_type === 'string' ? body.error_type : 'UNKNOWN';
+    const { type, deviceId, description } = report;
     this.env.onError?.(type);
-    const member = typeof body.device_id === 'string' ? this.members.get(body.device_id) : undefined;
+    const member = deviceId !== undefined ? this.members.get(deviceId) : undefined;
     this.env.log.warn(
       { errorType: type, attached: Boolean(member) },
       'gateway error reported by the platform',
     );
-    const description = typeof body.description === 'string' ? body.description : undefined;
     member?.events.onGatewayError({ type, description });
   }
 }

@@ -1,0 +1,63 @@
+/**
+ * Pieces of the gateway link (src/upstream/gateway.ts) that need none of its state: attaching
+ * one device again on a new connection, and reading the platform's error reports.
+ */
+import type { PublishOut } from '../core/contract.js';
+import type { Logger } from '../log/logger.js';
+import { topicShape } from '../log/topic-shape.js';
+import type { GatewayMember } from './gateway-member.js';
+import type { NorthClient } from './north.js';
+
+/**
+ * Attaches a device again on a new connection, then makes its subscriptions again (the
+ * automatic ones and the device's own). Rejects when the attach is refused or the
+ * connection goes.
+ */
+export async function reattach(
+  client: NorthClient,
+  m: GatewayMember,
+  control: (client: NorthClient, out: PublishOut) => Promise<number>,
+  log: Logger,
+): Promise<void> {
+  const rc = await control(client, m.plan.attach);
+  if (rc >= 0x80) throw new Error(`re-attach refused (code ${rc})`);
+  const auto = m.plan.subscriptions.length;
+  const extras = [...m.extraSubscriptions];
+  if (!auto && !extras.length) return;
+  const granted = await client.subscribe([...m.plan.subscriptions, ...extras].map((s) => ({ ...s })));
+  // Refusals are logged as on the first connection: the automatic ones by the device's
+  // session, the device's own ones here (by shape: filters may hold secrets).
+  if (auto) m.events.onAutoSubscribed?.(granted.slice(0, auto));
+  const refused = extras.filter((_, i) => (granted[auto + i] ?? 0x80) >= 0x80);
+  if (refused.length)
+    log.warn(
+      { refused: refused.map((s) => topicShape(s.topic)) },
+      'north broker refused a re-subscription after the gateway reconnect: no downlinks on it',
+    );
+}
+
+export interface ErrorReport {
+  type: string;
+  deviceId?: string;
+  description?: string;
+}
+
+/**
+ * A report on the gateway's errors topic (JSON `{error_type, device_id, description}`);
+ * undefined when it is not a JSON object (`null`, a number, an array are not reports either).
+ */
+export function parseErrorReport(payload: Buffer | string): ErrorReport | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(payload.toString());
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined;
+  const body = parsed as { error_type?: unknown; device_id?: unknown; description?: unknown };
+  return {
+    type: typeof body.error_type === 'string' ? body.error_type : 'UNKNOWN',
+    deviceId: typeof body.device_id === 'string' ? body.device_id : undefined,
+    description: typeof body.description === 'string' ? body.description : undefined,
+  };
+}

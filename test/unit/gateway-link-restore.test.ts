@@ -1,0 +1,77 @@
+/**
+ * The gateway link's restore: one at a time. A connection lost while a restore waits for a
+ * re-attach makes that attempt fail and retry (not a second restore beside it, whose failure
+ * would end the healthy connection the other made); a DISCONNECT followed by the close of the
+ * same connection is one loss, so every device is attached again once.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import mqttPacket from 'mqtt-packet';
+import { type Link, settle, startLink } from './gateway-kit.js';
+import { until } from './kit.js';
+
+const TIMEOUT_MS = 1500;
+
+describe('gateway link restore: a connection lost while re-attaching', () => {
+  let link: Link;
+  let holdAttach = false;
+  const held: Array<() => void> = [];
+  before(async () => {
+    link = await startLink(['a', 'b'], {
+      timeoutMs: TIMEOUT_MS,
+      authorizePublish: (_client, packet, cb) => {
+        if (holdAttach && packet.topic === '/devices/a/attach') {
+          holdAttach = false;
+          held.push(() => cb(null));
+        } else cb(null);
+      },
+    });
+  });
+  after(() => {
+    for (const go of held.splice(0)) go();
+    return link?.stop();
+  });
+
+  it('retries in the one restore under way, and never ends the connection it made', async () => {
+    const a = link.members.get('a');
+    assert.ok(a);
+    holdAttach = true;
+    link.pairs[0]?.brokerSide.destroy();
+    await until(() => held.length === 1, 5000, "a's re-attach on the second connection (held)");
+    assert.equal(link.pairs.length, 2);
+    link.pairs[1]?.brokerSide.destroy();
+    await until(() => link.pairs.length === 3 && !a.blocked, 8000, 'the link restored on a third connection');
+    // Past the PUBACK timeout of the re-attach cut with the second connection: nothing more.
+    await settle(TIMEOUT_MS + 700);
+    assert.equal(link.pairs.length, 3, 'no further connection');
+    assert.equal(link.pairs[2]?.proxySide.destroyed, false, 'the restored connection is alive');
+    assert.equal(a.blocked, false);
+    const attaches = (id: string) =>
+      link.pairs[2]?.sent.filter((p) => p.cmd === 'publish' && p.topic === `/devices/${id}/attach`).length;
+    assert.deepEqual([attaches('a'), attaches('b')], [1, 1], 'each device attached once on it');
+  });
+});
+
+describe('gateway link restore: DISCONNECT, then the close', () => {
+  let link: Link;
+  before(async () => {
+    link = await startLink(['p', 'q']);
+  });
+  after(() => link?.stop());
+
+  it('is one loss: every device attached again once, on one new connection', async () => {
+    const first = link.pair;
+    // aedes (MQTT 3.1.1) never sends DISCONNECT; an MQTT 5 platform does before it closes.
+    // It goes out on the broker's side of the connection, then the broker's side closes.
+    first.brokerSide.write(mqttPacket.generate({ cmd: 'disconnect' }));
+    await settle(20);
+    first.brokerSide.destroy();
+    await until(() => link.pairs.length === 2, 5000, 'a new connection');
+    const attaches = (id: string) =>
+      link.pairs[1]?.sent.filter((p) => p.cmd === 'publish' && p.topic === `/devices/${id}/attach`).length;
+    await until(() => attaches('p') === 1 && attaches('q') === 1, 5000, 'both attached again');
+    await settle(2500);
+    assert.equal(link.pairs.length, 2, 'one new connection');
+    assert.deepEqual([attaches('p'), attaches('q')], [1, 1], 'each device attached again once');
+  });
+});
