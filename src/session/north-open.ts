@@ -46,6 +46,8 @@ export interface NorthEvents {
   onRawPublish?: RawPublishHandler;
   /** The SUBACK of the automatic subscriptions sent with the CONNECT, or with a gateway's attach. */
   onAutoSubscribed?(granted: number[]): void;
+  /** A gateway device whose place on the link a newer session of the same device took. */
+  onEvicted?(): void;
 }
 
 export interface NorthOpened {

@@ -60,6 +60,10 @@ export class NorthSide implements NorthEvents {
   onAutoSubscribed(granted: number[]): void {
     autoSubscribed(this.s, granted);
   }
+  /** A gateway device: a newer session of the same device took its place on the link. */
+  onEvicted(): void {
+    this.s.close('session_taken_over');
+  }
 }
 
 /** A relay peer that writes to a packet channel. */

@@ -19,6 +19,8 @@ export interface MemberEvents {
   onDrain(): void;
   /** The SUBACK of the device's subscriptions made with its attach (`GatewayPlan.subscriptions`). */
   onAutoSubscribed?(granted: number[]): void;
+  /** Another session attached the same device: this member is out of the link, its session should end. */
+  onEvicted?(): void;
 }
 
 /** An uplink sent and not yet acknowledged, kept for a resend after a reconnect. */
@@ -223,8 +225,10 @@ export class GatewayMember implements NorthPort {
     this.link.detach(this);
   }
 
-  /** Another session attached the same device: this one stops receiving. */
+  /** Another session attached the same device: this one stops receiving and sending, its session is told. */
   evict(): void {
+    if (this.evicted) return;
     this.evicted = true;
+    this.events.onEvicted?.();
   }
 }

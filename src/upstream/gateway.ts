@@ -119,20 +119,22 @@ class GatewayLink implements MemberLink {
     const client = await this.ensure();
     const member = new GatewayMember(this, plan, events);
     const previous = this.members.get(plan.deviceId);
-    if (previous) {
-      previous.evict();
-      this.routes.delete(previous);
-      this.waiting.delete(previous);
-    }
     this.members.set(plan.deviceId, member);
     this.routes.set(member, member.filters());
+    if (previous) {
+      this.routes.delete(previous);
+      this.waiting.delete(previous);
+      // Its session ends (it is no longer the link's member: no detach is sent for it).
+      previous.evict();
+    }
     try {
       const rc = await this.controlPublish(client, plan.attach);
       if (rc >= 0x80) throw new Error(`attach refused (code ${rc})`);
       if (plan.subscriptions.length)
         events.onAutoSubscribed?.(await client.subscribe(plan.subscriptions.map((s) => ({ ...s }))));
     } catch (err) {
-      this.members.delete(plan.deviceId);
+      // (Unless a newer session of the device took its place meanwhile.)
+      if (this.members.get(plan.deviceId) === member) this.members.delete(plan.deviceId);
       this.routes.delete(member);
       this.waiting.delete(member);
       this.maybeEmpty();
