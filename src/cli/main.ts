@@ -7,7 +7,7 @@
  *
  * Exit codes: 0 ok, 1 check found errors, 2 invalid configuration or mapping.
  */
-import { ConfigError, resolveConfig, schemaLeaves } from '../config/print.js';
+import { ConfigError, maskUrlPassword, resolveConfig, schemaLeaves } from '../config/print.js';
 import { createLogger } from '../log/logger.js';
 import { startProxy } from '../proxy.js';
 import { MappingError } from '../routes/index.js';
@@ -75,12 +75,14 @@ async function run(argv: string[]): Promise<number> {
       return 2;
     }
     const e = err as NodeJS.ErrnoException;
-    process.stderr.write(`mqtt-dialect-proxy: cannot start: ${e.code ? `${e.code} ` : ''}${e.message}\n`);
+    process.stderr.write(
+      `mqtt-dialect-proxy: cannot start: ${e.code ? `${e.code} ` : ''}${maskUrlPassword(e.message)}\n`,
+    );
     return 1;
   }
   process.stdout.isTTY &&
     process.stdout.write(
-      `mqtt-dialect-proxy listening: tcp ${proxy.ports.tcp ?? '-'}, ws ${proxy.ports.ws ?? '-'}${config.listen.wsPath}, metrics ${proxy.ports.metrics ?? '-'}; north ${config.north.url || 'embedded broker'}\n`,
+      `mqtt-dialect-proxy listening: tcp ${proxy.ports.tcp ?? '-'}, ws ${proxy.ports.ws ?? '-'}${config.listen.wsPath}, metrics ${proxy.ports.metrics ?? '-'}; north ${maskUrlPassword(config.north.url) || 'embedded broker'}\n`,
     );
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {

@@ -42,9 +42,13 @@ export function sensitivePaths(node: object = schema): string[] {
     .map((e) => e.path);
 }
 
-/** Replace every `scheme://user:password@` in a text by `scheme://user:[redacted]@`. */
+/**
+ * Replace every `scheme://user:password@` in a text by `scheme://user:[redacted]@`. The
+ * password runs to the last `@` before the next white space: a password may hold `@`, quotes
+ * or anything else a URL can carry (masking a host too is the safe side).
+ */
 export function maskUrlPassword(text: string): string {
-  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)([^/@:\s"']*):([^/@\s"']*)@/gi, (_m, scheme, user) => {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)([^/@:\s"']*):(\S*)@/gi, (_m, scheme, user) => {
     return `${scheme}${user}:${MASK}@`;
   });
 }
@@ -112,10 +116,12 @@ export function resolveConfig(opts: ResolveOptions = {}): ProxyConfig {
     }
     let parsed: unknown;
     try {
-      parsed = yamlParse(text);
+      parsed = yamlParse(text, { prettyErrors: false });
     } catch (err) {
+      // The first line only: the parser's longer messages quote the file's lines, secrets too.
+      const first = (err as Error).message.split('\n')[0] ?? 'syntax error';
       throw new ConfigError(
-        `configuration file ${opts.file} is not valid YAML/JSON: ${(err as Error).message}`,
+        `configuration file ${opts.file} is not valid YAML/JSON: ${maskUrlPassword(first)}`,
       );
     }
     if (parsed !== null && parsed !== undefined && (typeof parsed !== 'object' || Array.isArray(parsed))) {

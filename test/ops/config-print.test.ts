@@ -75,6 +75,21 @@ test('maskConfig leaves unset secrets empty and masks URL passwords anywhere', (
   assert.equal(c.north.url, 'mqtt://u:p%40ss@h:1883', 'the input is not modified');
   assert.equal(maskUrlPassword('value was "wss://a:b@c/mqtt"'), `value was "wss://a:${MASK}@c/mqtt"`);
   assert.equal(maskUrlPassword('mqtt://host-only:1883'), 'mqtt://host-only:1883');
+  // A password with quotes or an @ is masked whole.
+  for (const pw of ["s3cr'et", 's3cr"et', 'p@ss', 'a@b@c']) {
+    const masked = maskUrlPassword(`north.url: value was "mqtts://user:${pw}@h:8883"`);
+    assert.equal(masked.includes(pw), false, masked);
+    assert.ok(masked.includes(`mqtts://user:${MASK}@h:8883`), masked);
+  }
+});
+
+test('a YAML syntax error in the config file is reported without quoting the file', async () => {
+  const file = join(dir, 'leaky.yaml');
+  writeFileSync(file, 'store:\n  redisUrl: redis://:Sup3rS3cretPw@redis:6379/0\n   north:\n  url: x\n');
+  const r = await run(['--print', '--config', file]);
+  assert.equal(r.code, 2);
+  assert.match(r.err, /not valid YAML/);
+  assert.equal(r.err.includes('Sup3rS3cretPw'), false, r.err);
 });
 
 test('an invalid value is explained on stderr with exit code 2, and no secret is echoed', async () => {
