@@ -42,7 +42,14 @@ export function parseSource(file: string, text: string, report: Reporter): Sourc
       report.errors.push(`${file}:${lp.line}:${lp.col}: YAML syntax error: ${msg} (fix the YAML syntax)`);
     }
   } else {
-    value = doc.toJS({ maxAliasCount: 50 });
+    try {
+      // Aliases (*name) are fine, a few thousand of them (records sharing one block); the
+      // bound stops the exponential expansion of nested aliases ("billion laughs").
+      value = doc.toJS({ maxAliasCount: 10_000 });
+    } catch (err) {
+      const msg = (err as Error).message.split('\n')[0] ?? 'cannot be read';
+      report.errors.push(`${file}:1:1: YAML: ${msg} (fewer or flatter aliases)`);
+    }
   }
   const pos = (path: Path, key = false): { line: number; col: number } => {
     let node: unknown = doc.contents;

@@ -148,8 +148,17 @@ export async function loadRoute(opts: LoadRouteOptions): Promise<LoadedRoute> {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<{ ok: boolean; errors: string[] }> | undefined;
 
+  let closed = false;
   const reload = async (): Promise<{ ok: boolean; errors: string[] }> => {
-    const next = await buildRoute(opts);
+    if (closed) return { ok: false, errors: ['the route is closed'] };
+    let next: Awaited<ReturnType<typeof buildRoute>>;
+    try {
+      next = await buildRoute(opts);
+    } catch (err) {
+      // Not a mapping error the loader could report: refused all the same, never thrown.
+      next = { errors: [`reload failed: ${(err as Error).message.split('\n')[0]}`], watched: lastWatched };
+    }
+    if (closed) return { ok: false, errors: ['the route is closed'] };
     if (!next.handler) {
       for (const e of next.errors)
         log.error({ mappingError: e }, 'mapping reload rejected; keeping the previous version');
@@ -174,7 +183,7 @@ export async function loadRoute(opts: LoadRouteOptions): Promise<LoadedRoute> {
     timer.unref();
   };
   const rewatch = (extra: string[]) => {
-    if (opts.watch === false) return;
+    if (opts.watch === false || closed) return;
     for (const w of watchers) w.close();
     watchers = [];
     const dirs = new Set([...FOLDERS.map((f) => join(opts.dir, f)), ...extra.map((p) => dirname(p))]);
@@ -193,6 +202,7 @@ export async function loadRoute(opts: LoadRouteOptions): Promise<LoadedRoute> {
     handler,
     reload,
     close() {
+      closed = true;
       if (timer) clearTimeout(timer);
       for (const w of watchers) w.close();
       watchers = [];

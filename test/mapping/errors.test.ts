@@ -261,3 +261,27 @@ test('a south scheme that proves nothing is reported', () => {
     "mappings/dialects/x.yaml:7:7: scheme 'open' proves nothing (give it a password variable, a common_name or a password: { jwt: ... })",
   ]);
 });
+
+test('credentials sharing one block through YAML aliases load; an alias bomb is an error, not a throw', () => {
+  const shared = '- south: { token: "t0" }\n  north: &n { apiKey: "shared-key" }\n';
+  const rest = Array.from({ length: 199 }, (_, i) => `- south: { token: "t${i + 1}" }\n  north: *n\n`).join(
+    '',
+  );
+  const ok = parseCredentials('creds.yaml', shared + rest, {});
+  assert.deepEqual(ok.errors, []);
+  assert.equal(ok.records.length, 200);
+  assert.equal(ok.records[199]?.north.apiKey, 'shared-key');
+  // Nested aliases that would expand exponentially ("billion laughs").
+  const levels = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]'];
+  for (let i = 1; i < 9; i++) {
+    const prev = String.fromCharCode(96 + i);
+    const name = String.fromCharCode(97 + i);
+    levels.push(`${name}: &${name} [${Array(10).fill(`*${prev}`).join(',')}]`);
+  }
+  let bomb: ReturnType<typeof parseCredentials> | undefined;
+  assert.doesNotThrow(() => {
+    bomb = parseCredentials('bomb.yaml', `${levels.join('\n')}\n`, {});
+  });
+  assert.equal(bomb?.records.length, 0);
+  assert.match(bomb?.errors[0] ?? '', /^bomb\.yaml:1:1: YAML: .*alias/i);
+});

@@ -145,6 +145,35 @@ test('with watching on, a changed credentials file is picked up without a reload
   }
 });
 
+test('a route closed while a reload runs stays closed: no new version, no watcher', async () => {
+  const { log } = logSink();
+  await writeFile(
+    creds,
+    `- south: { deviceId: "12345", token: "${TOKEN}" }\n  north: { thngId: UC1, apiKey: k }\n`,
+  );
+  const route = await loadRoute({
+    dir: join(dir, 'mappings'),
+    route: 'connector-to-evrythng',
+    credentials: creds,
+    log,
+  });
+  await writeFile(
+    creds,
+    `- south: { deviceId: "12345", token: "${TOKEN}" }\n  north: { thngId: UC2, apiKey: k }\n`,
+  );
+  const running = route.reload();
+  route.close();
+  assert.equal((await running).ok, false, 'the reload that finished after close was not applied');
+  assert.equal(await northTopic(route.handler), '/thngs/UC1/properties/t');
+  // Were a watcher made again, this change would be swapped in within the debounce (150 ms).
+  await writeFile(
+    creds,
+    `- south: { deviceId: "12345", token: "${TOKEN}" }\n  north: { thngId: UC3, apiKey: k }\n`,
+  );
+  await new Promise((r) => setTimeout(r, 600));
+  assert.equal(await northTopic(route.handler), '/thngs/UC1/properties/t');
+});
+
 test('an invalid mapping refuses to load with a MappingError listing every error', async () => {
   const bad = join(dir, 'bad');
   await cp(join(dir, 'mappings'), bad, { recursive: true });
