@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { decodeJwt, signJwt, signJwtAsync, verifyJwt } from '../../src/auth/jwt.js';
 import { JwtSigner } from '../../src/auth/signer.js';
+import { verifyDeviceJwt } from '../../src/routes/index.js';
 
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const ec = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
@@ -173,5 +174,18 @@ describe('JwtSigner cache', () => {
     const ed = generateKeyPairSync('ed25519');
     assert.throws(() => new JwtSigner().token({ id: 'x', privateKey: ed.privateKey }), /unsupported JWT key/);
     assert.throws(() => new JwtSigner({ ttlSec: 60, refreshMarginSec: 60 }), /refresh margin/);
+  });
+});
+
+describe('device JWTs as routes verify them', () => {
+  it('an audience template that came out empty refuses the token instead of checking nothing', () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const now = Math.floor(Date.now() / 1000);
+    const token = signJwt({ iat: now, exp: now + 600, aud: 'project-a' }, privateKey);
+    assert.equal(verifyDeviceJwt(token, pem, 'project-a'), undefined, 'the right audience');
+    assert.equal(verifyDeviceJwt(token, pem, undefined), undefined, 'a dialect without an audience');
+    assert.notEqual(verifyDeviceJwt(token, pem, 'project-b'), undefined, 'another audience');
+    assert.equal(verifyDeviceJwt(token, pem, ''), 'audience', 'an empty audience');
   });
 });
