@@ -72,6 +72,12 @@ export function activateNorth(
 /** An identity source whose north identities get a credential by activation when they lack one. */
 export class ActivatingIdentity implements IdentitySource {
   private readonly running = new Map<string, Promise<string | ActivationError>>();
+  /**
+   * Tokens the platform gave that the store did not take (it was down): used from memory and
+   * stored again on the device's next CONNECT. The platform activates a device once, so a
+   * token lost here would lock the device out for good.
+   */
+  private readonly unsaved = new Map<string, string>();
 
   constructor(
     private readonly inner: IdentitySource,
@@ -91,6 +97,11 @@ export class ActivatingIdentity implements IdentitySource {
     if (this.act.credentialVars.some((v) => vars[v])) return r;
     const id = vars[this.act.idVar];
     if (!id) return r;
+    const held = this.unsaved.get(id);
+    if (held !== undefined) {
+      await this.keep(id, held);
+      return { vars: { ...vars, [this.act.tokenVar]: held } };
+    }
     const kept = (await this.store.get(this.ns, id))?.token;
     if (kept) return { vars: { ...vars, [this.act.tokenVar]: kept } };
     const token = await this.activateOnce(id, vars);
@@ -118,8 +129,25 @@ export class ActivatingIdentity implements IdentitySource {
       this.log.warn({ reason: r }, 'north activation of a device did not give a token');
       return r;
     }
-    await this.store.put(this.ns, id, { token: r });
-    this.log.info('device activated on the north platform; token kept in the store');
+    if (await this.keep(id, r))
+      this.log.info('device activated on the north platform; token kept in the store');
     return r;
+  }
+
+  /** Stores a token; when the store fails, keeps it in memory (logged once per failure). */
+  private async keep(id: string, token: string): Promise<boolean> {
+    try {
+      await this.store.put(this.ns, id, { token });
+      this.unsaved.delete(id);
+      return true;
+    } catch (err) {
+      if (!this.unsaved.has(id))
+        this.log.error(
+          { err: (err as Error).message },
+          'device activated on the north platform but the store did not take its token: kept in memory, stored again on its next connect (a restart before then loses it)',
+        );
+      this.unsaved.set(id, token);
+      return false;
+    }
   }
 }

@@ -27,6 +27,7 @@ import { type MappingsDir, mappingsDir, proxyFor, type TempStore, tempStore } fr
 
 const KEY_1 = 'evt-device-key-one-0123456789';
 const KEY_2 = 'evt-device-key-two-0123456789';
+const KEY_3 = 'evt-device-key-three-012345678';
 
 describe('EVRYTHNG face onto a Connector platform (route evrythng-to-connector)', () => {
   let connector: ConnectorPlatform;
@@ -34,6 +35,8 @@ describe('EVRYTHNG face onto a Connector platform (route evrythng-to-connector)'
   let st: TempStore;
   let proxy: TestProxy;
   const clients: MqttClient[] = [];
+  /** The store refuses every put while this is set (a store that is down). */
+  let storeDown = false;
 
   before(async () => {
     connector = await startConnectorPlatform({
@@ -54,11 +57,18 @@ describe('EVRYTHNG face onto a Connector platform (route evrythng-to-connector)'
         '  north: { deviceId: dev-e1 }',
         `- south: { apiKey: "${KEY_2}", thngId: THNG2 }`,
         '  north: { deviceId: dev-known, token: "known-token-0123456789" }',
+        `- south: { apiKey: "${KEY_3}", thngId: THNG3 }`,
+        '  north: { deviceId: dev-e3 }',
         '',
       ].join('\n'),
     });
     st = tempStore();
-    proxy = await proxyFor(connector, mappings, 'evrythng-to-connector', st.store, {
+    const inner = st.store;
+    const store: typeof inner = Object.assign(Object.create(inner) as typeof inner, {
+      put: (ns: string, id: string, record: Parameters<typeof inner.put>[2]) =>
+        storeDown ? Promise.reject(new Error('store unavailable')) : inner.put(ns, id, record),
+    });
+    proxy = await proxyFor(connector, mappings, 'evrythng-to-connector', store, {
       listen: { nativeWs: true },
     });
   });
@@ -87,6 +97,26 @@ describe('EVRYTHNG face onto a Connector platform (route evrythng-to-connector)'
     const again = await evt(KEY_1);
     assert.ok(again.connected);
     assert.equal(connector.provisionRequests.length, 1, 'a second activation was attempted');
+  });
+
+  it("a store that is down when a device's token arrives loses no token: the device connects, once activated", async () => {
+    storeDown = true;
+    const first = await evt(KEY_3);
+    assert.ok(first.connected, 'connected with the token from memory');
+    assert.equal(await st.store.get('connector-north', 'dev-e3'), undefined, 'not stored yet');
+    first.end();
+    const second = await evt(KEY_3);
+    assert.ok(second.connected);
+    second.end();
+    storeDown = false;
+    const third = await evt(KEY_3);
+    assert.ok(third.connected);
+    assert.equal((await st.store.get('connector-north', 'dev-e3'))?.token, connector.device('dev-e3')?.token);
+    assert.deepEqual(
+      connector.provisionRequests.filter((r) => r.deviceId === 'dev-e3'),
+      [{ deviceId: 'dev-e3', accepted: true }],
+      'activated once',
+    );
   });
 
   it('uses a token from the credentials file without activating', async () => {
