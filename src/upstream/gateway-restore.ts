@@ -42,6 +42,17 @@ export interface ErrorReport {
   description?: string;
 }
 
+/** The error types ClearBlade documents; any other string reads as UNKNOWN (a metric label). */
+const ERROR_TYPES = new Set([
+  'GATEWAY_ATTACHMENT_ERROR',
+  'GATEWAY_DEVICE_NOT_FOUND',
+  'GATEWAY_INVALID_MQTT_TOPIC',
+  'GATEWAY_UNEXPECTED_PACKET_ID',
+  'GATEWAY_UNEXPECTED_MESSAGE_TYPE',
+  'GATEWAY_DETACHMENT_DEVICE_ERROR',
+  'UNKNOWN',
+]);
+
 /**
  * A report on the gateway's errors topic (JSON `{error_type, device_id, description}`);
  * undefined when it is not a JSON object (`null`, a number, an array are not reports either).
@@ -56,7 +67,8 @@ export function parseErrorReport(payload: Buffer | string): ErrorReport | undefi
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined;
   const body = parsed as { error_type?: unknown; device_id?: unknown; description?: unknown };
   return {
-    type: typeof body.error_type === 'string' ? body.error_type : 'UNKNOWN',
+    type:
+      typeof body.error_type === 'string' && ERROR_TYPES.has(body.error_type) ? body.error_type : 'UNKNOWN',
     deviceId: typeof body.device_id === 'string' ? body.device_id : undefined,
     description: typeof body.description === 'string' ? body.description : undefined,
   };

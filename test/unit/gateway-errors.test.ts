@@ -40,4 +40,11 @@ describe('gateway error reports', () => {
     assert.deepEqual(counted, ['GATEWAY_DEVICE_NOT_FOUND']);
     assert.equal(link.pairs.length, 1, 'the gateway connection was never lost');
   });
+
+  it('counts an error type ClearBlade does not document as UNKNOWN (a bounded metric label)', async () => {
+    const before = counted.length;
+    await report('{"error_type":"MADE_UP_9f8e7d","device_id":"e1"}');
+    await until(() => counted.length > before, 3000, 'the report counted');
+    assert.deepEqual(counted.slice(before), ['UNKNOWN']);
+  });
 });
