@@ -28,14 +28,18 @@ const connect: IConnectPacket = {
 
 let dir = '';
 let creds = '';
+
+/** The credentials file with the one device mapped to Thng `thngId`. */
+const credsFor = (thngId: string): Promise<void> =>
+  writeFile(
+    creds,
+    `- south: { deviceId: "12345", token: "${TOKEN}" }\n  north: { thngId: ${thngId}, apiKey: k }\n`,
+  );
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'mdp-reload-'));
   await cp(MAPPINGS_DIR, join(dir, 'mappings'), { recursive: true });
   creds = join(dir, 'creds.yaml');
-  await writeFile(
-    creds,
-    `- south: { deviceId: "12345", token: "${TOKEN}" }\n  north: { thngId: UOLD, apiKey: k }\n`,
-  );
+  await credsFor('UOLD');
 });
 after(async () => {
   await rm(dir, { recursive: true, force: true });
@@ -80,10 +84,7 @@ test('a valid change is swapped in; an invalid one keeps the old version and log
   let good = '';
   try {
     assert.equal(await northTopic(route.handler), '/thngs/UOLD/properties/t');
-    await writeFile(
-      creds,
-      `- south: { deviceId: "12345", token: "${TOKEN}" }\n  north: { thngId: UNEW, apiKey: k }\n`,
-    );
+    await credsFor('UNEW');
     assert.deepEqual(await route.reload(), { ok: true, errors: [] });
     assert.equal(await northTopic(route.handler), '/thngs/UNEW/properties/t');
 
@@ -118,10 +119,7 @@ test('a valid change is swapped in; an invalid one keeps the old version and log
 
 test('with watching on, a changed credentials file is picked up without a reload call', async () => {
   const { log } = logSink();
-  await writeFile(
-    creds,
-    `- south: { deviceId: "12345", token: "${TOKEN}" }\n  north: { thngId: UW1, apiKey: k }\n`,
-  );
+  await credsFor('UW1');
   const route = await loadRoute({
     dir: join(dir, 'mappings'),
     route: 'connector-to-evrythng',
@@ -130,10 +128,7 @@ test('with watching on, a changed credentials file is picked up without a reload
   });
   try {
     assert.equal(await northTopic(route.handler), '/thngs/UW1/properties/t');
-    await writeFile(
-      creds,
-      `- south: { deviceId: "12345", token: "${TOKEN}" }\n  north: { thngId: UW2, apiKey: k }\n`,
-    );
+    await credsFor('UW2');
     let topic: string | undefined;
     for (let i = 0; i < 50 && topic !== '/thngs/UW2/properties/t'; i++) {
       await new Promise((r) => setTimeout(r, 100));
@@ -147,29 +142,20 @@ test('with watching on, a changed credentials file is picked up without a reload
 
 test('a route closed while a reload runs stays closed: no new version, no watcher', async () => {
   const { log } = logSink();
-  await writeFile(
-    creds,
-    `- south: { deviceId: "12345", token: "${TOKEN}" }\n  north: { thngId: UC1, apiKey: k }\n`,
-  );
+  await credsFor('UC1');
   const route = await loadRoute({
     dir: join(dir, 'mappings'),
     route: 'connector-to-evrythng',
     credentials: creds,
     log,
   });
-  await writeFile(
-    creds,
-    `- south: { deviceId: "12345", token: "${TOKEN}" }\n  north: { thngId: UC2, apiKey: k }\n`,
-  );
+  await credsFor('UC2');
   const running = route.reload();
   route.close();
   assert.equal((await running).ok, false, 'the reload that finished after close was not applied');
   assert.equal(await northTopic(route.handler), '/thngs/UC1/properties/t');
   // Were a watcher made again, this change would be swapped in within the debounce (150 ms).
-  await writeFile(
-    creds,
-    `- south: { deviceId: "12345", token: "${TOKEN}" }\n  north: { thngId: UC3, apiKey: k }\n`,
-  );
+  await credsFor('UC3');
   await new Promise((r) => setTimeout(r, 600));
   assert.equal(await northTopic(route.handler), '/thngs/UC1/properties/t');
 });

@@ -14,15 +14,13 @@ import {
   type SessionMapper,
 } from '../../src/core/contract.js';
 import { type Logger, silentLogger } from '../../src/log/logger.js';
-import { createMetrics, type Metrics } from '../../src/metrics/metrics.js';
-import type { SessionContext, SessionLike } from '../../src/session/context.js';
-import { PacketMeter } from '../../src/session/meter.js';
+import type { Metrics } from '../../src/metrics/metrics.js';
 import { Session } from '../../src/session/session.js';
 import { type GatewayEnv, GatewayHub } from '../../src/upstream/gateway.js';
 import type { GatewayMember, MemberEvents } from '../../src/upstream/gateway-member.js';
 import { type CompiledTransport, parseNorthUrl } from '../../src/upstream/transport.js';
 import { until } from './kit.js';
-import { testMapper } from './session-kit.js';
+import { testContext, testMapper } from './session-kit.js';
 
 export interface GatedPair {
   proxySide: Duplex;
@@ -279,24 +277,8 @@ export function gatewayDevice(
     },
   };
   const [inner, outer] = streamPair();
-  const metrics = createMetrics();
-  const ctx: SessionContext = {
-    route: () => route,
-    transport: (): CompiledTransport => {
-      throw new Error('a gateway device opens no connection of its own');
-    },
-    limits: {
-      maxPacketBytes: 65536,
-      connectTimeoutMs: 10_000,
-      northConnectTimeoutMs: 5000,
-      gatewayInflight: 1000,
-    },
-    metrics,
-    meter: new PacketMeter(metrics),
-    log: silentLogger,
-    sessions: new Set<SessionLike>(),
-    gateways: hub,
-  };
+  const ctx = testContext(route, { limits: { northConnectTimeoutMs: 5000 }, gateways: hub });
+  const metrics = ctx.metrics;
   const session = new Session(inner, { listener: 'tcp', remoteAddress: '127.0.0.1' }, ctx);
   const parser = mqtt.parser({ protocolVersion: 4 });
   const packets: Packet[] = [];

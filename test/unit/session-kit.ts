@@ -107,6 +107,32 @@ export function connect(over: Partial<IConnectPacket> = {}): IConnectPacket {
   };
 }
 
+/** What a unit session shares: `route`, no north transport (a gateway link instead, when given). */
+export function testContext(
+  route: RouteHandler,
+  o: { limits?: Partial<SessionContext['limits']>; gateways?: SessionContext['gateways'] } = {},
+): SessionContext {
+  const metrics = createMetrics();
+  return {
+    route: () => route,
+    transport: (): CompiledTransport => {
+      throw new Error('a unit session opens no north connection of its own');
+    },
+    limits: {
+      maxPacketBytes: 65536,
+      connectTimeoutMs: 10_000,
+      northConnectTimeoutMs: 1000,
+      gatewayInflight: 1000,
+      ...o.limits,
+    },
+    metrics,
+    meter: new PacketMeter(metrics),
+    log: silentLogger,
+    sessions: new Set<SessionLike>(),
+    ...(o.gateways ? { gateways: o.gateways } : {}),
+  };
+}
+
 /** A session on a stream pair; `version` is how the client parses what it receives. */
 export function startSession(
   route: RouteHandler,
@@ -114,24 +140,8 @@ export function startSession(
   limits: Partial<SessionContext['limits']> = {},
 ): Client {
   const [inner, outer]: [Duplex, Duplex] = streamPair();
-  const metrics = createMetrics();
-  const ctx: SessionContext = {
-    route: () => route,
-    transport: (): CompiledTransport => {
-      throw new Error('a local route never opens a north transport');
-    },
-    limits: {
-      maxPacketBytes: 65536,
-      connectTimeoutMs: 10_000,
-      northConnectTimeoutMs: 1000,
-      gatewayInflight: 1000,
-      ...limits,
-    },
-    metrics,
-    meter: new PacketMeter(metrics),
-    log: silentLogger,
-    sessions: new Set<SessionLike>(),
-  };
+  const ctx = testContext(route, { limits });
+  const metrics = ctx.metrics;
   const session = new Session(inner, { listener: 'tcp', remoteAddress: '127.0.0.1' }, ctx);
   const parser = mqtt.parser({ protocolVersion: version });
   const packets: Packet[] = [];
