@@ -6,7 +6,6 @@
 import { Duplex } from 'node:stream';
 import { Aedes, type AedesOptions } from 'aedes';
 import mqtt, { type Packet } from 'mqtt-packet';
-import { streamPair } from '../../src/codec/stream-pair.js';
 import {
   type NorthPlan,
   PASS_QUIRKS,
@@ -15,12 +14,12 @@ import {
 } from '../../src/core/contract.js';
 import { type Logger, silentLogger } from '../../src/log/logger.js';
 import type { Metrics } from '../../src/metrics/metrics.js';
-import { Session } from '../../src/session/session.js';
+import type { Session } from '../../src/session/session.js';
 import { type GatewayEnv, GatewayHub } from '../../src/upstream/gateway.js';
 import type { GatewayMember, MemberEvents } from '../../src/upstream/gateway-member.js';
 import { type CompiledTransport, parseNorthUrl } from '../../src/upstream/transport.js';
 import { until } from './kit.js';
-import { testContext, testMapper } from './session-kit.js';
+import { startSession, testMapper } from './session-kit.js';
 
 export interface GatedPair {
   proxySide: Duplex;
@@ -276,32 +275,14 @@ export function gatewayDevice(
       };
     },
   };
-  const [inner, outer] = streamPair();
-  const ctx = testContext(route, { limits: { northConnectTimeoutMs: 5000 }, gateways: hub });
-  const metrics = ctx.metrics;
-  const session = new Session(inner, { listener: 'tcp', remoteAddress: '127.0.0.1' }, ctx);
-  const parser = mqtt.parser({ protocolVersion: 4 });
-  const packets: Packet[] = [];
-  let closed = false;
-  parser.on('packet', (p: Packet) => packets.push(p));
-  outer.on('data', (b: Buffer) => parser.parse(b));
-  outer.on('end', () => {
-    closed = true;
-  });
-  outer.on('close', () => {
-    closed = true;
-  });
-  outer.on('error', () => undefined);
-  const send = (p: Packet): void => {
-    if (!outer.destroyed && !outer.writableEnded) outer.write(mqtt.generate(p));
-  };
+  const c = startSession(route, 4, { northConnectTimeoutMs: 5000 }, hub);
   return {
-    session,
-    metrics,
-    packets,
-    send,
+    session: c.session,
+    metrics: c.metrics,
+    packets: c.packets,
+    send: c.send,
     async connect() {
-      send({
+      c.send({
         cmd: 'connect',
         protocolId: 'MQTT',
         protocolVersion: 4,
@@ -309,13 +290,12 @@ export function gatewayDevice(
         clean: true,
         keepalive: 0,
       });
-      await until(() => packets.some((p) => p.cmd === 'connack'), 5000, `the CONNACK of ${deviceId}`);
-      return packets.find((p) => p.cmd === 'connack') as Packet;
+      await until(() => c.packets.some((p) => p.cmd === 'connack'), 5000, `the CONNACK of ${deviceId}`);
+      return c.packets.find((p) => p.cmd === 'connack') as Packet;
     },
-    vanish: () => outer.destroy(),
-    isClosed: () => closed,
-    reasons: async () =>
-      (await metrics.closesTotal.get()).values.filter((v) => v.value > 0).map((v) => String(v.labels.reason)),
+    vanish: () => c.end(),
+    isClosed: c.isClosed,
+    reasons: c.reasons,
   };
 }
 

@@ -138,9 +138,10 @@ export function startSession(
   route: RouteHandler,
   version: 3 | 4 | 5 = 4,
   limits: Partial<SessionContext['limits']> = {},
+  gateways?: SessionContext['gateways'],
 ): Client {
   const [inner, outer]: [Duplex, Duplex] = streamPair();
-  const ctx = testContext(route, { limits });
+  const ctx = testContext(route, { limits, gateways });
   const metrics = ctx.metrics;
   const session = new Session(inner, { listener: 'tcp', remoteAddress: '127.0.0.1' }, ctx);
   const parser = mqtt.parser({ protocolVersion: version });
