@@ -7,7 +7,13 @@
  *
  * Exit codes: 0 ok, 1 check found errors, 2 invalid configuration or mapping.
  */
-import { ConfigError, maskUrlPassword, resolveConfig, schemaLeaves } from '../config/print.js';
+import {
+  ConfigError,
+  listeningBanner,
+  maskUrlPassword,
+  resolveConfig,
+  schemaLeaves,
+} from '../config/print.js';
 import { createLogger } from '../log/logger.js';
 import { startProxy } from '../proxy.js';
 import { MappingError } from '../routes/index.js';
@@ -80,10 +86,7 @@ async function run(argv: string[]): Promise<number> {
     );
     return 1;
   }
-  process.stdout.isTTY &&
-    process.stdout.write(
-      `mqtt-dialect-proxy listening: tcp ${proxy.ports.tcp ?? '-'}, ws ${proxy.ports.ws ?? '-'}${config.listen.wsPath}, metrics ${proxy.ports.metrics ?? '-'}; north ${maskUrlPassword(config.north.url) || 'embedded broker'}\n`,
-    );
+  if (process.stdout.isTTY) process.stdout.write(listeningBanner(config, proxy.ports));
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
       log.info({ signal }, 'shutting down');

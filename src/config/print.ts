@@ -147,3 +147,12 @@ export function formatConfig(config: ProxyConfig, format: 'yaml' | 'json' = 'yam
   const masked = maskConfig(config);
   return format === 'json' ? `${JSON.stringify(masked, null, 2)}\n` : yamlStringify(masked);
 }
+
+/** The line a terminal gets once the proxy listens (the north URL's password masked). */
+export function listeningBanner(
+  config: ProxyConfig,
+  ports: { tcp?: number; ws?: number; metrics?: number },
+): string {
+  const north = maskUrlPassword(config.north.url) || 'embedded broker';
+  return `mqtt-dialect-proxy listening: tcp ${ports.tcp ?? '-'}, ws ${ports.ws ?? '-'}${config.listen.wsPath}, metrics ${ports.metrics ?? '-'}; north ${north}\n`;
+}

@@ -5,7 +5,14 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { parse as yamlParse } from 'yaml';
 import { main } from '../../src/cli/config.js';
-import { MASK, maskConfig, maskUrlPassword, resolveConfig, sensitivePaths } from '../../src/config/print.js';
+import {
+  listeningBanner,
+  MASK,
+  maskConfig,
+  maskUrlPassword,
+  resolveConfig,
+  sensitivePaths,
+} from '../../src/config/print.js';
 import { configWith, type ProxyConfig } from '../../src/config/schema.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mdp-config-'));
@@ -81,6 +88,14 @@ test('maskConfig leaves unset secrets empty and masks URL passwords anywhere', (
     assert.equal(masked.includes(pw), false, masked);
     assert.ok(masked.includes(`mqtts://user:${MASK}@h:8883`), masked);
   }
+});
+
+test('the start-up banner shows the north URL without its password', () => {
+  const c = configWith({ north: { url: "mqtts://user:s3cr'et@broker:8883" } });
+  const line = listeningBanner(c, { tcp: 1883, ws: 8080, metrics: 9464 });
+  assert.equal(line.includes("s3cr'et"), false, line);
+  assert.match(line, new RegExp(`north mqtts://user:${MASK.replace(/[[\]]/g, '\\$&')}@broker:8883`));
+  assert.match(listeningBanner(configWith({}), {}), /north embedded broker/);
 });
 
 test('a YAML syntax error in the config file is reported without quoting the file', async () => {
