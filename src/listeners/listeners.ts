@@ -54,9 +54,9 @@ const SUBPROTOCOLS = new Set(['mqtt', 'mqttv3.1']);
 export async function startListeners(
   cfg: ProxyConfig['listen'],
   onStream: OnStream,
-  upgradeHook?: UpgradeHook,
+  upgradeHook: UpgradeHook | undefined,
   /** limits.maxPacketBytes: a WebSocket message may hold one packet of it, no more. */
-  maxPacketBytes = 1048576 + 65536,
+  maxPacketBytes: number,
 ): Promise<Listeners> {
   const servers: Array<net.Server | http.Server> = [];
   const ports: Listeners['ports'] = {};

@@ -35,9 +35,9 @@ export function topicOf(url: URL): string {
 
 export function nativeWebSocketHook(
   onStream: OnStream,
-  log?: { debug(o: object, m: string): void },
+  log: { debug(o: object, m: string): void } | undefined,
   /** limits.maxPacketBytes: a message becomes one PUBLISH, whose payload must fit in it. */
-  maxPacketBytes = 1048576 + 65536,
+  maxPacketBytes: number,
 ): UpgradeHook {
   const wss = new WebSocketServer({ noServer: true, maxPayload: maxPacketBytes });
   return (req, socket, head, secure) => {

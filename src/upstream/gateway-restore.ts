@@ -1,6 +1,6 @@
 /**
  * Pieces of the gateway link (src/upstream/gateway.ts) that need none of its state: attaching
- * one device again on a new connection, and reading the platform's error reports.
+ * one device on a connection, and reading the platform's error reports.
  */
 import type { PublishOut } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
@@ -9,18 +9,18 @@ import type { GatewayMember } from './gateway-member.js';
 import type { NorthClient } from './north.js';
 
 /**
- * Attaches a device again on a new connection, then makes its subscriptions again (the
- * automatic ones and the device's own). Rejects when the attach is refused or the
- * connection goes.
+ * Attaches a device on `client`, then makes its subscriptions (the automatic ones, and after
+ * a reconnect the device's own again). Rejects when the attach is refused or the connection
+ * goes. The same for a device's first attach and for every re-attach.
  */
-export async function reattach(
+export async function attachOn(
   client: NorthClient,
   m: GatewayMember,
   control: (client: NorthClient, out: PublishOut) => Promise<number>,
   log: Logger,
 ): Promise<void> {
   const rc = await control(client, m.plan.attach);
-  if (rc >= 0x80) throw new Error(`re-attach refused (code ${rc})`);
+  if (rc >= 0x80) throw new Error(`attach refused (code ${rc})`);
   const auto = m.plan.subscriptions.length;
   const extras = [...m.extraSubscriptions];
   if (!auto && !extras.length) return;

@@ -22,7 +22,7 @@ import {
   type MemberLink,
   type Pending,
 } from './gateway-member.js';
-import { parseErrorReport, reattach } from './gateway-restore.js';
+import { attachOn, parseErrorReport } from './gateway-restore.js';
 import { NorthClient } from './north.js';
 import type { CompiledTransport } from './transport.js';
 
@@ -128,10 +128,7 @@ class GatewayLink implements MemberLink {
       previous.evict();
     }
     try {
-      const rc = await this.controlPublish(client, plan.attach);
-      if (rc >= 0x80) throw new Error(`attach refused (code ${rc})`);
-      if (plan.subscriptions.length)
-        events.onAutoSubscribed?.(await client.subscribe(plan.subscriptions.map((s) => ({ ...s }))));
+      await attachOn(client, member, this.control, this.env.log);
     } catch (err) {
       // (Unless a newer session of the device took its place meanwhile.)
       if (this.members.get(plan.deviceId) === member) this.members.delete(plan.deviceId);
@@ -161,6 +158,10 @@ class GatewayLink implements MemberLink {
   get ready(): boolean {
     return this.client !== undefined && !this.restoring;
   }
+
+  /** controlPublish as a function of its own, for attachOn. */
+  private readonly control = (client: NorthClient, out: PublishOut): Promise<number> =>
+    this.controlPublish(client, out);
 
   /** QoS 1 control message (attach/detach); resolves with the PUBACK reason code. */
   controlPublish(client: NorthClient, out: PublishOut): Promise<number> {
@@ -349,8 +350,7 @@ class GatewayLink implements MemberLink {
         client = c;
         // Every device attached again before any of its traffic (the platform refuses traffic
         // for unattached devices), then its subscriptions, then what was not acknowledged.
-        const control = (to: NorthClient, out: PublishOut) => this.controlPublish(to, out);
-        await Promise.all([...this.members.values()].map((m) => reattach(c, m, control, this.env.log)));
+        await Promise.all([...this.members.values()].map((m) => attachOn(c, m, this.control, this.env.log)));
         if (client !== this.client) throw new Error('connection lost while re-attaching');
         for (const p of this.pending.values()) client.send({ ...p.packet, dup: true });
         this.restoring = false;
