@@ -61,6 +61,11 @@ export class Relay {
     private readonly dst: RelayPeer,
     private readonly ids: IdSpace,
     private readonly hooks: RelayHooks,
+    /**
+     * False when nothing goes to the destination at QoS 2 (its maximum is lower, or a quirk
+     * downgrades): an unknown PUBREL cannot belong to a flow there (see onSourcePubrel).
+     */
+    private readonly destinationQos2 = true,
   ) {}
 
   /** Messages not yet acknowledged to their source. */
@@ -185,14 +190,12 @@ export class Relay {
   }
 
   /**
-   * PUBREL from the source (QoS 2, second half). `destinationQos2` false: nothing goes to the
-   * destination at QoS 2 (its maximum is lower, or the quirk downgrades), so an unknown PUBREL
-   * cannot belong to a flow there: its message was acknowledged before the PUBREC, and the
-   * PUBREL is completed here.
+   * PUBREL from the source (QoS 2, second half). Unknown, toward a destination that takes no
+   * QoS 2: its message was acknowledged before the PUBREC, and the PUBREL is completed here.
    */
-  onSourcePubrel(messageId: number, destinationQos2 = true): void {
+  onSourcePubrel(messageId: number): void {
     const g = this.bySrc.get(messageId);
-    if (!g && !destinationQos2) {
+    if (!g && !this.destinationQos2) {
       this.src.send({ cmd: 'pubcomp', messageId, reasonCode: 0 });
       return;
     }

@@ -147,7 +147,7 @@ export class Session implements SessionLike, SessionState, ChannelEvents {
           this.close('client_ack_not_allowed');
           return;
         }
-        this.up?.onSourcePubrel(p.messageId ?? 0, this.northMaxQos === 2 && this.quirks.qos2 === 'pass');
+        this.up?.onSourcePubrel(p.messageId ?? 0);
         return;
       case 'subscribe':
         southSubscribe(this, p);
@@ -227,6 +227,7 @@ export class Session implements SessionLike, SessionState, ChannelEvents {
       northPeer,
       northIds,
       new AckHooks(metrics, this.routeName, 'uplink', settled),
+      this.northMaxQos === 2 && this.quirks.qos2 === 'pass',
     );
     this.downRelay = new Relay(
       northPeer,

@@ -29,15 +29,22 @@ export function peer(): Peer {
   return p;
 }
 
-export function setup() {
+/** A relay between fake peers; `destinationQos2` false: the destination takes no QoS 2. */
+export function setup(destinationQos2 = true) {
   const src = peer();
   const dst = peer();
   const ids = new IdAllocator();
   const hooks = { started: 0, settled: [] as number[] };
-  const relay = new Relay(src, dst, ids, {
-    onStart: () => hooks.started++,
-    onSettled: (t0) => hooks.settled.push(t0),
-  });
+  const relay = new Relay(
+    src,
+    dst,
+    ids,
+    {
+      onStart: () => hooks.started++,
+      onSettled: (t0) => hooks.settled.push(t0),
+    },
+    destinationQos2,
+  );
   return { src, dst, ids, hooks, relay };
 }
 

@@ -289,8 +289,8 @@ describe('Relay: QoS 2', () => {
   });
 
   it('an unknown PUBREL toward a destination that never takes QoS 2 is completed here, nothing passed on', () => {
-    const { src, dst, relay, hooks, ids } = setup();
-    relay.onSourcePubrel(78, false);
+    const { src, dst, relay, hooks, ids } = setup(false);
+    relay.onSourcePubrel(78);
     assert.deepEqual(src.take(), [{ cmd: 'pubcomp', messageId: 78, reasonCode: 0 }]);
     assert.deepEqual(dst.take(), []);
     assert.equal(ids.inUse, 0, 'no id taken on the destination');
