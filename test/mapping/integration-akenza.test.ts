@@ -130,3 +130,23 @@ test('an uplink sent before the device subscribed is no echo: the same document 
   await publish(observer, '/thngs/UXYZ/actions/scan', '{"type":"scan","n":3}', { qos: 1 });
   assert.equal((await next).payload.toString(), '{"type":"scan","n":3}');
 });
+
+test("a client id that names no device is accepted, as in the spec's examples (an arbitrary client id)", async () => {
+  assert.ok(proxy && broker);
+  const observer = await connectClient(broker.url, {
+    username: 'observer',
+    password: 'obs-pw',
+    clientId: 'obs-2',
+  });
+  const device = await connectClient(proxy.url, {
+    clientId: 'mqtt-test-client',
+    username: 'conn-1',
+    password: SECRET,
+    reconnectPeriod: 0,
+  });
+  clients.push(observer, device);
+  await subscribe(observer, '/thngs/UXYZ/properties/hum', { qos: 1 });
+  const prop = nextMessage(observer, '/thngs/UXYZ/properties/hum');
+  await publish(device, `/up/${SECRET}/id/dev-1`, '{"hum":40}', { qos: 1 });
+  assert.equal(JSON.parse((await prop).payload.toString())[0].value, 40);
+});
