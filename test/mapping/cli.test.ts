@@ -126,6 +126,36 @@ test('translate --downlink: an EVRYTHNG property update to the Connector device 
   assert.equal(r.out, '→ south $resource/temp qos=0 retain=false\n  5\n');
 });
 
+test('translate: a QoS 2 publish goes to a Connector platform at QoS 1 (it treats QoS 2 as QoS 0 and never answers PUBREC)', async () => {
+  const r = await capture((io) =>
+    translate(
+      [
+        '--dir',
+        MAPPINGS_DIR,
+        '--south',
+        'akenza',
+        '--north',
+        'connector',
+        '--var',
+        'secret=S3',
+        '--var',
+        'deviceId=12345',
+        '--var',
+        'connectorId=c1',
+        '--topic',
+        '/up/S3/id/12345',
+        '--payload',
+        '{"temp":5}',
+        '--qos',
+        '2',
+      ],
+      io,
+    ),
+  );
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.out, '→ north $resource/temp qos=1 retain=false\n  5\n');
+});
+
 test('translate: a dropped message exits 1 with its reason', async () => {
   const r = await capture((io) =>
     translate(
