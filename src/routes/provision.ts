@@ -167,18 +167,25 @@ export function withLocalRequests(
       }
       const d = await inner.openSession(hello);
       if (d.accept) return { ...d, mapper: new LocalRequests(d.mapper, south, local) };
-      // A certificate the route does not know yet may activate itself (its CN is the id).
+      // A certificate the route does not know yet activates by connecting (the Connector's
+      // certificate_activate.py connects and disconnects; its CN is the device id). Should the
+      // store refuse the record, it may still activate with $provision/{CN}.
       if (canActivate && prov && d.reason === 'unknown_device' && hello.peerCommonName !== undefined) {
         const r = recognise(south, hello);
         const id = r?.scheme.scheme === 'certificate' ? r.vars.deviceId : undefined;
-        if (id !== undefined)
-          return {
-            accept: true,
-            north: { mode: 'local' },
-            mapper: new AnonymousSession(south, prov, id),
-            quirks,
-            dialect: south.name,
-          };
+        if (id === undefined) return d;
+        const made = await prov.provision(id, { certificate: true }).catch(() => undefined);
+        if (made && (!('refused' in made) || made.refused === 'provision_existing_device')) {
+          const again = await inner.openSession(hello);
+          if (again.accept) return { ...again, mapper: new LocalRequests(again.mapper, south, local) };
+        }
+        return {
+          accept: true,
+          north: { mode: 'local' },
+          mapper: new AnonymousSession(south, prov, id),
+          quirks,
+          dialect: south.name,
+        };
       }
       return d;
     },

@@ -483,6 +483,25 @@ client.disconnect()
 client.loop_stop()
 `;
 
+/** The spec's certificate_activate.py: it connects with its certificate and disconnects. */
+const SPEC_CERT_ACTIVATE = `
+import ssl
+host = sys.argv[1]; port = int(sys.argv[2]); ca = sys.argv[3]; certfile = sys.argv[4]; keyfile = sys.argv[5]
+def on_connect(client, userdata, flags, rc):
+    print("Activation succeeded!", "rc", rc)
+    client.disconnect()
+def on_disconnect(client, userdata, rc):
+    if rc != 0:
+        print("Disconnected with error", rc)
+        exit()
+client = make_client("")
+client.tls_set(ca_certs=ca, certfile=certfile, keyfile=keyfile, cert_reqs=ssl.CERT_REQUIRED)
+client.on_connect = on_connect
+client.on_disconnect = on_disconnect
+client.connect(host, port)
+client.loop_forever()
+`;
+
 describe("Connector south: the spec's own paho scripts over TLS", () => {
   let north: Broker;
   let mappings: MappingsDir;
@@ -493,14 +512,14 @@ describe("Connector south: the spec's own paho scripts over TLS", () => {
 
   before(async () => {
     process.env.TEST_EVRYTHNG_KEY = API_KEY;
-    pki = generateCerts();
+    pki = generateCerts({ clients: ['devicea'] });
     north = await startEvrythngNorth();
     mappings = mappingsDir({
       'routes/test-provision-spec.yaml': provisionRoute('test-provision-spec', 'token'),
     });
     st = tempStore();
     proxy = await proxyFor(north, mappings, 'test-provision-spec', st.store, {
-      listen: { tlsCert: pki.server.certPath, tlsKey: pki.server.keyPath },
+      listen: { tlsCert: pki.server.certPath, tlsKey: pki.server.keyPath, tlsCa: pki.ca.certPath },
     });
     platform = await platformClient(north);
     await subscribe(platform, '/thngs/#', { qos: 1 });
@@ -531,5 +550,36 @@ describe("Connector south: the spec's own paho scripts over TLS", () => {
     assert.equal(p.code, 0, p.stderr);
     assert.match(p.stdout, /rc 0/);
     assert.match(p.stdout, /Value set, previous was:\s+20/);
+  });
+
+  it('certificate_activate.py activates a certificate by connecting; the device then publishes with it', async () => {
+    const port = new URL(proxy.tlsUrl).port;
+    const dev = pki.clients.devicea!;
+    const a = await runPaho(SPEC_CERT_ACTIVATE, [
+      'localhost',
+      port,
+      pki.ca.certPath,
+      dev.certPath,
+      dev.keyPath,
+    ]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.match(a.stdout, /Activation succeeded! rc 0/);
+    // "nothing need to be done": the same certificate, no $provision, and values reach the platform.
+    const c = await connectClient(proxy.tlsUrl, {
+      ca: pki.ca.cert,
+      cert: dev.cert,
+      key: dev.key,
+      rejectUnauthorized: true,
+      servername: 'localhost',
+      clientId: '',
+      reconnectPeriod: 0,
+    });
+    try {
+      const seen = nextMessage(platform, '/thngs/devicea/properties/temp', 8000);
+      await publish(c, '$resource/temp', '7', { qos: 1 });
+      assert.equal((JSON.parse((await seen).payload.toString()) as Array<{ value: unknown }>)[0]?.value, 7);
+    } finally {
+      await closeAll([c]);
+    }
   });
 });
