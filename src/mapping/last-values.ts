@@ -4,7 +4,18 @@
  * are keyed by an identity scope as well as the topic: a client only ever gets values seen
  * within its own scope (its Thng, product, collection or account), never another identity's.
  * Bounded in entries and bytes; the oldest entries go first. Pure: no timers, no I/O.
+ *
+ * A value is kept as a copy in a buffer of its own: what a session hands over is usually a
+ * view into a whole socket read (up to 64 KiB behind a value of a few bytes), and keeping the
+ * view would keep that read, far beyond the byte budget that counts only the value.
  */
+
+/** The bytes of `b` in memory of their own (a pooled slab or a socket read is not kept alive). */
+function own(b: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(b.length);
+  b.copy(copy);
+  return copy;
+}
 
 export interface LastValuesLimits {
   /** Most entries kept (default 10,000). */
@@ -40,7 +51,7 @@ export class LastValues {
       this.bytes -= prev.length;
     }
     if (payload.length > this.maxValueBytes) return;
-    this.map.set(k, payload);
+    this.map.set(k, own(payload));
     this.bytes += payload.length;
     for (const [old, v] of this.map) {
       if (this.map.size <= this.maxEntries && this.bytes <= this.maxBytes) break;

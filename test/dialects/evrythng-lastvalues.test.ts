@@ -84,4 +84,28 @@ describe('EVRYTHNG last values (pubStates) keep to their identity scope', () => 
     assert.ok(lv.size <= 3);
     assert.equal(lv.get('s', '/t/5')?.toString(), 'abcdef');
   });
+
+  it('keeps values, not the socket reads they are views into: the bytes held stay within the budget', () => {
+    const maxBytes = 1024 * 1024;
+    const lv = new LastValues({ maxBytes });
+    const a = session({ thngId: 'T1' }, lv);
+    for (let i = 0; i < 200; i++) {
+      const read = Buffer.alloc(64 * 1024); // one socket read
+      const body = Buffer.from(`[{"value":${i}}]`);
+      body.copy(read, 100);
+      const out = a.uplink(pub(`/thngs/T1/properties/k${i}`, read.subarray(100, 100 + body.length), 0));
+      assert.ok(!(out instanceof Promise));
+      assert.equal(out.verdict, 'continue');
+    }
+    const b = session({ thngId: 'T1' }, lv);
+    const held = new Set<ArrayBufferLike>();
+    for (let i = 0; i < 200; i++) {
+      const v = pubStates(b, `/thngs/T1/properties/k${i}`)[0]?.payload;
+      assert.equal(v?.toString(), `[{"value":${i}}]`);
+      if (v) held.add(v.buffer);
+    }
+    let bytes = 0;
+    for (const ab of held) bytes += ab.byteLength;
+    assert.ok(bytes <= maxBytes, `${bytes} bytes held for 200 small values`);
+  });
 });
