@@ -10,6 +10,14 @@
  * compared, byte for byte, with the oldest. Anything else (an echo out of order, a lost one,
  * a downlink that is no echo) moves the queue into the keyed table, where any entry is found
  * by its (topic, payload) key: each entry is moved at most once.
+ *
+ * Bounded by count and by bytes: the queue holds the payload buffers themselves (views into
+ * socket reads, often), so past QUEUE_BYTES of them it moves into the table, whose keys hold
+ * a payload up to INLINE_BYTES as it is and a larger one as its SHA-256 (no false match in
+ * practice: a downlink is dropped as an echo only when it equals an uplink, as before); the
+ * table keeps at most TABLE_BYTES of keys, the oldest going first, like the oldest entries
+ * when it is full by count. An echo that comes back after its entry went is delivered to the
+ * device as a downlink (the bound errs on the side of delivering).
  */
 import { createHash } from 'node:crypto';
 
@@ -17,6 +25,19 @@ import { createHash } from 'node:crypto';
 const MAX_ENTRIES = 65_536;
 /** Payloads up to this size are part of the key as they are; larger ones by digest. */
 const INLINE_BYTES = 256;
+/** Payload bytes the queue may keep alive (see `retained`) before it moves into the table. */
+const QUEUE_BYTES = 1024 * 1024;
+/** Key characters the table may hold (65,536 keys of a 30-byte topic and a 30-byte payload fit). */
+const TABLE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * What keeping `payload` keeps alive: its length, or the whole buffer it is a view into when
+ * that is much larger (a socket read; not a small pooled slab shared with other buffers).
+ */
+function retained(payload: Buffer): number {
+  const whole = payload.buffer.byteLength;
+  return whole > 2 * payload.length + 8192 ? whole : payload.length;
+}
 
 function keyOf(topic: string, payload: Buffer): string {
   const body =
@@ -50,13 +71,24 @@ export class EchoSet {
   private qTopics: string[] | undefined;
   private qPayloads: Buffer[] | undefined;
   private qHead = 0;
+  /** `retained` bytes of the queued payloads. */
+  private qBytes = 0;
+  /** Characters of the keys in `order` from `head` (stale places included: they hold their strings). */
+  private keyBytes = 0;
 
   add(topic: string, payload: Buffer): void {
     this.qTopics ??= [];
     this.qPayloads ??= [];
     this.qTopics.push(topic);
     this.qPayloads.push(payload);
+    this.qBytes += retained(payload);
     if (this.entries > MAX_ENTRIES) this.evictOldest();
+    if (this.qBytes > QUEUE_BYTES) this.settle();
+  }
+
+  /** Bytes the set holds: queued payloads (as `retained` counts them) and table keys. */
+  get bytes(): number {
+    return this.qBytes + this.keyBytes;
   }
 
   /** True (and the entry is consumed) when this downlink is the echo of an uplink. */
@@ -102,11 +134,15 @@ export class EchoSet {
     let i = 0;
     for (; i < n && this.queued > 0; i++) {
       this.qTopics!.pop();
-      this.qPayloads!.pop();
+      this.qBytes -= retained(this.qPayloads!.pop()!);
     }
     const order = this.order;
     if (!order) return;
-    for (; i < n && order.length > this.head; i++) this.drop(order.pop()!);
+    for (; i < n && order.length > this.head; i++) {
+      const k = order.pop()!;
+      this.keyBytes -= k.length;
+      this.drop(k);
+    }
   }
 
   get entries(): number {
@@ -129,12 +165,24 @@ export class EchoSet {
       const key = keyOf(topics[i]!, payloads[i]!);
       counts.set(key, (counts.get(key) ?? 0) + 1);
       order.push(key);
+      this.keyBytes += key.length;
       this.keyed++;
     }
     this.qTopics = undefined;
     this.qPayloads = undefined;
     this.qHead = 0;
+    this.qBytes = 0;
     if (this.head > MAX_ENTRIES || order.length > 4 * MAX_ENTRIES) this.compact();
+    if (this.keyBytes > TABLE_BYTES) {
+      // Stale places (entries taken as echoes) go first; then the oldest entries.
+      if (this.order!.length - this.head > this.keyed) this.compact();
+      const o = this.order!;
+      while (this.keyBytes > TABLE_BYTES && this.head < o.length) {
+        const k = o[this.head++]!;
+        this.keyBytes -= k.length;
+        this.drop(k);
+      }
+    }
   }
 
   clear(): void {
@@ -145,6 +193,8 @@ export class EchoSet {
     this.qTopics = undefined;
     this.qPayloads = undefined;
     this.qHead = 0;
+    this.qBytes = 0;
+    this.keyBytes = 0;
   }
 
   private get queued(): number {
@@ -156,6 +206,7 @@ export class EchoSet {
     const topics = this.qTopics!;
     const payloads = this.qPayloads!;
     // The payload buffer is let go at once; the arrays are cut down now and then.
+    this.qBytes -= retained(payloads[this.qHead]!);
     topics[this.qHead] = '';
     payloads[this.qHead] = EMPTY;
     this.qHead++;
@@ -163,6 +214,7 @@ export class EchoSet {
       this.qTopics = undefined;
       this.qPayloads = undefined;
       this.qHead = 0;
+      this.qBytes = 0;
     } else if (this.qHead >= 1024 && this.qHead * 2 >= topics.length) {
       this.qTopics = topics.slice(this.qHead);
       this.qPayloads = payloads.slice(this.qHead);
@@ -174,7 +226,9 @@ export class EchoSet {
   private evictOldest(): void {
     const order = this.order;
     while (this.keyed > 0 && order && this.head < order.length) {
-      if (this.drop(order[this.head++]!)) return;
+      const k = order[this.head++]!;
+      this.keyBytes -= k.length;
+      if (this.drop(k)) return;
     }
     if (this.queued > 0) this.shift();
   }
@@ -192,8 +246,14 @@ export class EchoSet {
   /** Entries taken as echoes leave stale places in `order`: rebuild it from the counts. */
   private compact(): void {
     const order: string[] = [];
-    for (const [k, n] of this.counts ?? []) for (let i = 0; i < n; i++) order.push(k);
+    let bytes = 0;
+    for (const [k, n] of this.counts ?? [])
+      for (let i = 0; i < n; i++) {
+        order.push(k);
+        bytes += k.length;
+      }
     this.order = order;
     this.head = 0;
+    this.keyBytes = bytes;
   }
 }

@@ -27,6 +27,8 @@ export interface SessionParams {
    * client id); a fresh scope otherwise.
    */
   echo?: EchoScope;
+  /** Called once when the session closes (the engine lets go of a shared echo scope). */
+  onClose?: () => void;
   /**
    * The north session outlives the connection (clean session 0): auto-subscriptions are made
    * QoS 1 so the platform keeps what arrives while the device is offline, and what it kept is
@@ -373,6 +375,7 @@ export class DialectSession implements SessionMapper {
     // while the device is away are recognised when it reconnects.
     if (!this.p.echo) this.echoes.set.clear();
     else this.echoes.set.settle();
+    this.p.onClose?.();
   }
 
   /** North filters to subscribe for a kind the south side receives. */

@@ -118,6 +118,54 @@ describe('echo set as a multiset (queue in order, table otherwise)', () => {
     assert.equal(e.take('t', p(65_536)), true);
     assert.equal(e.entries, 65_534);
   });
+
+  test('bounded by bytes: large payloads, and small views into large reads, are not all kept', () => {
+    /** Bytes of the payload buffers the queue keeps alive, each underlying buffer once. */
+    const held = (e: EchoSet): number => {
+      const q = e as unknown as { qPayloads?: Buffer[]; qHead: number };
+      const seen = new Set<ArrayBufferLike>();
+      let n = 0;
+      for (const b of (q.qPayloads ?? []).slice(q.qHead))
+        if (!seen.has(b.buffer)) {
+          seen.add(b.buffer);
+          n += b.buffer.byteLength;
+        }
+      return n;
+    };
+    const big = new EchoSet();
+    for (let i = 0; i < 1000; i++) {
+      const p = Buffer.allocUnsafeSlow(16 * 1024).fill(i & 0xff);
+      p.writeUInt32BE(i);
+      big.add('/thngs/T1/properties/temp', p);
+    }
+    assert.ok(held(big) <= 1024 * 1024 + 64 * 1024, `${held(big)} payload bytes held`);
+    assert.ok(big.bytes <= 6 * 1024 * 1024);
+    assert.equal(big.entries, 1000, 'none lost: large payloads are kept by digest');
+    const last = Buffer.allocUnsafeSlow(16 * 1024).fill(999 & 0xff);
+    last.writeUInt32BE(999);
+    assert.equal(big.take('/thngs/T1/properties/temp', last), true);
+    const other = Buffer.from(last);
+    other[100] = 1;
+    assert.equal(big.take('/thngs/T1/properties/temp', other), false, 'a digest matches only the same bytes');
+
+    const views = new EchoSet();
+    for (let i = 0; i < 1000; i++) {
+      const read = Buffer.alloc(64 * 1024);
+      read.write(`[{"value":${i}}]`, 100);
+      views.add('$resource/temp', read.subarray(100, 100 + `[{"value":${i}}]`.length));
+    }
+    assert.ok(held(views) <= 1024 * 1024 + 64 * 1024, `${held(views)} bytes of reads held`);
+    assert.equal(views.take('$resource/temp', Buffer.from('[{"value":0}]')), true);
+    assert.equal(views.take('$resource/temp', Buffer.from('[{"value":999}]')), true);
+
+    const keys = new EchoSet();
+    const topic = `$resource/${'k'.repeat(200)}`;
+    for (let i = 0; i < 65_536; i++) keys.add(topic, Buffer.from(`${'v'.repeat(200)}${i}`));
+    keys.settle();
+    assert.ok(keys.bytes <= 4 * 1024 * 1024, `${keys.bytes} bytes of keys`);
+    assert.ok(keys.entries < 65_536, 'the oldest went to keep within the byte bound');
+    assert.equal(keys.take(topic, Buffer.from(`${'v'.repeat(200)}65535`)), true, 'the newest stay');
+  });
 });
 
 const TOKEN = 'e0e0e0e0e948b94841820ea50868a2490632d78f';

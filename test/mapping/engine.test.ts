@@ -256,3 +256,58 @@ test('device JWTs (akenza device credentials): verified with the record public k
     assert.deepEqual(no, { accept: false, returnCode: 4, reasonCode: 0x86, reason: 'bad_jwt' });
   }
 });
+
+test('persistent north sessions: the echo scope outlives a connection, and idle scopes are bounded', async () => {
+  const n = 10_001;
+  const tok = (i: number) => i.toString(16).padStart(40, '0');
+  const records = Array.from({ length: n }, (_, i) => ({
+    south: { deviceId: String(10_000 + i), token: tok(i) },
+    north: { thngId: `T${i}`, apiKey: 'KEY' },
+  }));
+  const r = route('connector', 'evrythng', records, { nowUs: () => 1_700_000_000_000_000 });
+  const open = async (i: number) => {
+    const d = accepted(
+      await r.openSession({
+        connect: { ...base, clean: false, password: Buffer.from(tok(i)) },
+        listener: 'tcp',
+      }),
+    );
+    assert.ok(d.north.mode === 'direct');
+    assert.equal(d.north.connect.clean, false);
+    return d.mapper;
+  };
+  const up = (v: number) => ({
+    cmd: 'publish' as const,
+    topic: '$resource/temp',
+    payload: Buffer.from(String(v)),
+    qos: 1 as const,
+    retain: false,
+    dup: false,
+  });
+  const down = (i: number, v: number) => ({
+    ...up(v),
+    topic: `/thngs/T${i}/properties/temp`,
+    payload: Buffer.from(`[{"value":${v},"timestamp":1700000000000}]`),
+  });
+  const a = await open(0);
+  const sent = await a.uplink(up(1));
+  assert.equal(sent.north?.[0]?.topic, '/thngs/T0/properties/temp');
+  assert.equal(sent.north?.[0]?.payload.toString(), '[{"value":1,"timestamp":1700000000000}]');
+  a.close();
+  // The same client id again: the echo of what the last connection sent is recognised.
+  const a2 = await open(0);
+  assert.equal((await a2.downlink(down(0, 1))).reason, 'echo');
+  await a2.uplink(up(2));
+  a2.close();
+  // Ten thousand other client ids come and go: the oldest idle scope is let go.
+  for (let i = 1; i < n; i++) {
+    const s = await open(i);
+    await s.uplink(up(3));
+    s.close();
+  }
+  const a3 = await open(0);
+  assert.notEqual((await a3.downlink(down(0, 2))).reason, 'echo', 'the scope of client id T0 was let go');
+  a3.close();
+  const last = await open(n - 1);
+  assert.equal((await last.downlink(down(n - 1, 3))).reason, 'echo', 'a recent one is kept');
+});
