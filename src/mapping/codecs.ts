@@ -43,8 +43,12 @@ export interface Codec {
   readonly contentType: string | undefined;
   /** Fills `out`; returns an error reason, or undefined on success. */
   decode(payload: Buffer, key: string | undefined, out: Canonical): string | undefined;
-  /** Encodes samples (all for one key when !multiKey) or the message body. */
-  encode(msg: Canonical, samples: readonly Sample[], vars: Readonly<Vars>, nowUs: number): Buffer;
+  /**
+   * Encodes samples (all for one key when !multiKey) or the message body. `nowUs` stamps
+   * samples without a time where the shape has a time field; undefined (a will message, sent
+   * by the broker long after it was translated): the time field is left out.
+   */
+  encode(msg: Canonical, samples: readonly Sample[], vars: Readonly<Vars>, nowUs: number | undefined): Buffer;
 }
 
 const UNIT: Record<string, number> = { us: 1, ms: 1000, s: 1_000_000 };
@@ -230,7 +234,9 @@ export function makeCodec(spec: CodecSpec, defaultName: CodecName): Codec {
             if (!cur || ts !== curTs) {
               cur = {};
               curTs = ts;
-              groups.push({ [tF]: tsOut(ts, factor), [valuesF]: cur });
+              groups.push(
+                ts === undefined ? { [valuesF]: cur } : { [tF]: tsOut(ts, factor), [valuesF]: cur },
+              );
             }
             cur[s.key] = sampleValue(s);
           }
@@ -263,7 +269,8 @@ export function makeCodec(spec: CodecSpec, defaultName: CodecName): Codec {
           const o: Record<string, unknown> = {};
           for (const [k, v] of add)
             o[k] = typeof v === 'function' ? (v as (x: Readonly<Vars>) => string)(vars) : v;
-          o[tF] = tsOut(s.ts ?? nowUs, factor);
+          const ts = s.ts ?? nowUs;
+          if (ts !== undefined) o[tF] = tsOut(ts, factor);
           o[fields[s.key] ?? s.key] = sampleValue(s);
           return Buffer.from(JSON.stringify(o));
         },

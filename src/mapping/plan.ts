@@ -88,7 +88,7 @@ export function encodeAll(
   msg: Canonical,
   targets: readonly Rule[],
   vars: Readonly<Vars>,
-  nowUs: number,
+  nowUs: number | undefined,
   peerVersion: number,
   original: Buffer,
 ): Encoded {

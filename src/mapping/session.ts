@@ -147,6 +147,16 @@ export class DialectSession implements SessionMapper {
   }
 
   uplink(packet: IPublishPacket): Outcome {
+    return this.up(packet, false);
+  }
+
+  /**
+   * An uplink, or (`will`) the north form of a will message: the broker publishes it when the
+   * connection is lost, maybe hours later, so it is not the topic's last value now and carries
+   * no time of its own (the time fields a shape may leave out are left out: the platform takes
+   * its receive time).
+   */
+  private up(packet: IPublishPacket, will: boolean): Outcome {
     const m = this.upMatch(packet.topic);
     if (m === undefined) return this.unknown();
     const { rule, caps } = m;
@@ -175,7 +185,8 @@ export class DialectSession implements SessionMapper {
     if (!kind || !targets) return { verdict: 'drop', reason: 'no_north_rule', rule: rule.name };
     const bad = convertKind(msg, kind);
     if (bad) return { verdict: 'drop', reason: bad, rule: rule.name };
-    const out = encodeAll(msg, targets, this.p.vars, this.p.nowUs(), this.p.northVersion, payload);
+    const now = will ? undefined : this.p.nowUs();
+    const out = encodeAll(msg, targets, this.p.vars, now, this.p.northVersion, payload);
     if (!out.ok) return { verdict: 'drop', reason: out.reason, rule: rule.name };
     const cap = this.north.maxQos;
     const echo = out.echo && !this.uplinkOnly;
@@ -184,7 +195,7 @@ export class DialectSession implements SessionMapper {
       if (echo) this.remember(o);
     }
     if (echo) this.echoRule = out.rule.name;
-    if (this.p.lastValues && rule.down !== undefined)
+    if (this.p.lastValues && rule.down !== undefined && !will)
       this.p.lastValues.set(this.scopeOf(rule), m.base, payload);
     return out.reason
       ? { north: out.list, verdict: 'continue', rule: rule.name, reason: out.reason }
@@ -194,7 +205,7 @@ export class DialectSession implements SessionMapper {
   /** The north form of a will message: an uplink that is never remembered as an echo. */
   translateWill(packet: IPublishPacket): Outcome {
     const before = this.echoes.set.entries;
-    const o = this.uplink(packet);
+    const o = this.up(packet, true);
     this.echoes.set.forgetLast(this.echoes.set.entries - before);
     return o;
   }

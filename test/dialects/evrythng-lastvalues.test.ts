@@ -64,6 +64,17 @@ describe('EVRYTHNG last values (pubStates) keep to their identity scope', () => 
     assert.deepEqual(pubStates(b, '/thngs/T2/properties/temp'), []);
   });
 
+  it('a will is not the last value: the device is online until the broker publishes it', async () => {
+    const lv = new LastValues();
+    const a = session({ thngId: 'T1' }, lv);
+    await a.uplink(pub('/thngs/T1/properties/status', '[{"value":"online"}]'));
+    const w = a.translateWill(pub('/thngs/T1/properties/status', '[{"value":"offline"}]'));
+    assert.ok(!(w instanceof Promise));
+    assert.equal(w.north?.length, 1);
+    const b = session({ thngId: 'T1' }, lv);
+    assert.equal(pubStates(b, '/thngs/T1/properties/status')[0]?.payload.toString(), '[{"value":"online"}]');
+  });
+
   it('a dropped uplink (outside the key’s scope) is not remembered', async () => {
     const lv = new LastValues();
     const a = session({ thngId: 'T1' }, lv);
