@@ -116,6 +116,9 @@ export class DialectSession implements SessionMapper {
   private echoRule = '';
   /** Uplink topics and the rule each matched (see `upMatch`), made on the first uplink. */
   private upMatches: Map<string, UpMatch> = none<string, UpMatch>();
+  /** The side declares `?` options (EVRYTHNG): elsewhere `?` is part of a topic, not a query. */
+  private readonly southOptions: boolean;
+  private readonly northOptions: boolean;
 
   constructor(private readonly p: SessionParams) {
     this.echoes = p.echo ?? new EchoScope(false);
@@ -132,6 +135,8 @@ export class DialectSession implements SessionMapper {
     this.northDownByKind = rules.northDownByKind;
     this.auto = [];
     this.uplinkOnly = p.downlinks === false;
+    this.southOptions = this.south.options.size > 0;
+    this.northOptions = this.north.options.size > 0;
     if (this.south.subs.automatic && !this.uplinkOnly) {
       for (const k of this.southDownByKind.keys()) {
         for (const f of this.northFiltersFor(k, {})) {
@@ -212,7 +217,7 @@ export class DialectSession implements SessionMapper {
 
   downlink(packet: IPublishPacket): Outcome {
     if (this.uplinkOnly) return { verdict: 'drop', reason: 'no_downlinks' };
-    const { levels } = splitTopic(packet.topic);
+    const { levels } = splitTopic(packet.topic, this.northOptions);
     const caps: Vars = {};
     const rule = this.findRule(this.northDown, levels, caps);
     if (!rule) return { verdict: 'drop', reason: 'unmapped' };
@@ -273,7 +278,7 @@ export class DialectSession implements SessionMapper {
       return plan;
     }
     for (const s of packet.subscriptions) {
-      const { levels, options } = splitTopic(s.topic);
+      const { levels, options } = splitTopic(s.topic, this.southOptions);
       const filter = levels.join('/');
       const caps: Vars = {};
       const allowed = this.matchAllowed(filter.split('/'), caps);
@@ -326,7 +331,7 @@ export class DialectSession implements SessionMapper {
     if (this.south.unsubscribe === 'ack_only') return { north: [], ackOnly: true };
     const north: string[] = [];
     for (const t of packet.unsubscriptions) {
-      const filter = splitTopic(t).levels.join('/');
+      const filter = splitTopic(t, this.southOptions).levels.join('/');
       const sub = this.southSubs.get(filter);
       if (!sub) continue;
       this.southSubs.delete(filter);
@@ -449,7 +454,7 @@ export class DialectSession implements SessionMapper {
   private upMatch(topic: string): UpMatch | undefined {
     const hit = this.upMatches.get(topic);
     if (hit !== undefined) return hit;
-    const { levels } = splitTopic(topic);
+    const { levels } = splitTopic(topic, this.southOptions);
     const caps: Vars = {};
     const rule = this.findRule(this.southUp, levels, caps);
     if (!rule) return undefined;
@@ -457,7 +462,7 @@ export class DialectSession implements SessionMapper {
       rule,
       caps,
       own: this.ownIdentity(rule, caps),
-      base: topic.includes('?') ? levels.join('/') : topic,
+      base: this.southOptions && topic.includes('?') ? levels.join('/') : topic,
     };
     if (this.upMatches === NONE) this.upMatches = new Map();
     else if (this.upMatches.size >= UP_MATCHES) this.upMatches.clear();

@@ -216,9 +216,15 @@ export function filterMatches(filter: readonly string[], topic: readonly string[
   return filter.length === topic.length;
 }
 
-/** Splits a topic into its path levels and its `?a=b&c=d` options. */
-export function splitTopic(topic: string): { levels: string[]; options: Vars | undefined } {
-  const q = topic.indexOf('?');
+/**
+ * Splits a topic into its path levels and its `?a=b&c=d` options. `withOptions` false (a
+ * dialect that declares no options): `?` is a character of the topic like any other.
+ */
+export function splitTopic(
+  topic: string,
+  withOptions = true,
+): { levels: string[]; options: Vars | undefined } {
+  const q = withOptions ? topic.indexOf('?') : -1;
   if (q < 0) return { levels: topic.split('/'), options: undefined };
   const options: Vars = {};
   for (const kv of topic.slice(q + 1).split('&')) {
