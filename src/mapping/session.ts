@@ -82,6 +82,16 @@ interface SouthSub {
   north: string[];
 }
 
+/** A percent-escaped topic level decoded (undefined when malformed), as a template's match does. */
+function decoded(level: string): string | undefined {
+  if (!level.includes('%')) return level;
+  try {
+    return decodeURIComponent(level);
+  } catch {
+    return undefined;
+  }
+}
+
 /** application/json and the structured +json types. */
 function isJsonType(ct: string): boolean {
   const t = ct.split(';')[0]?.trim().toLowerCase() ?? '';
@@ -119,6 +129,8 @@ export class DialectSession implements SessionMapper {
   /** The side declares `?` options (EVRYTHNG): elsewhere `?` is part of a topic, not a query. */
   private readonly southOptions: boolean;
   private readonly northOptions: boolean;
+  /** South topics are percent-escaped (EVRYTHNG): a filter's captured levels are decoded as a topic's are. */
+  private readonly southPercent: boolean;
 
   constructor(private readonly p: SessionParams) {
     this.echoes = p.echo ?? new EchoScope(false);
@@ -137,6 +149,7 @@ export class DialectSession implements SessionMapper {
     this.uplinkOnly = p.downlinks === false;
     this.southOptions = this.south.options.size > 0;
     this.northOptions = this.north.options.size > 0;
+    this.southPercent = this.south.rules.some((r) => r.tpl.percent === true);
     if (this.south.subs.automatic && !this.uplinkOnly) {
       for (const k of this.southDownByKind.keys()) {
         for (const f of this.northFiltersFor(k, {})) {
@@ -490,8 +503,9 @@ export class DialectSession implements SessionMapper {
       let ok = true;
       for (let i = 0; ok && i < levels.length; i++) {
         const l = a.levels[i];
-        const v = levels[i] as string;
-        if (!l) ok = false;
+        const raw = levels[i] as string;
+        const v = l && !('lit' in l) && this.southPercent ? decoded(raw) : raw;
+        if (!l || v === undefined) ok = false;
         else if ('lit' in l) ok = l.lit === v;
         else if (this.south.identity.has(l.cap)) ok = this.p.vars[l.cap] === v;
         else if (safeLevel(v)) caps[l.cap] = v;

@@ -16,6 +16,8 @@ export interface Template {
   readonly multi: string | undefined;
   /** Literal levels only: no captures at all. */
   readonly literal: boolean;
+  /** Captured values are percent-decoded on match (the dialect escapes its topics: EVRYTHNG). */
+  readonly percent?: boolean;
   /** The capture's name when the template is one capture alone (`{deviceId}`). */
   readonly lone: string | undefined;
   /** Matches pre-split topic levels; captured values go into `out`. */
@@ -138,6 +140,7 @@ function compile(
     captures,
     multi,
     literal: captures.length === 0,
+    percent,
     lone: n === 1 && captures.length === 1 && !multi ? captures[0] : undefined,
     match(parts, out) {
       if (multi ? parts.length < n : parts.length !== n) return false;

@@ -1,7 +1,8 @@
 /**
  * `?` in a topic: a query of options only on a dialect that declares options (EVRYTHNG
  * `?pubStates=1`, `?project=`); elsewhere (Connector) a character of the topic: `$resource/temp?x=1`
- * is the property `temp?x=1`, not `temp`.
+ * is the property `temp?x=1`, not `temp`. EVRYTHNG subscription filters are
+ * percent-decoded as its topics are, so a filter reaches the north topic the uplinks use.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -31,4 +32,35 @@ describe('? options only where the dialect declares them', () => {
       assert.equal(o.reason, reason);
       assert.equal(o.north?.[0]?.topic, north);
     });
+});
+
+describe('EVRYTHNG subscription filters are percent-decoded', () => {
+  test('a property filter with an escaped key subscribes north to the key the uplinks use', () => {
+    const s = mappingSession(routes.get('evrythng-to-connector')?.plan, vars);
+    const up = s.uplink(pub('/thngs/UXYZ/properties/a%20b', '[{"value":1}]'));
+    assert.ok(!(up instanceof Promise));
+    assert.equal(up.north?.[0]?.topic, '$resource/a b');
+    const plan = s.subscribe({
+      cmd: 'subscribe',
+      messageId: 1,
+      subscriptions: [{ topic: '/thngs/UXYZ/properties/a%20b', qos: 1 }],
+    });
+    assert.deepEqual(
+      plan.north.map((f) => f.topic),
+      ['$resource/a b'],
+    );
+    const down = s.downlink(pub('$resource/a b', '2'));
+    assert.ok(!(down instanceof Promise));
+    assert.equal(down.south?.[0]?.topic, '/thngs/UXYZ/properties/a%20b');
+  });
+
+  test('a malformed escape is not allowed', () => {
+    const s = mappingSession(routes.get('evrythng-to-connector')?.plan, vars);
+    const plan = s.subscribe({
+      cmd: 'subscribe',
+      messageId: 1,
+      subscriptions: [{ topic: '/thngs/UXYZ/properties/a%zz', qos: 1 }],
+    });
+    assert.deepEqual(plan.north, []);
+  });
 });
