@@ -41,6 +41,11 @@ export interface Codec {
   readonly multiKey: boolean;
   /** Content type to announce (MQTT 5), when declared. */
   readonly contentType: string | undefined;
+  /**
+   * A reason a sample of this key cannot be encoded, when there is one (an envelope's body
+   * field would be one of the envelope's own fields).
+   */
+  refuses?(key: string): string | undefined;
   /** Fills `out`; returns an error reason, or undefined on success. */
   decode(payload: Buffer, key: string | undefined, out: Canonical): string | undefined;
   /**
@@ -59,6 +64,11 @@ function parseJson(payload: Buffer): unknown {
   } catch {
     return undefined;
   }
+}
+
+/** An object for JSON output whose keys are only its own (`__proto__` is a key like any other). */
+function record(): Record<string, unknown> {
+  return Object.create(null) as Record<string, unknown>;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -150,7 +160,7 @@ export function makeCodec(spec: CodecSpec, defaultName: CodecName): Codec {
           return undefined;
         },
         encode(_msg, samples) {
-          const o: Record<string, unknown> = {};
+          const o = record();
           for (const s of samples) o[s.key] = sampleValue(s);
           const first = samples[0];
           if (timeF && first?.ts !== undefined) o[timeF] = tsOut(first.ts, factor);
@@ -232,7 +242,7 @@ export function makeCodec(spec: CodecSpec, defaultName: CodecName): Codec {
           for (const s of samples) {
             const ts = s.ts ?? nowUs;
             if (!cur || ts !== curTs) {
-              cur = {};
+              cur = record();
               curTs = ts;
               groups.push(
                 ts === undefined ? { [valuesF]: cur } : { [tF]: tsOut(ts, factor), [valuesF]: cur },
@@ -246,32 +256,40 @@ export function makeCodec(spec: CodecSpec, defaultName: CodecName): Codec {
     }
     case 'envelope': {
       const fields = spec.fields ?? {};
+      // A topic key's body field: its alias when it has one of its own (not Object.prototype's).
+      const fieldOf = (key: string): string => (Object.hasOwn(fields, key) ? (fields[key] as string) : key);
       const add: Array<[string, unknown | ((v: Readonly<Vars>) => string)]> = Object.entries(
         spec.add ?? {},
       ).map(([k, v]) => [k, typeof v === 'string' ? compileText(v) : v]);
       const tF = timeF ?? 'time';
+      const own = new Set([tF, ...add.map(([k]) => k)]);
       return {
         name,
         samples: true,
         multiKey: false,
         contentType: ct,
+        // A body field named like one of the envelope's own fields would overwrite it (or be
+        // overwritten): such a sample is not sent.
+        refuses: (key) => (own.has(fieldOf(key)) ? 'reserved_field' : undefined),
         decode(payload, key, out) {
           const o = parseJson(payload);
           if (!isObject(o) || key === undefined) return 'bad_payload';
-          const field = fields[key] ?? key;
-          if (!(field in o)) return 'bad_payload';
-          const ts = tsIn(o[tF], factor);
+          const field = fieldOf(key);
+          if (own.has(field)) return 'reserved_field';
+          if (!Object.hasOwn(o, field)) return 'bad_payload';
+          const ts = Object.hasOwn(o, tF) ? tsIn(o[tF], factor) : undefined;
           out.samples = [ts === undefined ? { key, value: o[field] } : { key, value: o[field], ts }];
           return undefined;
         },
         encode(_msg, samples, vars, nowUs) {
           const s = samples[samples.length - 1] as Sample;
-          const o: Record<string, unknown> = {};
+          const o = record();
           for (const [k, v] of add)
             o[k] = typeof v === 'function' ? (v as (x: Readonly<Vars>) => string)(vars) : v;
           const ts = s.ts ?? nowUs;
           if (ts !== undefined) o[tF] = tsOut(ts, factor);
-          o[fields[s.key] ?? s.key] = sampleValue(s);
+          const field = fieldOf(s.key);
+          if (!own.has(field)) o[field] = sampleValue(s);
           return Buffer.from(JSON.stringify(o));
         },
       };

@@ -138,6 +138,8 @@ export function encodeAll(
     // One sample (a device's single reading, the common case): no grouping needed.
     const s = samples[0] as Sample;
     if (!rule.keyCap && s.key !== rule.fixedKey) return { ok: false, reason: 'no_key' };
+    const refused = rule.codec.refuses?.(s.key);
+    if (refused) return { ok: false, reason: refused };
     const topic = rule.tpl.build(vars, rule.keyCap ? s.key : undefined);
     if (topic === undefined) return { ok: false, reason: 'unsafe_capture' };
     const payload =
@@ -156,7 +158,13 @@ export function encodeAll(
       else groups.set(s.key, [s]);
     }
     if (groups.size === 0) return { ok: false, reason: 'no_key' };
+    let refused: string | undefined;
     for (const [key, g] of groups) {
+      const r = rule.codec.refuses?.(key);
+      if (r) {
+        refused = r;
+        continue;
+      }
       const topic = rule.tpl.build(vars, rule.keyCap ? key : undefined);
       if (topic === undefined) return { ok: false, reason: 'unsafe_capture' };
       const single =
@@ -164,7 +172,8 @@ export function encodeAll(
       const payload = single ? original : rule.codec.encode(msg, g, vars, nowUs);
       list.push(withProps({ topic, payload, qos, retain: msg.retain }, msg, rule, peerVersion, undefined));
     }
-    return finish(list, rule, dropped);
+    if (list.length === 0 && refused) return { ok: false, reason: refused };
+    return finish(list, rule, dropped, refused);
   }
   const topic = rule.tpl.build(vars);
   if (topic === undefined) return { ok: false, reason: 'unsafe_capture' };
@@ -186,9 +195,11 @@ function repeatsKey(samples: readonly Sample[] | undefined): boolean {
   return false;
 }
 
-function finish(list: PublishOut[], rule: Rule, dropped: boolean): Encoded {
-  return dropped
-    ? { ok: true, list, echo: rule.echo, reason: 'properties_dropped', rule }
+/** `refused`: the reason some samples were not sent (the others were). */
+function finish(list: PublishOut[], rule: Rule, dropped: boolean, refused?: string): Encoded {
+  const reason = refused ?? (dropped ? 'properties_dropped' : undefined);
+  return reason
+    ? { ok: true, list, echo: rule.echo, reason, rule }
     : { ok: true, list, echo: rule.echo, rule };
 }
 
@@ -224,7 +235,8 @@ export function convertKind(msg: Canonical, to: Kind): string | undefined {
     const v = one && sampleJson(one);
     if (one && v !== undefined) msg.body = Buffer.from(`{${JSON.stringify(one.key)}:${v}}`);
     else {
-      const o: Record<string, unknown> = {};
+      // Keys are only its own: a key named __proto__ is kept, not taken as the prototype.
+      const o = Object.create(null) as Record<string, unknown>;
       for (const s of samples) o[s.key] = sampleValue(s);
       msg.body = Buffer.from(JSON.stringify(o));
     }

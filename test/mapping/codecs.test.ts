@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { makeCodec } from '../../src/mapping/codecs.js';
 import type { Canonical, Sample } from '../../src/mapping/model.js';
+import { convertKind } from '../../src/mapping/plan.js';
 
 const msg = (): Canonical => ({ kind: 'samples', qos: 0, retain: false });
 
@@ -98,4 +99,21 @@ test('value passes the original bytes through; object, batch and envelope round 
     env.encode(m3, m3.samples ?? [], { deviceId: 'd' }, 0).toString(),
     '{"version":3,"deviceId":"d","timeMs":5,"battery":{"l":1}}',
   );
+});
+
+test('a key named __proto__ is kept by every shape that writes keys (object, batch, samples → body)', () => {
+  const samples: Sample[] = [
+    { key: '__proto__', value: { a: 1 } },
+    { key: 'b', value: 2 },
+  ];
+  const object = makeCodec({ codec: 'object' }, 'value');
+  assert.equal(object.encode(msg(), samples, {}, 0).toString(), '{"__proto__":{"a":1},"b":2}');
+  const batch = makeCodec({ codec: 'batch', time: 'timestamp', values: 'values', unit: 'us' }, 'value');
+  assert.equal(
+    batch.encode(msg(), samples, {}, 7).toString(),
+    '[{"timestamp":7,"values":{"__proto__":{"a":1},"b":2}}]',
+  );
+  const m: Canonical = { ...msg(), samples: samples.map((s) => ({ ...s })) };
+  assert.equal(convertKind(m, 'event'), undefined);
+  assert.equal(m.body?.toString(), '{"__proto__":{"a":1},"b":2}');
 });
