@@ -39,14 +39,21 @@ export class Plan {
     readonly settings: PairSettings,
   ) {}
 
-  /** Orders rules so that the preferred sample shape comes first. */
+  /**
+   * Orders rules so that the preferred sample shape comes first among the samples rules (a
+   * stable sort of those alone, put back in their places); rules of other kinds keep theirs.
+   * (A comparator answering 0 between kinds is no order: samples rules with a rule of
+   * another kind between them were never compared.)
+   */
   preferUp(rules: Rule[]): Rule[] {
     const p = this.settings.prefer?.samples;
     if (!p) return rules;
     const want = p === 'one_per_key';
-    return [...rules].sort((a, b) =>
-      a.up === 'samples' && b.up === 'samples' ? Number(b.keyCap === want) - Number(a.keyCap === want) : 0,
-    );
+    const samples = rules
+      .filter((r) => r.up === 'samples')
+      .sort((a, b) => Number(b.keyCap === want) - Number(a.keyCap === want));
+    let i = 0;
+    return rules.map((r) => (r.up === 'samples' ? (samples[i++] as Rule) : r));
   }
 
   /** The kind a message becomes on the other side, given the kinds it can carry. */

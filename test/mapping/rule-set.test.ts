@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Rule } from '../../src/mapping/dialect.js';
 import { loadMappings, planFor } from '../../src/mapping/load.js';
-import type { Plan } from '../../src/mapping/plan.js';
+import { Plan } from '../../src/mapping/plan.js';
 import { MAX_RULE_SETS, ruleSet, ruleSetCount, sourcesOf, usable } from '../../src/mapping/rule-set.js';
 import { DialectSession } from '../../src/mapping/session.js';
 import type { Vars } from '../../src/mapping/template.js';
@@ -139,5 +139,24 @@ describe('what a session keeps stays its own', () => {
     a.close();
     b.close();
     c.close();
+  });
+});
+
+describe('Plan.preferUp', () => {
+  it('puts the preferred samples shape first even when a rule of another kind lies between', () => {
+    const r = (name: string, up: string, keyCap: boolean) => ({ name, up, keyCap }) as unknown as Rule;
+    const rules = [
+      r('object', 'samples', false),
+      r('event', 'event', false),
+      r('list', 'samples', false),
+      r('state', 'state', false),
+      r('per-key', 'samples', true),
+    ];
+    const dialect = plans[0]?.[1].south;
+    assert.ok(dialect);
+    const names = (p: 'one_per_key' | 'one_list') =>
+      new Plan(dialect, dialect, { prefer: { samples: p } }).preferUp(rules).map((x) => x.name);
+    assert.deepEqual(names('one_per_key'), ['per-key', 'event', 'object', 'state', 'list']);
+    assert.deepEqual(names('one_list'), ['object', 'event', 'list', 'state', 'per-key']);
   });
 });
