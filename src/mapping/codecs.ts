@@ -39,6 +39,8 @@ export interface Codec {
   readonly samples: boolean;
   /** One publish may carry several keys (else one key, taken from the topic). */
   readonly multiKey: boolean;
+  /** The shape carries a sample's time (a time field), so readings at different times are told apart. */
+  readonly timed: boolean;
   /** Content type to announce (MQTT 5), when declared. */
   readonly contentType: string | undefined;
   /**
@@ -115,6 +117,7 @@ export function makeCodec(spec: CodecSpec, defaultName: CodecName): Codec {
         name,
         samples: false,
         multiKey: true,
+        timed: false,
         contentType: ct,
         decode(payload, _key, out) {
           out.body = payload;
@@ -132,6 +135,7 @@ export function makeCodec(spec: CodecSpec, defaultName: CodecName): Codec {
         name,
         samples: true,
         multiKey: false,
+        timed: false,
         contentType: ct,
         decode(payload, key, out) {
           if (key === undefined) return 'no_key';
@@ -145,6 +149,7 @@ export function makeCodec(spec: CodecSpec, defaultName: CodecName): Codec {
         name,
         samples: true,
         multiKey: true,
+        timed: timeF !== undefined,
         contentType: ct,
         decode(payload, _key, out) {
           const o = parseJson(payload);
@@ -177,6 +182,7 @@ export function makeCodec(spec: CodecSpec, defaultName: CodecName): Codec {
         name,
         samples: true,
         multiKey: withKey,
+        timed: true,
         contentType: ct,
         decode(payload, key, out) {
           const list = parseJson(payload);
@@ -219,6 +225,7 @@ export function makeCodec(spec: CodecSpec, defaultName: CodecName): Codec {
         name,
         samples: true,
         multiKey: true,
+        timed: true,
         contentType: ct,
         decode(payload, _key, out) {
           const list = parseJson(payload);
@@ -267,6 +274,7 @@ export function makeCodec(spec: CodecSpec, defaultName: CodecName): Codec {
         name,
         samples: true,
         multiKey: false,
+        timed: true,
         contentType: ct,
         // A body field named like one of the envelope's own fields would overwrite it (or be
         // overwritten): such a sample is not sent.

@@ -189,6 +189,72 @@ export function encodeAll(
   return finish(list, rule, dropped);
 }
 
+/**
+ * Converts `msg` to `kind` and encodes it. Readings taken at different times (a history:
+ * EVRYTHNG property lists, Connector `$resource.batch`) going to a shape that holds one value
+ * per key (an object, an envelope, an event body) would overwrite one another: they go out as
+ * one message per distinct time instead, oldest first, each with its time where the shape has
+ * a time field. A shape without one gets them split only when a key repeats (nothing else is
+ * lost by merging: the platform takes its receive time either way).
+ */
+export function encodeAs(
+  msg: Canonical,
+  kind: Kind,
+  targets: readonly Rule[],
+  vars: Readonly<Vars>,
+  nowUs: number | undefined,
+  peerVersion: number,
+  original: Buffer,
+): Encoded {
+  const parts = byTime(msg, kind, targets);
+  if (!parts) {
+    const bad = convertKind(msg, kind);
+    return bad ? { ok: false, reason: bad } : encodeAll(msg, targets, vars, nowUs, peerVersion, original);
+  }
+  const list: PublishOut[] = [];
+  let last: Encoded | undefined;
+  let reason: string | undefined;
+  for (const part of parts) {
+    const bad = convertKind(part, kind);
+    if (bad) return { ok: false, reason: bad };
+    const e = encodeAll(part, targets, vars, nowUs, peerVersion, original);
+    if (!e.ok) return e;
+    for (const o of e.list) list.push(o);
+    reason ??= e.reason;
+    last = e;
+  }
+  if (!last?.ok) return { ok: false, reason: 'empty_payload' };
+  return reason
+    ? { ok: true, list, echo: last.echo, reason, rule: last.rule }
+    : { ok: true, list, echo: last.echo, rule: last.rule };
+}
+
+/** `msg` split into one message per distinct sample time (see `encodeAs`), or undefined to keep it whole. */
+function byTime(msg: Canonical, kind: Kind, targets: readonly Rule[]): Canonical[] | undefined {
+  const samples = msg.samples;
+  if (msg.kind !== 'samples' || !samples || samples.length < 2) return undefined;
+  const repeats = repeatsKey(samples);
+  let split = repeats;
+  if (kind === 'samples') {
+    let rule = targets[0];
+    if (rule && !HISTORY_CODECS.has(rule.codec.name) && repeats)
+      rule = targets.find((r) => HISTORY_CODECS.has(r.codec.name)) ?? rule;
+    if (!rule || HISTORY_CODECS.has(rule.codec.name)) return undefined;
+    split = repeats || (rule.codec.timed && samples.some((s) => s.ts !== samples[0]?.ts));
+  }
+  if (!split) return undefined;
+  const groups = new Map<number | undefined, Sample[]>();
+  for (const s of samples) {
+    const g = groups.get(s.ts);
+    if (g) g.push(s);
+    else groups.set(s.ts, [s]);
+  }
+  if (groups.size < 2) return undefined;
+  // Oldest first; readings without a time (none in a history, in practice) before the others.
+  const times = [...groups.keys()].sort((a, b) => (a ?? -Infinity) - (b ?? -Infinity));
+  return times.map((t) => ({ ...msg, samples: groups.get(t) as Sample[] }));
+}
+
 /** Codecs that carry several timed points of a key in one payload. */
 const HISTORY_CODECS: ReadonlySet<string> = new Set(['batch', 'value_list', 'key_value_list']);
 

@@ -9,7 +9,7 @@ import type { CompiledDialect, Rule } from './dialect.js';
 import { EchoScope } from './echo-scope.js';
 import type { LastValues } from './last-values.js';
 import { type Canonical, type Kind, valueOverLimit } from './model.js';
-import { convertKind, encodeAll, type Plan } from './plan.js';
+import { convertKind, encodeAll, encodeAs, type Plan } from './plan.js';
 import { type RuleSet, ruleSet, sourcesOf } from './rule-set.js';
 import { filterMatches, safeLevel, splitTopic, type Vars } from './template.js';
 
@@ -201,10 +201,8 @@ export class DialectSession implements SessionMapper {
     const kind = this.p.plan.mapKind('up', msg.kind, this.northUpByKind, msg.name);
     const targets = kind ? this.sameRule(this.northUpByKind.get(kind), rule) : undefined;
     if (!kind || !targets) return { verdict: 'drop', reason: 'no_north_rule', rule: rule.name };
-    const bad = convertKind(msg, kind);
-    if (bad) return { verdict: 'drop', reason: bad, rule: rule.name };
     const now = will ? undefined : this.p.nowUs();
-    const out = encodeAll(msg, targets, this.p.vars, now, this.p.northVersion, payload);
+    const out = encodeAs(msg, kind, targets, this.p.vars, now, this.p.northVersion, payload);
     if (!out.ok) return { verdict: 'drop', reason: out.reason, rule: rule.name };
     const cap = this.north.maxQos;
     const echo = out.echo && !this.uplinkOnly;
