@@ -154,7 +154,9 @@ export async function startProxy(config: ProxyConfig, opts: ProxyOptions = {}): 
     let listening = true;
     cleanups.push(() => {
       listening = false;
-      return listeners.close();
+      const closed = listeners.close();
+      listeners.terminate();
+      return closed;
     });
 
     let metricsServer: MetricsServer | undefined;
@@ -212,6 +214,9 @@ export async function startProxy(config: ProxyConfig, opts: ProxyOptions = {}): 
             listening = false;
             const stopAccepting = listeners.close();
             await Promise.all([...sessions].map((s) => s.drain(graceMs)));
+            // What no session owns (a WebSocket upgrade or TLS handshake never finished) or a
+            // session left open would keep the listeners' close waiting for the peer: end it.
+            listeners.terminate();
             await stopAccepting;
             await cleanup();
           })();

@@ -45,8 +45,16 @@ export type UpgradeHook = (req: IncomingMessage, socket: Duplex, head: Buffer, s
 
 export interface Listeners {
   ports: { tcp?: number; ws?: number; tls?: number; wss?: number };
-  /** Stop accepting new connections (open ones are left to their sessions). */
+  /**
+   * Stop accepting new connections (open ones are left to their sessions); resolves when every
+   * connection a listener accepted has closed, so call `terminate()` once the sessions drained.
+   */
   close(): Promise<void>;
+  /**
+   * Destroy every connection the listeners still hold: a WebSocket or TLS connection that never
+   * finished its HTTP upgrade or handshake (no session owns it), or one a session left open.
+   */
+  terminate(): void;
 }
 
 const SUBPROTOCOLS = new Set(['mqtt', 'mqttv3.1']);
@@ -60,6 +68,19 @@ export async function startListeners(
 ): Promise<Listeners> {
   const servers: Array<net.Server | http.Server> = [];
   const ports: Listeners['ports'] = {};
+  // Every raw connection accepted, until it closes: server.close() waits for each of them, and
+  // one that sends nothing (no HTTP request, no TLS ClientHello) would otherwise hold it forever.
+  const sockets = new Set<net.Socket>();
+  const track = (server: net.Server): void => {
+    server.on('connection', (s: net.Socket) => {
+      sockets.add(s);
+      s.once('close', () => sockets.delete(s));
+    });
+  };
+  const terminate = (): void => {
+    for (const s of sockets) s.destroy();
+    sockets.clear();
+  };
   const tlsOpts = cfg.tlsCert && cfg.tlsKey ? serverTls(cfg) : undefined;
   try {
     if (cfg.tcpPort >= 0) {
@@ -67,6 +88,7 @@ export async function startListeners(
       const server = net.createServer({ noDelay: true }, (s) => {
         onStream(s, new TcpInfo(s));
       });
+      track(server);
       ports.tcp = await listen(server, cfg.host, cfg.tcpPort);
       servers.push(server);
     }
@@ -78,28 +100,34 @@ export async function startListeners(
       server.on('tlsClientError', () => {
         /* handshake failures only affect that connection */
       });
+      track(server);
       ports.tls = await listen(server, cfg.host, cfg.tlsPort);
       servers.push(server);
     }
     if (cfg.wsPort >= 0) {
       const server = http.createServer(notFound);
       attachWs(server, cfg.wsPath, 'ws', onStream, maxPacketBytes, upgradeHook);
+      track(server);
       ports.ws = await listen(server, cfg.host, cfg.wsPort);
       servers.push(server);
     }
     if (tlsOpts && cfg.wssPort >= 0) {
       const server = https.createServer(tlsOpts, notFound);
       attachWs(server, cfg.wsPath, 'wss', onStream, maxPacketBytes, upgradeHook);
+      track(server);
       ports.wss = await listen(server, cfg.host, cfg.wssPort);
       servers.push(server);
     }
   } catch (err) {
-    await Promise.all(servers.map((s) => closeServer(s)));
+    const closing = Promise.all(servers.map((s) => closeServer(s)));
+    terminate();
+    await closing;
     throw err;
   }
   return {
     ports,
     close: () => Promise.all(servers.map((s) => closeServer(s))).then(() => undefined),
+    terminate,
   };
 }
 
