@@ -67,11 +67,19 @@ export function parseCredentials(file: string, text: string, env: NodeJS.Process
   if (csv) {
     const lines = text.split(/\r?\n/);
     const header = (lines[0] ?? '').split(',').map((h) => h.trim());
+    // A file without its header line has a record there, secrets included: an error names a
+    // column by its position, never by what the line holds.
+    let headerOk = true;
     header.forEach((h, i) => {
-      if (!/^(south|north)\.[A-Za-z_][A-Za-z0-9_]*$/.test(h))
-        report.errors.push(`${file}:1:${i + 1}: bad column '${h}' (columns are south.NAME or north.NAME)`);
+      if (!/^(south|north)\.[A-Za-z_][A-Za-z0-9_]*$/.test(h)) {
+        headerOk = false;
+        report.errors.push(
+          `${file}:1:${i + 1}: header column ${i + 1} is not south.NAME or north.NAME (the first line of a CSV credentials file is its header)`,
+        );
+      }
     });
-    for (let i = 1; i < lines.length; i++) {
+    // Without a valid header no row can be read (nor its cells reported).
+    for (let i = 1; headerOk && i < lines.length; i++) {
       const line = lines[i] ?? '';
       if (line.trim() === '' || line.startsWith('#')) continue;
       const cells = line.split(',').map((c) => c.trim());

@@ -66,3 +66,24 @@ describe('core: credentials stay out of logs and metrics', () => {
     }
   });
 });
+
+describe('core: credentials file errors never quote a value', () => {
+  it('a CSV file without its header line: the columns are named by position', async () => {
+    const { parseCredentials } = await import('../../src/routes/credentials.js');
+    for (const text of [
+      'a,SECRETVALUE\n',
+      'dev1,SECRETVALUE\ndev2,SECRETOTHER\n',
+      'south.token,SECRETVALUE\nt,x\n',
+    ]) {
+      let errors: string[] = [];
+      assert.doesNotThrow(() => {
+        errors = parseCredentials('creds.csv', text, {}).errors;
+      });
+      assert.ok(errors.length > 0, text);
+      for (const e of errors) {
+        assert.doesNotMatch(e, /SECRET/, e);
+        assert.match(e, /^creds\.csv:1:\d+: header column \d+ /);
+      }
+    }
+  });
+});
