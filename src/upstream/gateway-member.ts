@@ -21,6 +21,8 @@ export interface MemberEvents {
   onAutoSubscribed?(granted: number[]): void;
   /** Another session attached the same device: this member is out of the link, its session should end. */
   onEvicted?(): void;
+  /** The link could not attach the device again after a reconnect: its session should end. */
+  onClose?(reason: string): void;
 }
 
 /** An uplink sent and not yet acknowledged, kept for a resend after a reconnect. */
@@ -230,5 +232,12 @@ export class GatewayMember implements NorthPort {
     if (this.evicted) return;
     this.evicted = true;
     this.events.onEvicted?.();
+  }
+
+  /** Out of the link for `reason` (see GatewayLink.expel): its session ends with it. */
+  expel(reason: string): void {
+    if (this.evicted) return;
+    this.evicted = true;
+    this.events.onClose?.(reason);
   }
 }

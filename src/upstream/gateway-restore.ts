@@ -36,6 +36,25 @@ export async function attachOn(
     );
 }
 
+/**
+ * Whether an attach carries a device JWT (`{"authorization": JWT}`) whose `exp` has passed
+ * (or passes within `marginMs`): the platform would refuse it. A device's own JWT cannot be
+ * renewed here; only the device can sign a new one, when it connects again.
+ */
+export function attachJwtExpired(out: PublishOut, nowMs: number, marginMs = 5000): boolean {
+  let exp: unknown;
+  try {
+    const auth = (JSON.parse(out.payload.toString()) as { authorization?: unknown } | null)?.authorization;
+    if (typeof auth !== 'string' || auth === '') return false;
+    const body = auth.split('.')[1];
+    if (body === undefined) return false;
+    exp = (JSON.parse(Buffer.from(body, 'base64url').toString()) as { exp?: unknown } | null)?.exp;
+  } catch {
+    return false;
+  }
+  return typeof exp === 'number' && exp * 1000 <= nowMs + marginMs;
+}
+
 export interface ErrorReport {
   type: string;
   deviceId?: string;

@@ -22,7 +22,7 @@ import {
   type MemberLink,
   type Pending,
 } from './gateway-member.js';
-import { attachOn, parseErrorReport } from './gateway-restore.js';
+import { attachJwtExpired, attachOn, parseErrorReport } from './gateway-restore.js';
 import { NorthClient } from './north.js';
 import type { CompiledTransport } from './transport.js';
 
@@ -350,7 +350,7 @@ class GatewayLink implements MemberLink {
         client = c;
         // Every device attached again before any of its traffic (the platform refuses traffic
         // for unattached devices), then its subscriptions, then what was not acknowledged.
-        await Promise.all([...this.members.values()].map((m) => attachOn(c, m, this.control, this.env.log)));
+        await Promise.all([...this.members.values()].map((m) => this.reattach(c, m)));
         if (client !== this.client) throw new Error('connection lost while re-attaching');
         for (const p of this.pending.values()) client.send({ ...p.packet, dup: true });
         this.restoring = false;
@@ -365,6 +365,33 @@ class GatewayLink implements MemberLink {
       }
     }
     this.restoring = false;
+  }
+
+  /**
+   * One device attached again on the restored connection `c`. A device the platform will not
+   * take (its own JWT expired, or the attach refused or unanswered while `c` lives) leaves the
+   * link and its session ends; it must not hold back the other devices, which a failed attempt
+   * would (the whole restore starts over, forever, while that device stays). Fails only when
+   * `c` itself goes.
+   */
+  private async reattach(c: NorthClient, m: GatewayMember): Promise<void> {
+    if (attachJwtExpired(m.plan.attach, Date.now())) return this.expel(m, 'device_jwt_expired');
+    try {
+      await attachOn(c, m, this.control, this.env.log);
+    } catch (err) {
+      if (c !== this.client || this.closed) throw err;
+      this.env.log.warn(
+        { deviceId: m.deviceId, err: (err as Error).message },
+        'gateway device not attached again after the reconnect; its session is closed',
+      );
+      this.expel(m, 'gateway_reattach_failed');
+    }
+  }
+
+  /** `m` leaves the link (detached as a device whose session ended), then its session ends. */
+  private expel(m: GatewayMember, reason: string): void {
+    this.detach(m);
+    m.expel(reason);
   }
 
   /** Waits 1 s doubling to 32 s, with jitter (half to all of the step). */

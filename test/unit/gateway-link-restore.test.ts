@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import mqttPacket from 'mqtt-packet';
-import { type Link, settle, startLink } from './gateway-kit.js';
+import { type Link, plan, quietEvents, settle, startLink } from './gateway-kit.js';
 import { until } from './kit.js';
 
 const TIMEOUT_MS = 1500;
@@ -73,5 +73,66 @@ describe('gateway link restore: DISCONNECT, then the close', () => {
     await settle(2500);
     assert.equal(link.pairs.length, 2, 'one new connection');
     assert.deepEqual([attaches('p'), attaches('q')], [1, 1], 'each device attached again once');
+  });
+});
+
+/** A JWT-shaped token whose `exp` is `expSec` (not signed: the link only reads its expiry). */
+function jwtExpiring(expSec: number): string {
+  const part = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  return `${part({ alg: 'ES256', typ: 'JWT' })}.${part({ exp: expSec })}.c2ln`;
+}
+
+describe('gateway link restore: a device the platform will not take again', () => {
+  let link: Link;
+  let refuseAttach = '';
+  const held: Array<() => void> = [];
+  const closed = new Map<string, string>();
+  const onClose = (id: string) => (reason: string) => closed.set(id, reason);
+  before(async () => {
+    link = await startLink(['b'], {
+      timeoutMs: TIMEOUT_MS,
+      authorizePublish: (_client, packet, cb) => {
+        // Never answered: as ClearBlade does not answer an attach it refuses.
+        if (refuseAttach !== '' && packet.topic === `/devices/${refuseAttach}/attach`)
+          held.push(() => cb(null));
+        else cb(null);
+      },
+    });
+    const own = plan('x');
+    own.attach = {
+      ...own.attach,
+      payload: Buffer.from(JSON.stringify({ authorization: jwtExpiring(Math.floor(Date.now() / 1000) + 2) })),
+    };
+    link.members.set('x', await link.hub.attach(own, quietEvents('x', undefined, { onClose: onClose('x') })));
+    link.members.set(
+      'a',
+      await link.hub.attach(plan('a'), quietEvents('a', undefined, { onClose: onClose('a') })),
+    );
+  });
+  after(() => {
+    for (const go of held.splice(0)) go();
+    return link?.stop();
+  });
+
+  it('ends that device alone; the others are attached again on the one new connection', async () => {
+    await settle(2500); // x's own JWT expires meanwhile
+    refuseAttach = 'a';
+    link.pairs[0]?.brokerSide.destroy();
+    await until(() => closed.size === 2, TIMEOUT_MS + 6000, 'x and a closed');
+    assert.equal(closed.get('x'), 'device_jwt_expired');
+    assert.equal(closed.get('a'), 'gateway_reattach_failed');
+    const b = link.members.get('b');
+    assert.ok(b);
+    await until(() => !b.blocked, 5000, 'b back online');
+    await settle(500);
+    assert.equal(link.pairs.length, 2, 'one new connection: the restore did not start over');
+    const sent = link.pairs[1]?.sent ?? [];
+    const attaches = (id: string) =>
+      sent.filter((p) => p.cmd === 'publish' && p.topic === `/devices/${id}/attach`).length;
+    assert.deepEqual(
+      [attaches('x'), attaches('a'), attaches('b')],
+      [0, 1, 1],
+      'no attach with an expired JWT',
+    );
   });
 });
