@@ -70,7 +70,12 @@ async function run(argv: string[]): Promise<number> {
     return err instanceof ConfigError ? 2 : 1;
   }
   const log = createLogger({ level: config.log.level, format: config.log.format });
-  const store = createStore(config.store);
+  const storeLog = log.child({ part: 'store' });
+  const store = createStore(config.store, {
+    // Messages are fixed texts plus host:port and an error code: no URL password, no record.
+    onError: (err) => storeLog.warn({ err: err.message }, 'credentials store unreachable; retrying'),
+    onRecover: () => storeLog.info('credentials store reachable again'),
+  });
   let proxy: Awaited<ReturnType<typeof startProxy>>;
   try {
     proxy = await startProxy(config, { logger: log, store });

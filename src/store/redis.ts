@@ -15,8 +15,13 @@ export interface RedisStoreOptions {
   prefix?: string;
   /** A command that gets no answer within this time fails (default 2000 ms). */
   commandTimeoutMs?: number;
-  /** Connection problems (reconnects are automatic); the error is already free of secrets. */
+  /**
+   * Connection problems (reconnects are automatic), once per outage; the error is already free
+   * of secrets.
+   */
   onError?: (err: Error) => void;
+  /** The connection is ready again after an outage reported to onError. */
+  onRecover?: () => void;
 }
 
 export class RedisStore implements CredentialStore {
@@ -42,8 +47,18 @@ export class RedisStore implements CredentialStore {
       retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 6), 5000),
     });
     const target = `${parsed.hostname}:${parsed.port || '6379'}`;
+    // ioredis emits an error for every failed reconnect attempt: report the first of an outage
+    // only, and again once the connection was ready in between.
+    let down = false;
     this.client.on('error', (err: Error & { code?: string }) => {
+      if (down) return;
+      down = true;
       opts.onError?.(new Error(`redis store ${target}: ${err.code ?? 'connection error'}`));
+    });
+    this.client.on('ready', () => {
+      if (!down) return;
+      down = false;
+      opts.onRecover?.();
     });
   }
 

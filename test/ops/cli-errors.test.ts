@@ -1,0 +1,64 @@
+/**
+ * What the CLI says about its configuration and its dependencies: a Redis store that cannot
+ * be reached is logged (once per outage, without the URL's password), and invalid values
+ * exit 2 naming the option, never printing a password.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { trackDir } from '../helpers/reaper.js';
+import { exitWithin, startCli } from './cli-process.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const tmp = trackDir(mkdtempSync(join(tmpdir(), 'mdp-cli-errors-')));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+const PASSWORD = 'Pw-9xQ2-zz';
+
+const base = [
+  '--host=127.0.0.1',
+  '--tcp-port=0',
+  '--ws-port=-1',
+  '--tls-port=-1',
+  '--wss-port=-1',
+  '--metrics-port=-1',
+  '--log-format=json',
+  '--log-level=info',
+];
+
+/** A loopback port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as AddressInfo;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+test('an unreachable Redis store is logged once, without the password', async () => {
+  const port = await closedPort();
+  const proxy = await startCli({
+    cwd: root,
+    args: [...base, '--store=redis', `--redis-url=redis://user:${PASSWORD}@127.0.0.1:${port}/0`],
+  });
+  try {
+    const line = await proxy.waitForLog(
+      (r) => r['msg'] === 'credentials store unreachable; retrying',
+      10_000,
+    );
+    assert.equal(line['level'], 40);
+    // Reconnect attempts go on (100, 200, 400 ms...): still one line for the outage.
+    await new Promise((r) => setTimeout(r, 1000));
+    const lines = proxy.records.filter((r) => r['msg'] === 'credentials store unreachable; retrying');
+    assert.equal(lines.length, 1);
+    assert.ok(!proxy.stdout().includes(PASSWORD) && !proxy.stderr().includes(PASSWORD));
+    proxy.child.kill('SIGTERM');
+    assert.equal(await exitWithin(proxy, 10_000), 0);
+  } finally {
+    await proxy.kill();
+  }
+});
