@@ -71,11 +71,18 @@ async function run(argv: string[]): Promise<number> {
   }
   const log = createLogger({ level: config.log.level, format: config.log.format });
   const storeLog = log.child({ part: 'store' });
-  const store = createStore(config.store, {
-    // Messages are fixed texts plus host:port and an error code: no URL password, no record.
-    onError: (err) => storeLog.warn({ err: err.message }, 'credentials store unreachable; retrying'),
-    onRecover: () => storeLog.info('credentials store reachable again'),
-  });
+  let store: ReturnType<typeof createStore>;
+  try {
+    store = createStore(config.store, {
+      // Messages are fixed texts plus host:port and an error code: no URL password, no record.
+      onError: (err) => storeLog.warn({ err: err.message }, 'credentials store unreachable; retrying'),
+      onRecover: () => storeLog.info('credentials store reachable again'),
+    });
+  } catch (err) {
+    // The schema validates the store's options; this is their last line (fixed messages).
+    process.stderr.write(`mqtt-dialect-proxy: invalid configuration: ${(err as Error).message}\n`);
+    return 2;
+  }
   let proxy: Awaited<ReturnType<typeof startProxy>>;
   try {
     proxy = await startProxy(config, { logger: log, store });

@@ -26,7 +26,22 @@ const northUrl = (v: unknown): void => {
   if (typeof v !== 'string' || !/^(mqtt|mqtts|ws|wss|tcp|ssl):\/\/[^\s]+$/.test(v)) {
     throw new Error('must be empty (embedded broker) or a URL mqtt://, mqtts://, ws:// or wss://');
   }
+  // The scheme alone is not enough: the proxy opens it with the WHATWG URL parser at start.
+  if (!parsesAsUrl(v)) throw new Error('is not a valid URL (e.g. mqtts://broker.example:8883)');
 };
+const redisUrl = (v: unknown): void => {
+  if (typeof v !== 'string' || !/^rediss?:\/\//.test(v) || !parsesAsUrl(v)) {
+    throw new Error('must be a redis:// or rediss:// URL (e.g. redis://redis.example:6379/0)');
+  }
+};
+/** A URL the WHATWG parser accepts, with a host. The messages above never quote the value. */
+function parsesAsUrl(v: string): boolean {
+  try {
+    return new URL(v).hostname !== '';
+  } catch {
+    return false;
+  }
+}
 
 export const schema = {
   north: {
@@ -224,7 +239,7 @@ export const schema = {
     },
     redisUrl: {
       doc: 'Redis URL of the redis store (redis://host:port/db).',
-      format: String,
+      format: redisUrl,
       default: 'redis://127.0.0.1:6379/0',
       env: 'MQTT_PROXY_REDIS_URL',
       arg: 'redis-url',

@@ -4,6 +4,7 @@
  * exit 2 naming the option, never printing a password.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -61,4 +62,34 @@ test('an unreachable Redis store is logged once, without the password', async ()
   } finally {
     await proxy.kill();
   }
+});
+
+function cli(args: string[]): { status: number | null; out: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 20_000,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' },
+  });
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+test('an invalid Redis URL exits 2 naming store.redisUrl, without the password', () => {
+  for (const url of [`redis//u:${PASSWORD}@host`, `redis://u:${PASSWORD}@[bad`]) {
+    const r = cli([...base, '--store', 'redis', '--redis-url', url]);
+    assert.equal(r.status, 2, r.out);
+    assert.match(r.out, /store\.redisUrl/);
+    assert.ok(!r.out.includes(PASSWORD), r.out);
+  }
+});
+
+test('a north URL the URL parser refuses exits 2 naming north.url, without the password', () => {
+  const r = cli([...base, '--north-url', `mqtt://u:${PASSWORD}@x@[bad`]);
+  assert.equal(r.status, 2, r.out);
+  assert.match(r.out, /north\.url/);
+  assert.ok(!r.out.includes(PASSWORD), r.out);
+  // config --print validates the same way.
+  const p = cli(['config', '--print', '--north-url', `mqtt://u:${PASSWORD}@x@[bad`]);
+  assert.equal(p.status, 2, p.out);
+  assert.ok(!p.out.includes(PASSWORD), p.out);
 });
