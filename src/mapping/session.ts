@@ -152,11 +152,16 @@ export class DialectSession implements SessionMapper {
     this.southPercent = this.south.rules.some((r) => r.tpl.percent === true);
     if (this.south.subs.automatic && !this.uplinkOnly) {
       for (const k of this.southDownByKind.keys()) {
-        for (const f of this.northFiltersFor(k, {})) {
+        const ruleQos = new Map<string, number>();
+        for (const f of this.northFiltersFor(k, {}, ruleQos)) {
           if (!this.northRefs.has(f)) {
             this.refs().set(f, 1);
             this.echoes.hold(f);
-            const qos = p.persistent ? 1 : Math.min(1, this.south.quirks.maxDownlinkQos);
+            // QoS 1 when the north rule is delivered at QoS 1 (ClearBlade config: the platform
+            // retries it until acknowledged), whatever the device takes.
+            const qos = p.persistent
+              ? 1
+              : Math.min(1, Math.max(this.south.quirks.maxDownlinkQos, ruleQos.get(f) ?? 0));
             this.auto.push({ topic: f, qos: qos as QoS });
           }
         }
@@ -406,7 +411,7 @@ export class DialectSession implements SessionMapper {
   }
 
   /** North filters to subscribe for a kind the south side receives. */
-  northFiltersFor(southKind: Kind, caps: Readonly<Vars>): string[] {
+  northFiltersFor(southKind: Kind, caps: Readonly<Vars>, ruleQos?: Map<string, number>): string[] {
     const out: string[] = [];
     // A north dialect that scopes subscriptions with ?project= (EVRYTHNG) gets the session's project.
     const scope = this.scope();
@@ -418,6 +423,8 @@ export class DialectSession implements SessionMapper {
           r.nameCap ? caps.name : undefined,
         );
         if (f !== undefined && !out.includes(f + scope)) out.push(f + scope);
+        if (f !== undefined && ruleQos && r.qos !== undefined)
+          ruleQos.set(f + scope, Math.max(ruleQos.get(f + scope) ?? 0, r.qos));
         if (nk === 'samples') break; // one subscription per kind: the preferred rule
       }
     }

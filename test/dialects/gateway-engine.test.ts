@@ -75,9 +75,11 @@ describe('the ClearBlade gateway plan', () => {
       ['/devices/dev-a/attach', 1, '{}'],
     );
     assert.deepEqual([a.detach.topic, a.detach.qos], ['/devices/dev-a/detach', 1]);
-    assert.deepEqual(a.subscriptions.map((s) => s.topic).sort(), [
-      '/devices/dev-a/commands/#',
-      '/devices/dev-a/config',
+    // The spec subscribes config at QoS 1 (retried until acknowledged), commands at QoS 0,
+    // although a Connector device takes QoS 0 only.
+    assert.deepEqual(a.subscriptions.map((s) => [s.topic, s.qos]).sort(), [
+      ['/devices/dev-a/commands/#', 0],
+      ['/devices/dev-a/config', 1],
     ]);
     assert.deepEqual(a.gatewaySubscriptions, [{ topic: '/devices/gw-1/errors', qos: 0 }]);
     assert.equal(a.renewAfterMs, 3300_000, 'renewed 5 minutes before a 1 h JWT expires');
