@@ -41,12 +41,13 @@ async function run(argv: string[]): Promise<number> {
       process.stdout.write(USAGE);
       return 0;
     }
-    if (a === '--config' || a === '-c') {
-      file = argv[++i];
-      continue;
-    }
-    if (a.startsWith('--config=')) {
-      file = a.slice('--config='.length);
+    if (a === '--config' || a === '-c' || a.startsWith('--config=')) {
+      file = a.startsWith('--config=') ? a.slice('--config='.length) : argv[++i];
+      // Without a file the defaults would run silently in its place.
+      if (!file || file.startsWith('--')) {
+        process.stderr.write(`mqtt-dialect-proxy: --config needs a file name\n${USAGE}`);
+        return 2;
+      }
       continue;
     }
     const name = a.startsWith('--') ? a.slice(2).split('=')[0]! : '';

@@ -93,3 +93,16 @@ test('a north URL the URL parser refuses exits 2 naming north.url, without the p
   assert.equal(p.status, 2, p.out);
   assert.ok(!p.out.includes(PASSWORD), p.out);
 });
+
+test('--config without a file exits 2 with a clear message', () => {
+  for (const args of [
+    ['--config'],
+    ['--config='],
+    ['-c', '--tcp-port=0'],
+    ['--config', '--metrics-port=-1'],
+  ]) {
+    const r = cli([...args]);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.out}`);
+    assert.match(r.out, /--config needs a file name/);
+  }
+});
