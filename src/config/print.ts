@@ -118,10 +118,12 @@ export function resolveConfig(opts: ResolveOptions = {}): ProxyConfig {
     try {
       parsed = yamlParse(text, { prettyErrors: false });
     } catch (err) {
-      // The first line only: the parser's longer messages quote the file's lines, secrets too.
-      const first = (err as Error).message.split('\n')[0] ?? 'syntax error';
+      // The first line only: the parser's longer messages quote the file's lines, secrets too;
+      // and of it the text before any ': ' (a few messages end with the offending source text).
+      const first = ((err as Error).message.split('\n')[0] ?? 'syntax error').split(': ')[0];
+      const at = yamlErrorPosition(text, err);
       throw new ConfigError(
-        `configuration file ${opts.file} is not valid YAML/JSON: ${maskUrlPassword(first)}`,
+        `configuration file ${opts.file} is not valid YAML/JSON${at ? ` at line ${at.line}, column ${at.col}` : ''}: ${maskUrlPassword(first ?? 'syntax error')}`,
       );
     }
     if (parsed !== null && parsed !== undefined && (typeof parsed !== 'object' || Array.isArray(parsed))) {
@@ -140,6 +142,18 @@ export function resolveConfig(opts: ResolveOptions = {}): ProxyConfig {
     throw new ConfigError(`invalid configuration:\n${maskUrlPassword((err as Error).message)}`);
   }
   return c.getProperties();
+}
+
+/** Line and column (1-based) of a yaml parse error: its linePos, else computed from its offset. */
+function yamlErrorPosition(text: string, err: unknown): { line: number; col: number } | undefined {
+  const e = err as { linePos?: Array<{ line: number; col: number }>; pos?: number[] };
+  const lp = e.linePos?.[0];
+  if (lp && Number.isInteger(lp.line) && Number.isInteger(lp.col)) return { line: lp.line, col: lp.col };
+  const offset = e.pos?.[0];
+  if (!Number.isInteger(offset)) return undefined;
+  const before = text.slice(0, Math.min(offset as number, text.length));
+  const nl = before.lastIndexOf('\n');
+  return { line: before.split('\n').length, col: before.length - nl };
 }
 
 /** The masked configuration as YAML (default) or JSON. */

@@ -188,3 +188,12 @@ test('the installed command: mqtt-dialect-proxy config --print through the CLI d
   assert.equal(bad.code, 2);
   assert.match(bad.err, /metrics\.port/);
 });
+
+test('a YAML syntax error names its line and column, never the content', async () => {
+  const file = join(dir, 'syntax.yaml');
+  writeFileSync(file, 'north:\n  url: mqtt://broker:1883\nb: |x SECRETVALUE\n  t\n');
+  const r = await run(['--print', '--config', file]);
+  assert.equal(r.code, 2);
+  assert.match(r.err, /syntax\.yaml is not valid YAML\/JSON at line 3, column 5: /);
+  assert.doesNotMatch(r.err, /SECRETVALUE/);
+});
