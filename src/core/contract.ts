@@ -143,6 +143,11 @@ export type NorthPlan =
       url?: string;
       deviceId: string;
       attach: PublishOut;
+      /**
+       * The attach for a re-attach after a reconnect, when the proxy signs the device's JWT
+       * (its key is in the record): signed again if the first is near its expiry.
+       */
+      freshAttach?: () => Promise<PublishOut>;
       detach: PublishOut;
       /** Filters this device needs on the shared connection (config, commands). */
       subscriptions: Array<{ topic: string; qos: QoS }>;

@@ -410,25 +410,32 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
         // deviceKey and the same claims as the gateway's (ClearBlade: aud = project).
         let deviceJwt = vars.deviceJwt;
         const gwPw = scheme.password;
-        if (!deviceJwt && vars.deviceKey && isJwt(gwPw) && opts.mintJwt) {
+        const mint = opts.mintJwt;
+        const deviceKey = vars.deviceKey;
+        const signDevice =
+          !deviceJwt && deviceKey && isJwt(gwPw) && mint
+            ? () =>
+                mint({ ...jwtRequest(gwPw, vars, `device:${vars.deviceId ?? ''}`), privateKey: deviceKey })
+            : undefined;
+        if (signDevice) {
           try {
-            deviceJwt = await opts.mintJwt({
-              ...jwtRequest(gwPw, vars, `device:${vars.deviceId ?? ''}`),
-              privateKey: vars.deviceKey,
-            });
+            deviceJwt = await signDevice();
           } catch {
             return reject(3, 0x88, 'device_credentials_unavailable');
           }
         }
-        const control = (kind: 'attach' | 'detach'): PublishOut | undefined => {
+        const control = (kind: 'attach' | 'detach', jwt = deviceJwt): PublishOut | undefined => {
           const r = rules.find((x) => x.up === kind);
           const topic = r?.tpl.build(vars);
           if (!r || topic === undefined) return undefined;
-          const payload =
-            kind === 'attach' && deviceJwt ? JSON.stringify({ authorization: deviceJwt }) : '{}';
+          const payload = kind === 'attach' && jwt ? JSON.stringify({ authorization: jwt }) : '{}';
           return { topic, payload: Buffer.from(payload), qos: (r.qos ?? 1) as QoS, retain: false };
         };
         const attach = control('attach');
+        // A re-attach signs the device's JWT again when it is near its expiry (the signer's cache).
+        const freshAttach = signDevice
+          ? async (): Promise<PublishOut> => control('attach', await signDevice()) as PublishOut
+          : undefined;
         const detach = control('detach');
         const key = gwKey;
         if (!attach || !detach || !key) return reject(5, 0x87, 'no_gateway_identity');
@@ -452,6 +459,7 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
           connect: fresh,
           deviceId: vars.deviceId ?? '',
           attach,
+          ...(freshAttach ? { freshAttach } : {}),
           detach,
           subscriptions: [...subs],
           gatewaySubscriptions: errors ? [{ topic: errors, qos: 0 }] : [],

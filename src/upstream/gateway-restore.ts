@@ -18,8 +18,9 @@ export async function attachOn(
   m: GatewayMember,
   control: (client: NorthClient, out: PublishOut) => Promise<number>,
   log: Logger,
+  attach: PublishOut = m.plan.attach,
 ): Promise<void> {
-  const rc = await control(client, m.plan.attach);
+  const rc = await control(client, attach);
   if (rc >= 0x80) throw new Error(`attach refused (code ${rc})`);
   const auto = m.plan.subscriptions.length;
   const extras = [...m.extraSubscriptions];

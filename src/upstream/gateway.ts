@@ -368,16 +368,25 @@ class GatewayLink implements MemberLink {
   }
 
   /**
-   * One device attached again on the restored connection `c`. A device the platform will not
-   * take (its own JWT expired, or the attach refused or unanswered while `c` lives) leaves the
+   * One device attached again on the restored connection `c`, with its JWT signed again when
+   * the proxy holds its key. A device the platform will not take (its own JWT expired, or the
+   * attach refused or unanswered while `c` lives) leaves the
    * link and its session ends; it must not hold back the other devices, which a failed attempt
    * would (the whole restore starts over, forever, while that device stays). Fails only when
    * `c` itself goes.
    */
   private async reattach(c: NorthClient, m: GatewayMember): Promise<void> {
-    if (attachJwtExpired(m.plan.attach, Date.now())) return this.expel(m, 'device_jwt_expired');
+    let attach = m.plan.attach;
+    if (m.plan.freshAttach) {
+      try {
+        attach = await m.plan.freshAttach();
+      } catch {
+        return this.expel(m, 'device_credentials_unavailable');
+      }
+    }
+    if (attachJwtExpired(attach, Date.now())) return this.expel(m, 'device_jwt_expired');
     try {
-      await attachOn(c, m, this.control, this.env.log);
+      await attachOn(c, m, this.control, this.env.log, attach);
     } catch (err) {
       if (c !== this.client || this.closed) throw err;
       this.env.log.warn(

@@ -136,3 +136,42 @@ describe('gateway link restore: a device the platform will not take again', () =
     );
   });
 });
+
+describe('gateway link restore: a device whose JWT the proxy signs', () => {
+  let link: Link;
+  const closed: string[] = [];
+  let signed = 0;
+  const fresh = () => jwtExpiring(Math.floor(Date.now() / 1000) + 3600);
+  before(async () => {
+    link = await startLink(['b']);
+    const own = plan('k');
+    const payload = (jwt: string) => Buffer.from(JSON.stringify({ authorization: jwt }));
+    // Its first JWT expires soon; a re-attach signs a new one.
+    own.attach = { ...own.attach, payload: payload(jwtExpiring(Math.floor(Date.now() / 1000) + 2)) };
+    own.freshAttach = async () => {
+      signed++;
+      return { ...own.attach, payload: payload(fresh()) };
+    };
+    link.members.set(
+      'k',
+      await link.hub.attach(own, quietEvents('k', undefined, { onClose: (r) => closed.push(r) })),
+    );
+  });
+  after(() => link?.stop());
+
+  it('is attached again with a JWT signed anew, not closed', async () => {
+    await settle(2500);
+    link.pairs[0]?.brokerSide.destroy();
+    const k = link.members.get('k');
+    assert.ok(k);
+    await until(() => link.pairs.length === 2 && !k.blocked, 6000, 'k back online');
+    assert.deepEqual(closed, []);
+    assert.equal(signed, 1);
+    const attach = link.pairs[1]?.sent.find((p) => p.cmd === 'publish' && p.topic === '/devices/k/attach');
+    assert.ok(attach && attach.cmd === 'publish');
+    const jwt = (JSON.parse(attach.payload.toString()) as { authorization: string }).authorization;
+    const exp = (JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString()) as { exp: number })
+      .exp;
+    assert.ok(exp * 1000 > Date.now() + 60_000, 'the new JWT');
+  });
+});
