@@ -167,8 +167,9 @@ export async function loadRoute(opts: LoadRouteOptions): Promise<LoadedRoute> {
     }
     if (closed) return { ok: false, errors: ['the route is closed'] };
     if (!next.handler) {
+      // The one line per error of a refused reload, whatever triggered it (SIGHUP, the watcher).
       for (const e of next.errors)
-        log.error({ mappingError: e }, 'mapping reload rejected; keeping the previous version');
+        log.error({ mappingError: e }, 'reload refused: mapping invalid, old version kept');
       opts.metrics?.reloadsTotal.inc({ kind: 'mapping', result: 'failure' });
       // Watch again even so: a ConfigMap update swaps the folder, and the fix comes next.
       rewatch(lastWatched);
@@ -177,7 +178,7 @@ export async function loadRoute(opts: LoadRouteOptions): Promise<LoadedRoute> {
     lastWatched = next.watched;
     current = next.handler;
     opts.metrics?.reloadsTotal.inc({ kind: 'mapping', result: 'success' });
-    log.info({ route: opts.route }, 'mapping reloaded');
+    log.info({ route: opts.route }, 'mappings reloaded');
     rewatch(next.watched);
     return { ok: true, errors: [] };
   };
