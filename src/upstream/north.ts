@@ -412,7 +412,8 @@ export class NorthClient implements ChannelEvents {
       default:
         // CONNACK twice, AUTH, or a client-only packet: a protocol violation by the broker.
         this.destroy();
-        this.handlers.onClose('north_protocol_error');
+        // The session names it north_protocol_error: the reason carries no side prefix here.
+        this.handlers.onClose('protocol_error');
     }
   }
 
