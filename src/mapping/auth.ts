@@ -136,8 +136,17 @@ export function compileNorthAuth(
           `the variable holding the private key`,
         );
       vars.add(j.key);
-      for (const v of Object.values(j.claims ?? {}))
-        if (typeof v === 'string') for (const x of textVars(v)) vars.add(x);
+      for (const [claim, v] of Object.entries(j.claims ?? {}))
+        if (typeof v === 'string')
+          for (const x of textVars(v)) {
+            if (!identity.has(x))
+              err(
+                ['auth', 'north', i, 'password', 'jwt', 'claims', claim],
+                `unknown variable {${x}}`,
+                `declare it under 'identity:'`,
+              );
+            vars.add(x);
+          }
       password = {
         key: j.key,
         alg: j.alg ?? 'RS256',

@@ -142,6 +142,11 @@ export function compileDialect(src: Source, report: Reporter): CompiledDialect |
     if (samples && kinds.some((k) => k !== 'samples'))
       err(at, `a rule carrying samples must carry samples both ways`);
     const codec = makeCodec(r.payload ?? {}, samples ? 'value' : 'raw');
+    for (const [field, v] of Object.entries(r.payload?.add ?? {}))
+      if (typeof v === 'string')
+        for (const x of textVars(v))
+          if (!identity.has(x))
+            err([...at, 'payload', 'add', field], `unknown variable {${x}}`, `declare it under 'identity:'`);
     if (codec.samples !== samples) {
       err(
         [...at, 'payload', 'codec'],
@@ -210,6 +215,13 @@ export function compileDialect(src: Source, report: Reporter): CompiledDialect |
       const m = /^\{([A-Za-z_][A-Za-z0-9_]*)\}$/.exec(l);
       return m?.[1] ? { cap: m[1] } : { lit: l };
     });
+    // A level that is not a whole capture is taken literally: braces in it are a typo
+    // ({thngId}x, {thngId...}), which would make the filter match nothing.
+    if (levels.some((l) => 'lit' in l && /[{}]/.test(l.lit)))
+      err(
+        ['subscriptions', 'allowed', i, 'filter'],
+        `bad filter '${a.filter}': a capture must be a whole level, {name}`,
+      );
     for (const l of levels) {
       if ('cap' in l && !identity.has(l.cap) && l.cap !== 'key' && l.cap !== 'name') {
         err(
@@ -243,6 +255,10 @@ export function compileDialect(src: Source, report: Reporter): CompiledDialect |
   if (d.gateway) {
     const e = d.gateway.errors !== undefined ? parseTemplate(d.gateway.errors) : undefined;
     if (typeof e === 'string') err(['gateway', 'errors'], `bad topic template: ${e}`);
+    else
+      for (const c of e?.captures ?? [])
+        if (!identity.has(c))
+          err(['gateway', 'errors'], `unknown variable {${c}}`, `declare it under 'identity:'`);
     for (const v of textVars(d.gateway.key))
       if (!identity.has(v)) err(['gateway', 'key'], `unknown variable {${v}}`);
     gateway = { key: compileText(d.gateway.key), errors: typeof e === 'string' ? undefined : e };

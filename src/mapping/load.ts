@@ -6,6 +6,7 @@ import type { SouthGatewaySpec } from '../core/contract.js';
 import { clearbladeGateway } from '../dialects/clearblade-gateway.js';
 import { compileDialect } from './compile.js';
 import type { CompiledDialect } from './dialect.js';
+import type { Kind } from './model.js';
 import { type PairSettings, Plan } from './plan.js';
 import { validate } from './schema.js';
 import { parseSource, Reporter, type Source } from './source.js';
@@ -255,6 +256,22 @@ export function loadMappings(files: readonly MappingFile[]): LoadedMappings {
           `variable '${v}' is used by neither '${r.south}' nor '${r.north}'`,
           'declare it under identity: in a dialect, or remove it',
           true,
+        );
+        ok = false;
+      }
+    }
+    // A kind a route maps onto must be one the other side carries that way, or every such
+    // message is dropped (no_north_rule / no_south_rule) with nothing said at load.
+    for (const dir of ['up', 'down'] as const) {
+      const target = dir === 'up' ? north : south;
+      const carried = new Set(target.rules.map((x) => (dir === 'up' ? x.up : x.down)));
+      for (const [from, to] of Object.entries(r.kinds?.[dir] ?? {})) {
+        if (carried.has(to as Kind)) continue;
+        report.error(
+          src,
+          ['kinds', dir, from],
+          `'${target.name}' has no '${dir}' rule of kind '${to}': every ${from} ${dir === 'up' ? 'uplink' : 'downlink'} would be dropped`,
+          `map it to a kind '${target.name}' carries ${dir}`,
         );
         ok = false;
       }

@@ -65,7 +65,7 @@ const jwtPassword = {
       required: ['key'],
       properties: {
         key: { type: 'string' },
-        alg: { type: 'string' },
+        alg: { enum: ['RS256', 'ES256', 'auto'] },
         claims: { type: 'object' },
         ttl: { type: 'integer', minimum: 60 },
       },

@@ -124,6 +124,56 @@ test('a subscription receiving a kind no rule carries is reported', () => {
   ]);
 });
 
+test('mistakes that used to load without a word are reported where they are', () => {
+  const cases: Array<[string, string, RegExp]> = [
+    [
+      'a capture typo in an allowed filter',
+      'dialect: x\nidentity: [thngId]\ntopics:\n  - { name: a, topic: "t/{thngId}", down: state }\nsubscriptions:\n  allowed:\n    - { filter: "t/{thngId}x", kinds: [state] }\n',
+      /x\.yaml:7:17: bad filter 't\/\{thngId\}x': a capture must be a whole level/,
+    ],
+    [
+      'an unknown variable in the gateway errors topic',
+      'dialect: x\nidentity: [deviceId]\ntopics:\n  - { name: a, topic: "d/{deviceId}", up: attach }\ngateway:\n  key: "{deviceId}"\n  errors: "/devices/{gatewayID}/errors"\n',
+      /x\.yaml:7:11: unknown variable \{gatewayID\}/,
+    ],
+    [
+      'an unknown variable in a JWT claim',
+      'dialect: x\nidentity: [deviceId, privateKey]\ntopics:\n  - { name: a, topic: "d/{deviceId}", up: state }\nauth:\n  north:\n    - { scheme: jwt, client_id: "{deviceId}", password: { jwt: { key: privateKey, claims: { sub: "{deviceID}" } } } }\n',
+      /x\.yaml:7:\d+: unknown variable \{deviceID\}/,
+    ],
+    [
+      'an unknown variable in an envelope field',
+      'dialect: x\nidentity: [deviceId]\ntopics:\n  - name: a\n    topic: "d/{deviceId}/{key}"\n    up: samples\n    payload: { codec: envelope, add: { id: "{deviceID}" } }\n',
+      /x\.yaml:7:\d+: unknown variable \{deviceID\}/,
+    ],
+    [
+      'a JWT algorithm that does not exist',
+      'dialect: x\nidentity: [deviceId, privateKey]\ntopics:\n  - { name: a, topic: "d/{deviceId}", up: state }\nauth:\n  north:\n    - { scheme: jwt, client_id: "{deviceId}", password: { jwt: { key: privateKey, alg: ES265 } } }\n',
+      /x\.yaml:7:\d+: 'auth\.north\.0\.password\.jwt\.alg' must be one of: RS256, ES256, auto/,
+    ],
+  ];
+  for (const [what, text, want] of cases) {
+    const e = errorsOf(dialect('x', text));
+    assert.ok(
+      e.some((l) => want.test(l)),
+      `${what}: ${JSON.stringify(e)}`,
+    );
+  }
+});
+
+test('a route mapping a kind onto one the other side does not carry is reported', () => {
+  const files = shippedMappings().map((f) =>
+    f.path.endsWith('routes/connector-to-akenza.yaml')
+      ? { ...f, text: `${f.text}\nkinds:\n  up: { samples: location }\n` }
+      : f,
+  );
+  const e = loadMappings(files).errors;
+  assert.ok(
+    e.some((l) => /connector-to-akenza\.yaml:\d+:\d+: 'akenza' has no 'up' rule of kind 'location'/.test(l)),
+    JSON.stringify(e),
+  );
+});
+
 test('credentials: unset environment variables are named, never their values', () => {
   const r = parseCredentials(
     'creds.yaml',
