@@ -61,7 +61,19 @@ export function createMetrics() {
     buildInfo,
     connectionsOpen: new Gauge({
       collect() {
-        flushDeltas(nested(perConnect.connectionsOpen), (labels, n) => this.inc(labels, n));
+        // Every series a connection made exists, at 0 too (a connection opened and closed
+        // between two scrapes leaves a pending change of 0).
+        for (const d of nested(perConnect.connectionsOpen)) {
+          const n = d.pending;
+          d.pending = 0;
+          this.inc(d.labels, n);
+        }
+        // Before any connection: one series without labels at 0, so that `connections_open`
+        // reads 0 rather than nothing on a fresh process; dropped once a labelled one exists.
+        const series = (this as unknown as { hashMap: Record<string, unknown> }).hashMap;
+        const labelled = Object.keys(series).some((k) => k !== '');
+        if (!labelled) this.set(0);
+        else if ('' in series) this.remove({});
       },
       name: `${PREFIX}connections_open`,
       help: 'South connections open now.',

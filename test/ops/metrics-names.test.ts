@@ -82,3 +82,22 @@ test('docs/operations.md documents every metric the proxy defines', () => {
     assert.ok(doc.includes(`\`${name}\``), `${name} is not documented in docs/operations.md`);
   }
 });
+
+test('connections_open reads 0 on a fresh proxy, and per listener once a connection came and went', async () => {
+  const { startTestProxy } = await import('../helpers/proxy.js');
+  const { connectClient } = await import('../helpers/clients.js');
+  const proxy = await startTestProxy();
+  try {
+    const scrape = async () => (await fetch(`${proxy.metricsUrl}/metrics`)).text();
+    assert.match(await scrape(), /^mqtt_proxy_connections_open 0$/m);
+    const c = await connectClient(proxy.url);
+    await c.endAsync();
+    const deadline = Date.now() + 5000;
+    while (proxy.connectionCount() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const text = await scrape();
+    assert.match(text, /^mqtt_proxy_connections_open\{listener="tcp",[^}]*\} 0$/m);
+    assert.doesNotMatch(text, /^mqtt_proxy_connections_open 0$/m);
+  } finally {
+    await proxy.close(200);
+  }
+});
