@@ -14,7 +14,18 @@ import { pem } from '../upstream/transport.js';
 export interface StreamInfo {
   listener: 'tcp' | 'tls' | 'ws' | 'wss' | 'native-ws' | 'native-wss';
   remoteAddress?: string;
+  /** The peer's port: with the address it tells apart devices behind one NAT. */
+  remotePort?: number;
   peerCommonName?: string;
+}
+
+/** The peer as `ip:port` (`[ipv6]:port`) for log lines; the address alone when no port is known. */
+export function peerName(info: { remoteAddress?: string; remotePort?: number }): string | undefined {
+  const address = info.remoteAddress;
+  if (!address) return undefined;
+  const port = info.remotePort;
+  if (port === undefined) return address;
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
 export type OnStream = (stream: Duplex, info: StreamInfo) => void;
@@ -27,16 +38,27 @@ export type OnStream = (stream: Duplex, info: StreamInfo) => void;
 class TcpInfo implements StreamInfo {
   readonly listener = 'tcp' as const;
   private peer: string | undefined;
+  private port: number | undefined;
   private read = false;
 
   constructor(private readonly socket: net.Socket) {}
 
-  get remoteAddress(): string | undefined {
+  private readPeer(): void {
     if (!this.read) {
       this.read = true;
       this.peer = this.socket.remoteAddress;
+      this.port = this.socket.remotePort;
     }
+  }
+
+  get remoteAddress(): string | undefined {
+    this.readPeer();
     return this.peer;
+  }
+
+  get remotePort(): number | undefined {
+    this.readPeer();
+    return this.port;
   }
 }
 
@@ -95,7 +117,12 @@ export async function startListeners(
     if (tlsOpts && cfg.tlsPort >= 0) {
       const server = tls.createServer(tlsOpts, (s) => {
         s.setNoDelay(true);
-        onStream(s, { listener: 'tls', remoteAddress: s.remoteAddress, peerCommonName: peerCn(s) });
+        onStream(s, {
+          listener: 'tls',
+          remoteAddress: s.remoteAddress,
+          remotePort: s.remotePort,
+          peerCommonName: peerCn(s),
+        });
       });
       server.on('tlsClientError', () => {
         /* handshake failures only affect that connection */
@@ -179,6 +206,7 @@ function attachWs(
         onStream(stream, {
           listener,
           remoteAddress: req.socket.remoteAddress,
+          remotePort: req.socket.remotePort,
           peerCommonName: listener === 'wss' ? peerCn(tlsSock) : undefined,
         });
       });

@@ -61,6 +61,7 @@ export function nativeWebSocketHook(
     onStream(inner, {
       listener: secure ? 'native-wss' : 'native-ws',
       remoteAddress: req.socket.remoteAddress,
+      remotePort: req.socket.remotePort,
     });
     let phase: 'connack' | 'suback' | 'open' | 'closed' = 'connack';
     let ws: WebSocket | undefined;

@@ -15,6 +15,7 @@ import type { IPublishPacket, Packet, QoS } from 'mqtt-packet';
 import { type ChannelEvents, PacketChannel } from '../codec/channel.js';
 import { IdAllocator } from '../codec/packet-ids.js';
 import type { Outcome, Quirks, SessionMapper } from '../core/contract.js';
+import { peerName } from '../listeners/listeners.js';
 import type { Logger } from '../log/logger.js';
 import type { NorthPort } from '../upstream/port.js';
 import { checkDrained, closeSession, drainSession, lastWords, southDisconnect } from './closing.js';
@@ -241,7 +242,9 @@ export class Session implements SessionLike, SessionState, ChannelEvents {
 
   get log(): Logger {
     this.logger ??= this.ctx.log.child({
-      conn: this.info.remoteAddress,
+      // ip:port: devices behind one NAT share the address.
+      // (A listener's StreamInfo carries remotePort; SouthInfo does not declare it.)
+      conn: peerName(this.info as SouthInfo & { remotePort?: number }),
       listener: this.info.listener,
       dialect: this.dialect,
     });
