@@ -184,13 +184,6 @@ export const schema = {
       env: 'MQTT_PROXY_CONNECT_TIMEOUT_MS',
       arg: 'connect-timeout-ms',
     },
-    maxBufferedBytes: {
-      doc: 'Bytes queued toward a slow peer before the proxy stops reading from the other side.',
-      format: positiveInt,
-      default: 1048576,
-      env: 'MQTT_PROXY_MAX_BUFFERED_BYTES',
-      arg: 'max-buffered-bytes',
-    },
     gatewayInflight: {
       doc: 'QoS 1 downlinks a south gateway may leave unacknowledged, all its devices together (1 to 65535); later ones wait for its PUBACKs.',
       format: packetIdCount,
@@ -325,7 +318,6 @@ export interface ProxyConfig {
   limits: {
     maxPacketBytes: number;
     connectTimeoutMs: number;
-    maxBufferedBytes: number;
     gatewayInflight: number;
   };
   mapping: { dir: string; route: string; credentials: string };

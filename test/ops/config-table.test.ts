@@ -50,3 +50,23 @@ test('README.md configuration table matches the schema (regenerate: node --impor
   assert.ok(block !== undefined, 'README.md has no config-table block');
   assert.equal(block, configBlock());
 });
+
+test('every schema option is read by code outside src/config (no option that does nothing)', async () => {
+  const { readdirSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const src = new URL('../../src/', import.meta.url).pathname;
+  let code = '';
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) {
+        if (p !== join(src, 'config')) walk(p);
+      } else if (e.name.endsWith('.ts')) code += readFileSync(p, 'utf8');
+    }
+  };
+  walk(src);
+  for (const { path } of schemaLeaves()) {
+    const name = path.split('.').pop() as string;
+    assert.match(code, new RegExp(`\\b${name}\\b`), `${path} is read by no code`);
+  }
+});
