@@ -138,8 +138,12 @@ export function resolveConfig(opts: ResolveOptions = {}): ProxyConfig {
   try {
     c.validate({ allowed: 'strict' });
   } catch (err) {
-    // convict leaves sensitive values out of its messages; URLs may still carry a password.
-    throw new ConfigError(`invalid configuration:\n${maskUrlPassword((err as Error).message)}`);
+    // convict leaves sensitive values out of its messages; URLs may still carry a password,
+    // and one that does not parse (a space, a quote) escapes the mask: their values are not quoted.
+    const lines = (err as Error).message
+      .split('\n')
+      .map((l) => (/^[\w.]*url:/i.test(l) ? l.replace(/: value was .*$/s, '') : l));
+    throw new ConfigError(`invalid configuration:\n${maskUrlPassword(lines.join('\n'))}`);
   }
   return c.getProperties();
 }

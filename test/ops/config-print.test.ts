@@ -197,3 +197,21 @@ test('a YAML syntax error names its line and column, never the content', async (
   assert.match(r.err, /syntax\.yaml is not valid YAML\/JSON at line 3, column 5: /);
   assert.doesNotMatch(r.err, /SECRETVALUE/);
 });
+
+test('a north or Redis URL that does not parse is refused without quoting it (its password escapes the mask)', () => {
+  for (const [flag, pw] of [
+    ['--north-url', 'sEcr3t"Pw9 zQ4'],
+    ['--redis-url', "oNe7'tWo8 kQ5"],
+  ] as const) {
+    const url = `${flag === '--north-url' ? 'mqtt://' : 'redis//'}user:${pw}@host:1883`;
+    const args = flag === '--redis-url' ? ['--store', 'redis', flag, url] : [flag, url];
+    assert.throws(
+      () => resolveConfig({ args, env: {} }),
+      (e: Error) => {
+        assert.match(e.message, flag === '--north-url' ? /north\.url: / : /store\.redisUrl: /);
+        for (const part of pw.split(/[ "']/)) assert.ok(!e.message.includes(part), e.message);
+        return true;
+      },
+    );
+  }
+});
