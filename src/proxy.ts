@@ -60,8 +60,22 @@ export async function startProxy(config: ProxyConfig, opts: ProxyOptions = {}): 
     for (const c of cleanups.reverse()) await c();
   };
   try {
+    let loaded: LoadedRoute | undefined;
+    if (!opts.route) {
+      loaded = await loadRoute({
+        dir: config.mapping.dir,
+        route: config.mapping.route,
+        credentials: config.mapping.credentials || undefined,
+        northUrl: config.north.url || undefined,
+        store: opts.store,
+        log,
+        metrics,
+      });
+      cleanups.push(() => loaded?.close());
+    }
     let embedded: EmbeddedBroker | undefined;
-    let northUrl = config.north.url;
+    // A route with a URL of its own needs no embedded broker (and no process north URL).
+    let northUrl = config.north.url || loaded?.northUrl() || '';
     if (!northUrl) {
       embedded = await startEmbeddedBroker(config.embedded.port);
       cleanups.push(() => embedded?.close());
@@ -88,19 +102,6 @@ export async function startProxy(config: ProxyConfig, opts: ProxyOptions = {}): 
       return t;
     };
 
-    let loaded: LoadedRoute | undefined;
-    if (!opts.route) {
-      loaded = await loadRoute({
-        dir: config.mapping.dir,
-        route: config.mapping.route,
-        credentials: config.mapping.credentials || undefined,
-        northUrl: config.north.url || undefined,
-        store: opts.store,
-        log,
-        metrics,
-      });
-      cleanups.push(() => loaded?.close());
-    }
     const fixedRoute = opts.route;
     const sessions = new Set<SessionLike>();
     const gateways = new GatewayHub({
@@ -177,7 +178,8 @@ export async function startProxy(config: ProxyConfig, opts: ProxyOptions = {}): 
     const probe = async () => {
       try {
         // A reset leaves no TIME_WAIT on the proxy's side (see PacketChannel.reset).
-        resetStream(await defaultTransport.open(2000));
+        // The route's own north when it names one (as its sessions use), else the process's.
+        resetStream(await transport(loaded?.northUrl()).open(2000));
         northReachable = true;
       } catch {
         northReachable = false;

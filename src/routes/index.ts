@@ -41,6 +41,8 @@ export { passThroughRoute } from './passthrough.js';
 
 export interface LoadedRoute {
   handler: RouteHandler;
+  /** The route's own north URL (`url:` in its file), as last loaded; undefined when it has none. */
+  northUrl(): string | undefined;
   reload(): Promise<{ ok: boolean; errors: string[] }>;
   close(): void;
 }
@@ -75,7 +77,7 @@ export class MappingError extends Error {
 /** Builds the route's handler from disk: all errors together, or a handler. */
 export async function buildRoute(
   opts: LoadRouteOptions,
-): Promise<{ handler?: RouteHandler; errors: string[]; watched: string[] }> {
+): Promise<{ handler?: RouteHandler; errors: string[]; watched: string[]; url?: string }> {
   const { files, errors } = await readMappingFiles(opts.dir);
   const m = loadMappings(files);
   errors.push(...m.errors);
@@ -120,7 +122,12 @@ export async function buildRoute(
     verifyJwt: verifyDeviceJwt,
   });
   const watched = [...(path ? [path] : []), ...(local?.watched ?? [])];
-  return { handler: local ? local.wrap(handler) : handler, errors, watched };
+  return {
+    handler: local ? local.wrap(handler) : handler,
+    errors,
+    watched,
+    ...(spec.url ? { url: spec.url } : {}),
+  };
 }
 
 export async function loadRoute(opts: LoadRouteOptions): Promise<LoadedRoute> {
@@ -130,7 +137,7 @@ export async function loadRoute(opts: LoadRouteOptions): Promise<LoadedRoute> {
       opts.metrics?.reloadsTotal.inc({ kind: 'mapping', result: 'success' });
       return { ok: true, errors: [] };
     };
-    return { handler: passThroughRoute(), reload, close() {} };
+    return { handler: passThroughRoute(), northUrl: () => undefined, reload, close() {} };
   }
   if (!opts.mintJwt) {
     // One caching signer for the route's life (reloads keep the cached tokens).
@@ -140,6 +147,7 @@ export async function loadRoute(opts: LoadRouteOptions): Promise<LoadedRoute> {
   const first = await buildRoute(opts);
   if (!first.handler) throw new MappingError(first.errors);
   let current: RouteHandler = first.handler;
+  let currentUrl = first.url;
   const log = opts.log;
   // A stable handler delegating to the current version: swapped atomically for new sessions.
   const handler: RouteHandler = {
@@ -177,6 +185,7 @@ export async function loadRoute(opts: LoadRouteOptions): Promise<LoadedRoute> {
     }
     lastWatched = next.watched;
     current = next.handler;
+    currentUrl = next.url;
     opts.metrics?.reloadsTotal.inc({ kind: 'mapping', result: 'success' });
     log.info({ route: opts.route }, 'mappings reloaded');
     rewatch(next.watched);
@@ -208,6 +217,7 @@ export async function loadRoute(opts: LoadRouteOptions): Promise<LoadedRoute> {
   rewatch(first.watched);
   return {
     handler,
+    northUrl: () => currentUrl,
     reload,
     close() {
       closed = true;
