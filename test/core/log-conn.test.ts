@@ -4,10 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import type net from 'node:net';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { peerName } from '../../src/listeners/listeners.js';
-import { createLogger } from '../../src/log/logger.js';
+import { captureLogs } from '../dialects/kit.js';
 import { connectClient } from '../helpers/clients.js';
 import { startTestProxy } from '../helpers/proxy.js';
 
@@ -19,18 +18,8 @@ test('peerName: ip:port, IPv6 in brackets, the address alone without a port', ()
 });
 
 test('a session log line names its connection as 127.0.0.1:port (tcp and ws)', async () => {
-  const records: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString('utf8').split('\n'))
-        if (line.trim()) records.push(JSON.parse(line) as Record<string, unknown>);
-      cb();
-    },
-  });
-  const proxy = await startTestProxy(
-    {},
-    { logger: createLogger({ level: 'debug', format: 'json', destination: sink }) },
-  );
+  const logs = captureLogs();
+  const proxy = await startTestProxy({}, { logger: logs.logger });
   try {
     for (const [listener, url] of [
       ['tcp', proxy.url],
@@ -42,7 +31,7 @@ test('a session log line names its connection as 127.0.0.1:port (tcp and ws)', a
       const deadline = Date.now() + 5000;
       let hit: Record<string, unknown> | undefined;
       while (!hit && Date.now() < deadline) {
-        hit = records.find((r) => r['listener'] === listener && typeof r['conn'] === 'string');
+        hit = logs.lines().find((r) => r['listener'] === listener && typeof r['conn'] === 'string');
         if (!hit) await new Promise((r) => setTimeout(r, 20));
       }
       assert.ok(hit, `a ${listener} log line with conn`);

@@ -6,10 +6,9 @@ import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { createLogger } from '../../src/log/logger.js';
+import { captureLogs } from '../dialects/kit.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
 import { trackDir } from '../helpers/reaper.js';
 
@@ -35,32 +34,25 @@ test('one log line per reload outcome, from the watcher and from SIGHUP alike', 
   const route = 'akenza-to-evrythng';
   const routeFile = join(dir, 'routes', `${route}.yaml`);
   const good = readFileSync(routeFile, 'utf8');
-  const records: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString('utf8').split('\n'))
-        if (line.trim()) records.push(JSON.parse(line) as Record<string, unknown>);
-      cb();
-    },
-  });
-  const count = (msg: string) => records.filter((r) => r['msg'] === msg).length;
+  const logs = captureLogs();
+  const count = (msg: string) => logs.lines().filter((r) => r['msg'] === msg).length;
   const saved = { a: process.env.AKENZA_SECRET, e: process.env.EVRYTHNG_API_KEY };
   process.env.AKENZA_SECRET = 'test-only-akenza';
   process.env.EVRYTHNG_API_KEY = 'test-only-evrythng';
   let proxy: TestProxy | undefined;
   try {
-    proxy = await startTestProxy(
-      { mapping: { dir, route } },
-      { logger: createLogger({ level: 'info', format: 'json', destination: sink }) },
-    );
+    proxy = await startTestProxy({ mapping: { dir, route } }, { logger: logs.logger });
     // The watcher: an invalid edit of the route file.
     writeFileSync(routeFile, 'route: [this is not a route\n');
     await waitFor('the refusal', () => count(REFUSED) > 0);
     await new Promise((r) => setTimeout(r, 500));
     const perReload = count(REFUSED);
-    const errors = records.filter((r) => r['msg'] === REFUSED).map((r) => r['mappingError']);
+    const errors = logs
+      .lines()
+      .filter((r) => r['msg'] === REFUSED)
+      .map((r) => r['mappingError']);
     assert.equal(new Set(errors).size, perReload, 'each error once');
-    assert.equal(records.filter((r) => /reload rejected/.test(String(r['msg']))).length, 0);
+    assert.equal(logs.lines().filter((r) => /reload rejected/.test(String(r['msg']))).length, 0);
 
     // SIGHUP on the same invalid file: the same lines once more, not twice more.
     assert.equal(await proxy.reload(), false);
