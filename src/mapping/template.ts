@@ -179,7 +179,9 @@ function compile(
             t += percent ? w.split('/').map(enc).join('/') : w;
           } else {
             const w = join !== undefined ? v.split('/').join(join) : v;
-            if (!safeLevel(w)) return undefined;
+            // A percent-escaped dialect writes a '/' inside one level as %2F (a ClearBlade
+            // subfolder a/b as an EVRYTHNG action name); elsewhere it would split the level.
+            if (!safeLevel(percent ? w.replaceAll('/', '_') : w)) return undefined;
             t += enc(w);
           }
         }

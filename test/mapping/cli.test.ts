@@ -156,6 +156,32 @@ test('translate: a QoS 2 publish goes to a Connector platform at QoS 1 (it treat
   assert.equal(r.out, '→ north $resource/temp qos=1 retain=false\n  5\n');
 });
 
+test('translate: a ClearBlade event subfolder of several levels becomes one EVRYTHNG action name, escaped', async () => {
+  const r = await capture((io) =>
+    translate(
+      [
+        '--dir',
+        MAPPINGS_DIR,
+        '--south',
+        'clearblade',
+        '--north',
+        'evrythng',
+        '--var',
+        'deviceId=d1',
+        '--var',
+        'thngId=T1',
+        '--topic',
+        '/devices/d1/events/alerts/critical',
+        '--payload',
+        '{"level":3}',
+      ],
+      io,
+    ),
+  );
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.out, '→ north /thngs/T1/actions/alerts%2Fcritical qos=0 retain=false\n  {"level":3}\n');
+});
+
 test('translate: a dropped message exits 1 with its reason', async () => {
   const r = await capture((io) =>
     translate(
