@@ -71,6 +71,10 @@ async function run(argv: string[]): Promise<number> {
     return err instanceof ConfigError ? 2 : 1;
   }
   const log = createLogger({ level: config.log.level, format: config.log.format });
+  if (config.limits.maxBufferedBytes !== 1048576)
+    log.warn(
+      "limits.maxBufferedBytes (--max-buffered-bytes, MQTT_PROXY_MAX_BUFFERED_BYTES) is deprecated and has no effect: backpressure follows the sockets' own write buffers",
+    );
   const storeLog = log.child({ part: 'store' });
   let store: ReturnType<typeof createStore>;
   try {

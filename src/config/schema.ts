@@ -184,6 +184,13 @@ export const schema = {
       env: 'MQTT_PROXY_CONNECT_TIMEOUT_MS',
       arg: 'connect-timeout-ms',
     },
+    maxBufferedBytes: {
+      doc: "Deprecated: has no effect (backpressure follows the sockets' own write buffers); still accepted so that configurations setting it start, with a warning.",
+      format: positiveInt,
+      default: 1048576,
+      env: 'MQTT_PROXY_MAX_BUFFERED_BYTES',
+      arg: 'max-buffered-bytes',
+    },
     gatewayInflight: {
       doc: 'QoS 1 downlinks a south gateway may leave unacknowledged, all its devices together (1 to 65535); later ones wait for its PUBACKs.',
       format: packetIdCount,
@@ -318,6 +325,8 @@ export interface ProxyConfig {
   limits: {
     maxPacketBytes: number;
     connectTimeoutMs: number;
+    /** Deprecated, no effect (see the schema). */
+    maxBufferedBytes: number;
     gatewayInflight: number;
   };
   mapping: { dir: string; route: string; credentials: string };

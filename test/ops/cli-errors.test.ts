@@ -106,3 +106,18 @@ test('--config without a file exits 2 with a clear message', () => {
     assert.match(r.out, /--config needs a file name/);
   }
 });
+
+test('the deprecated limits.maxBufferedBytes still starts the proxy, with a warning', async () => {
+  const proxy = await startCli({ cwd: root, args: [...base, '--max-buffered-bytes=2048'] });
+  try {
+    const line = await proxy.waitForLog(
+      (r) => /maxBufferedBytes .*deprecated/.test(String(r['msg'])),
+      10_000,
+    );
+    assert.equal(line['level'], 40);
+    proxy.child.kill('SIGTERM');
+    assert.equal(await exitWithin(proxy, 10_000), 0);
+  } finally {
+    await proxy.kill();
+  }
+});
