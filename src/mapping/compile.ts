@@ -287,6 +287,7 @@ export function compileDialect(src: Source, report: Reporter): CompiledDialect |
     maxQos: d.mqtt?.max_qos ?? 2,
     identity,
     options: new Set(d.options ?? []),
+    percent,
     rules,
     upRules: rules.filter((r) => r.up),
     downRules: rules.filter((r) => r.down),

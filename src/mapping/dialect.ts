@@ -91,6 +91,8 @@ export interface CompiledDialect {
   readonly maxQos: QoS;
   readonly identity: ReadonlySet<string>;
   readonly options: ReadonlySet<string>;
+  /** Topic levels are percent-escaped (`escape: percent`, EVRYTHNG). */
+  readonly percent: boolean;
   readonly rules: readonly Rule[];
   readonly upRules: readonly Rule[];
   readonly downRules: readonly Rule[];

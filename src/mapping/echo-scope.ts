@@ -76,3 +76,53 @@ export class EchoScope {
     return yes;
   }
 }
+
+/** Echo scopes no session holds that a pool keeps, by count and by the bytes of their sets. */
+const IDLE_SCOPES = 10_000;
+const IDLE_ECHO_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The echo scopes of a route's persistent north sessions, by north client id. A scope no
+ * session holds stays (a reconnect finds its filters and pending echoes) among the IDLE_SCOPES
+ * most recently left, within IDLE_ECHO_BYTES of echo sets in all; older ones go (a client id
+ * may come from the device, so there is no bound on how many there are). A scope made again
+ * starts as unknown, as after a restart: it remembers every two-way uplink until the north
+ * CONNACK says whether the broker kept a session.
+ */
+export class EchoScopePool {
+  private readonly scopes = new Map<string, { scope: EchoScope; sessions: number }>();
+  /** Client id → its echo set's bytes, for the scopes no session holds, oldest first. */
+  private readonly idle = new Map<string, number>();
+  private idleBytes = 0;
+
+  /** The scope of `clientId` for one session, and what that session calls when it closes. */
+  take(clientId: string): { echo: EchoScope; onClose: () => void } {
+    let e = this.scopes.get(clientId);
+    if (!e) {
+      e = { scope: new EchoScope(true), sessions: 0 };
+      this.scopes.set(clientId, e);
+    }
+    const b = this.idle.get(clientId);
+    if (b !== undefined) {
+      this.idle.delete(clientId);
+      this.idleBytes -= b;
+    }
+    e.sessions++;
+    const echo = e.scope;
+    return { echo, onClose: () => this.left(clientId, echo) };
+  }
+
+  private left(clientId: string, scope: EchoScope): void {
+    const e = this.scopes.get(clientId);
+    if (!e || e.scope !== scope || --e.sessions > 0) return;
+    const b = scope.set.bytes;
+    this.idle.set(clientId, b);
+    this.idleBytes += b;
+    for (const [id, bytes] of this.idle) {
+      if (this.idle.size <= IDLE_SCOPES && this.idleBytes <= IDLE_ECHO_BYTES) break;
+      this.idle.delete(id);
+      this.idleBytes -= bytes;
+      this.scopes.delete(id);
+    }
+  }
+}

@@ -16,7 +16,7 @@ import type {
 } from '../core/contract.js';
 import { compileText } from './codecs.js';
 import type { CompiledDialect, JwtSpec, NorthScheme, SouthScheme } from './dialect.js';
-import { EchoScope } from './echo-scope.js';
+import { EchoScopePool } from './echo-scope.js';
 import { LastValues } from './last-values.js';
 import type { Plan } from './plan.js';
 import { DialectSession, usable } from './session.js';
@@ -194,10 +194,6 @@ export function renewAfterMs(ttlSec: number): number {
   return Math.max(1, ttlSec - Math.min(300, Math.floor(ttlSec / 5))) * 1000;
 }
 
-/** Echo scopes no session holds that a route keeps, by count and by the bytes of their sets. */
-const IDLE_SCOPES = 10_000;
-const IDLE_ECHO_BYTES = 64 * 1024 * 1024;
-
 export function createDialectRoute(opts: EngineOptions): RouteHandler {
   const { plan } = opts;
   const south = plan.south;
@@ -217,46 +213,7 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
   const lastValues = south.options.has('pubStates') ? new LastValues() : undefined;
   // Echo sets and north filters of persistent north sessions, by north client id (the
   // broker's session key): they outlive a connection as the broker's session does.
-  // A scope no session holds stays (a reconnect finds its filters and pending echoes) among the
-  // IDLE_SCOPES most recently left, within IDLE_ECHO_BYTES of echo sets in all; older ones go
-  // (a client id may come from the device, so there is no bound on how many there are). A
-  // scope made again starts as unknown, as after a restart: it remembers every two-way uplink
-  // until the north CONNACK says whether the broker kept a session.
-  const echoes = new Map<string, { scope: EchoScope; sessions: number }>();
-  const idle = new Map<string, number>(); // client id → its echo set's bytes, oldest first
-  let idleBytes = 0;
-  const echoFor = (clientId: string): EchoScope => {
-    let e = echoes.get(clientId);
-    if (!e) {
-      e = { scope: new EchoScope(true), sessions: 0 };
-      echoes.set(clientId, e);
-    }
-    const b = idle.get(clientId);
-    if (b !== undefined) {
-      idle.delete(clientId);
-      idleBytes -= b;
-    }
-    e.sessions++;
-    return e.scope;
-  };
-  const echoLeft = (clientId: string, scope: EchoScope): void => {
-    const e = echoes.get(clientId);
-    if (!e || e.scope !== scope || --e.sessions > 0) return;
-    const b = scope.set.bytes;
-    idle.set(clientId, b);
-    idleBytes += b;
-    for (const [id, bytes] of idle) {
-      if (idle.size <= IDLE_SCOPES && idleBytes <= IDLE_ECHO_BYTES) break;
-      idle.delete(id);
-      idleBytes -= bytes;
-      echoes.delete(id);
-    }
-  };
-
-  const echoParams = (clientId: string) => {
-    const echo = echoFor(clientId);
-    return { echo, onClose: () => echoLeft(clientId, echo) };
-  };
+  const echoes = new EchoScopePool();
 
   const jwtRequest = (p: JwtSpec, v: Readonly<Vars>, id: string, fresh = false) => {
     const claims: Record<string, unknown> = {};
@@ -383,7 +340,7 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
         northVersion: connect.protocolVersion ?? 4,
         nowUs,
         persistent,
-        ...(persistent && !uplinkOnly ? echoParams(connect.clientId) : {}),
+        ...(persistent && !uplinkOnly ? echoes.take(connect.clientId) : {}),
         ...(uplinkOnly ? { downlinks: false } : {}),
         native: hello.listener === 'native-ws' || hello.listener === 'native-wss',
         ...(lastValues ? { lastValues } : {}),

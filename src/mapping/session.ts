@@ -11,7 +11,7 @@ import type { LastValues } from './last-values.js';
 import { type Canonical, type Kind, valueOverLimit } from './model.js';
 import { convertKind, encodeAll, encodeAs, type Plan } from './plan.js';
 import { type RuleSet, ruleSet, sourcesOf } from './rule-set.js';
-import { filterMatches, safeLevel, splitTopic, type Vars } from './template.js';
+import { decodeLevel, filterMatches, safeLevel, splitTopic, type Vars } from './template.js';
 
 export interface SessionParams {
   plan: Plan;
@@ -82,16 +82,6 @@ interface SouthSub {
   north: string[];
 }
 
-/** A percent-escaped topic level decoded (undefined when malformed), as a template's match does. */
-function decoded(level: string): string | undefined {
-  if (!level.includes('%')) return level;
-  try {
-    return decodeURIComponent(level);
-  } catch {
-    return undefined;
-  }
-}
-
 /** application/json and the structured +json types. */
 function isJsonType(ct: string): boolean {
   const t = ct.split(';')[0]?.trim().toLowerCase() ?? '';
@@ -129,8 +119,6 @@ export class DialectSession implements SessionMapper {
   /** The side declares `?` options (EVRYTHNG): elsewhere `?` is part of a topic, not a query. */
   private readonly southOptions: boolean;
   private readonly northOptions: boolean;
-  /** South topics are percent-escaped (EVRYTHNG): a filter's captured levels are decoded as a topic's are. */
-  private readonly southPercent: boolean;
 
   constructor(private readonly p: SessionParams) {
     this.echoes = p.echo ?? new EchoScope(false);
@@ -149,7 +137,6 @@ export class DialectSession implements SessionMapper {
     this.uplinkOnly = p.downlinks === false;
     this.southOptions = this.south.options.size > 0;
     this.northOptions = this.north.options.size > 0;
-    this.southPercent = this.south.rules.some((r) => r.tpl.percent === true);
     if (this.south.subs.automatic && !this.uplinkOnly) {
       for (const k of this.southDownByKind.keys()) {
         const ruleQos = new Map<string, number>();
@@ -509,7 +496,8 @@ export class DialectSession implements SessionMapper {
       for (let i = 0; ok && i < levels.length; i++) {
         const l = a.levels[i];
         const raw = levels[i] as string;
-        const v = l && !('lit' in l) && this.southPercent ? decoded(raw) : raw;
+        // South topics percent-escaped (EVRYTHNG): a filter's captured levels are decoded as a topic's are.
+        const v = l && !('lit' in l) && this.south.percent ? decodeLevel(raw) : raw;
         if (!l || v === undefined) ok = false;
         else if ('lit' in l) ok = l.lit === v;
         else if (this.south.identity.has(l.cap)) ok = this.p.vars[l.cap] === v;

@@ -73,6 +73,16 @@ export function parseTemplate(source: string, opts: TemplateOptions = {}): Templ
 }
 
 /** True when a value may fill one capture level: non-empty, no `/`, `+`, `#` or NUL. */
+/** A percent-escaped topic level decoded; undefined when its escapes are malformed. */
+export function decodeLevel(level: string): string | undefined {
+  if (!level.includes('%')) return level;
+  try {
+    return decodeURIComponent(level);
+  } catch {
+    return undefined;
+  }
+}
+
 export function safeLevel(v: string): boolean {
   if (v.length === 0) return false;
   for (let i = 0; i < v.length; i++) {
@@ -108,14 +118,7 @@ function compile(
   const join = opts.join;
   const split = opts.split;
   const percent = opts.percent === true;
-  const dec = (v: string): string | undefined => {
-    if (!percent) return v;
-    try {
-      return decodeURIComponent(v);
-    } catch {
-      return undefined;
-    }
-  };
+  const dec = (v: string): string | undefined => (percent ? decodeLevel(v) : v);
   const enc = (v: string): string => (percent ? encodeURIComponent(v) : v);
   const names = opts.names;
   const levelOf = new Map<string, string>();
