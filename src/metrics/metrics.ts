@@ -27,6 +27,9 @@ export const TRANSLATE_BUCKETS = [
 
 export function createMetrics() {
   const registry = new Registry();
+  // connections_open: whether a labelled series exists yet, and whether the 0 without labels is out.
+  let labelledOpen = false;
+  let unlabelledOpen = false;
   collectDefaultMetrics({ register: registry, prefix: PREFIX });
   const r = [registry];
   const version = readVersion();
@@ -67,13 +70,17 @@ export function createMetrics() {
           const n = d.pending;
           d.pending = 0;
           this.inc(d.labels, n);
+          labelledOpen = true;
         }
         // Before any connection: one series without labels at 0, so that `connections_open`
         // reads 0 rather than nothing on a fresh process; dropped once a labelled one exists.
-        const series = (this as unknown as { hashMap: Record<string, unknown> }).hashMap;
-        const labelled = Object.keys(series).some((k) => k !== '');
-        if (!labelled) this.set(0);
-        else if ('' in series) this.remove({});
+        if (!labelledOpen) {
+          this.set(0);
+          unlabelledOpen = true;
+        } else if (unlabelledOpen) {
+          this.remove({});
+          unlabelledOpen = false;
+        }
       },
       name: `${PREFIX}connections_open`,
       help: 'South connections open now.',

@@ -15,8 +15,8 @@ import type { IPublishPacket, Packet, QoS } from 'mqtt-packet';
 import { type ChannelEvents, PacketChannel } from '../codec/channel.js';
 import { IdAllocator } from '../codec/packet-ids.js';
 import type { Outcome, Quirks, SessionMapper } from '../core/contract.js';
-import { peerName } from '../listeners/listeners.js';
 import type { Logger } from '../log/logger.js';
+import { peerName } from '../log/peer-name.js';
 import type { NorthPort } from '../upstream/port.js';
 import { checkDrained, closeSession, drainSession, lastWords, southDisconnect } from './closing.js';
 import { REFUSED_SERVER_UNAVAILABLE } from './codes.js';
@@ -243,8 +243,7 @@ export class Session implements SessionLike, SessionState, ChannelEvents {
   get log(): Logger {
     this.logger ??= this.ctx.log.child({
       // ip:port: devices behind one NAT share the address.
-      // (A listener's StreamInfo carries remotePort; SouthInfo does not declare it.)
-      conn: peerName(this.info as SouthInfo & { remotePort?: number }),
+      conn: peerName(this.info),
       listener: this.info.listener,
       dialect: this.dialect,
     });

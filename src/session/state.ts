@@ -16,6 +16,8 @@ export type State = 'new' | 'connecting' | 'online' | 'closed';
 export interface SouthInfo {
   listener: string;
   remoteAddress?: string;
+  /** The peer's port (with the address it tells apart devices behind one NAT). */
+  remotePort?: number;
   peerCommonName?: string;
   /** Set for a device attached by a south gateway: the gateway's id. */
   gateway?: string;

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import type net from 'node:net';
 import { test } from 'node:test';
-import { peerName } from '../../src/listeners/listeners.js';
+import { peerName } from '../../src/log/peer-name.js';
 import { captureLogs } from '../dialects/kit.js';
 import { connectClient } from '../helpers/clients.js';
 import { startTestProxy } from '../helpers/proxy.js';
