@@ -164,7 +164,15 @@ export class GatewayFront implements SessionLike {
     const pre = this.pre?.connect.clientId === connect.clientId ? this.pre.decision : undefined;
     this.pre = undefined;
     try {
-      decision = pre ?? (await this.ctx.route().openSession({ connect, listener: this.info.listener }));
+      const info = this.info;
+      decision =
+        pre ??
+        (await this.ctx.route().openSession({
+          connect,
+          listener: info.listener,
+          peerCommonName: info.peerCommonName,
+          remoteAddress: info.remoteAddress,
+        }));
     } catch {
       this.south.write(connackFor(4, REFUSED_SERVER_UNAVAILABLE));
       this.close('route_error');
@@ -309,7 +317,20 @@ export class GatewayFront implements SessionLike {
   /** Opens a device's own session (the gateway's own too); `done` once it is up or refused. */
   private open(deviceId: string, jwt: string | undefined, done: (ok: boolean) => void): void {
     const [inner, outer] = streamPair();
-    new Session(inner, { ...this.info, gateway: this.gatewayId }, this.ctx);
+    // Named fields, not a spread: a TCP connection's info reads its peer through getters,
+    // which a spread leaves behind (the device's log lines would lose `conn`).
+    const info = this.info;
+    new Session(
+      inner,
+      {
+        listener: info.listener,
+        remoteAddress: info.remoteAddress,
+        remotePort: info.remotePort,
+        peerCommonName: info.peerCommonName,
+        gateway: this.gatewayId,
+      },
+      this.ctx,
+    );
     const device: Device = {
       attachId: 0,
       up: new Map(),

@@ -5,6 +5,7 @@
  * named by its device id; mosquitto's log shows those sessions come and go.
  */
 import assert from 'node:assert/strict';
+import type net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { type MosquittoPlatform, startAkenzaSecretBroker } from '../emulators/mosquitto-platforms.js';
 import {
@@ -55,6 +56,7 @@ describe('ClearBlade gateways south → akenza (uplink secret) on mosquitto', ()
   let proxy: TestProxy;
   let platform: MqttClient;
   let gw: TestGateway;
+  let gwPort: number | undefined;
 
   before(async () => {
     broker = await startAkenzaSecretBroker({ connectors: [{ id: 'conn-1', secret: SECRET }] });
@@ -75,6 +77,7 @@ describe('ClearBlade gateways south → akenza (uplink secret) on mosquitto', ()
     clients.push(platform);
     await subscribe(platform, '/up/#', { qos: 1 });
     gw = await connectGateway(proxy.url, 'gw-1', gw1.privateKey);
+    gwPort = (gw.client.stream as net.Socket).localPort;
     clients.push(gw.client);
     jwts.push(gw.jwt);
   });
@@ -263,6 +266,14 @@ describe('ClearBlade gateways south → akenza (uplink secret) on mosquitto', ()
       5000,
       'north sessions to end',
     );
+  });
+
+  it("names an attached device's connection in its log lines by the gateway's ip:port", async () => {
+    // The refused attaches above ran a session of each device on gw-1's connection; its
+    // "connection refused" line carries the connection it came on.
+    const refused = logs.lines().filter((r) => r['msg'] === 'connection refused');
+    assert.ok(refused.length > 0, 'a refused attach was logged');
+    for (const r of refused) assert.equal(r['conn'], `127.0.0.1:${gwPort}`);
   });
 
   it('never writes the akenza secret or a JWT to a log line or a metric', async () => {
