@@ -95,7 +95,15 @@ export function parseCredentials(file: string, text: string, env: NodeJS.Process
       };
       header.forEach((h, j) => {
         const [side, name] = h.split('.') as ['south' | 'north', string];
-        if (cells[j] !== '') row[side][name] = cells[j];
+        // Defined, not assigned: a column named __proto__ is a field like any other (as in
+        // YAML and JSON), where an assignment would drop it without a word.
+        if (cells[j] !== '')
+          Object.defineProperty(row[side], name, {
+            value: cells[j],
+            enumerable: true,
+            writable: true,
+            configurable: true,
+          });
       });
       rows.push(row);
     }

@@ -200,6 +200,20 @@ test('credentials: unset environment variables are named, never their values', (
   assert.deepEqual(csv.errors, ['creds.csv:3:1: 2 cells, the header has 3']);
 });
 
+test('credentials: a field named __proto__ is kept alike from CSV, YAML and JSON', () => {
+  const fields = (file: string, text: string) =>
+    parseCredentials(file, text, {}).records.map((r) => Object.entries(r.south));
+  const want = [
+    [
+      ['__proto__', 'x'],
+      ['token', 'tok'],
+    ],
+  ];
+  assert.deepEqual(fields('c.csv', 'south.__proto__,south.token\nx,tok\n'), want);
+  assert.deepEqual(fields('c.yaml', '- south: { __proto__: x, token: tok }\n  north: {}\n'), want);
+  assert.deepEqual(fields('c.json', '[{"south":{"__proto__":"x","token":"tok"},"north":{}}]'), want);
+});
+
 test('credentials as JSON: the same records as YAML; errors still carry their line', () => {
   const list = Array.from({ length: 50 }, (_, i) => ({
     south: { token: `t${i}`, deviceId: `d${i}` },
