@@ -99,6 +99,8 @@ export function compileDialect(src: Source, report: Reporter): CompiledDialect |
       ...(r.join !== undefined ? { join: r.join } : {}),
       ...(r.split !== undefined ? { split: r.split } : {}),
       ...(r.names !== undefined ? { names: r.names } : {}),
+      // A downlink-only rule joining a multi-level capture builds it as one joined level.
+      ...(r.join !== undefined && r.down !== undefined && r.up === undefined ? { flat: true } : {}),
     };
     const tpl = parseTemplate(r.topic, opts);
     if (typeof tpl === 'string') {
@@ -117,19 +119,20 @@ export function compileDialect(src: Source, report: Reporter): CompiledDialect |
         err([...at, 'also', j], `'${a}' must have the same captures as '${r.topic}'`);
       alts.push(t);
     });
-    // join: on an uplink with {name...}, levels are joined on match; on a downlink with a
-    // single-level {name}, a multi-level name is joined on build. split: the reverse, on build.
+    // join: with {name...}, levels are joined on match; a downlink-only rule also builds the
+    // name as one joined level (a single-level {name} there: joined on build only). split:
+    // the reverse, on build.
     if (r.join !== undefined && !tpl.multi && (r.up || !r.down))
       err(
         [...at, 'join'],
         `'join' needs a multi-level capture such as {name...}`,
         `or a downlink-only rule with a single-level {name}`,
       );
-    if (r.join !== undefined && tpl.multi && r.down) {
+    if (r.join !== undefined && tpl.multi && r.down && r.up) {
       err(
         [...at, 'join'],
-        `a downlink cannot be mapped back through a joined capture`,
-        `split the rule: 'up' with join, 'down' with a single-level {name}`,
+        `a rule both ways cannot join a multi-level capture (an uplink keeps the levels, a downlink joins them)`,
+        `split the rule: 'up' with join, 'down' with join of its own`,
       );
     }
     if (r.split !== undefined && (!tpl.multi || r.up || !r.down))

@@ -39,6 +39,11 @@ export interface TemplateOptions {
   join?: string;
   /** A multi-level capture is built by splitting its value on this separator (`a_b` → `a/b`). */
   split?: string;
+  /**
+   * A multi-level capture is built as one level, its levels joined with `join` (a downlink-only
+   * rule: akenza `/down/.../{name...}` matches `a/b` as `a_b` and builds `a_b` from `a/b`).
+   */
+  flat?: boolean;
   /** Captured values are percent-decoded on match and percent-encoded on build (EVRYTHNG). */
   percent?: boolean;
   /** Aliases of the {key} capture: topic level -> key on match, key -> topic level on build. */
@@ -117,6 +122,7 @@ function compile(
   const n = levels.length;
   const join = opts.join;
   const split = opts.split;
+  const flat = opts.flat === true && join !== undefined;
   const percent = opts.percent === true;
   const dec = (v: string): string | undefined => (percent ? decodeLevel(v) : v);
   const enc = (v: string): string => (percent ? encodeURIComponent(v) : v);
@@ -176,7 +182,7 @@ function compile(
         else {
           const v = captureValue(l.cap, vars, key, name);
           if (v === undefined) return undefined;
-          if (l.multi) {
+          if (l.multi && !flat) {
             const w = split !== undefined ? v.split(split).join('/') : v;
             if (!safeLevels(w)) return undefined;
             t += percent ? w.split('/').map(enc).join('/') : w;

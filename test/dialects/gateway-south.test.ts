@@ -148,15 +148,18 @@ describe('ClearBlade gateways south → akenza (uplink secret) on mosquitto', ()
         ['/devices/dev-2/config', 1],
       ],
     );
-    const down = collect(gw.client, '/devices/+/+/#', 3, 5000);
+    const down = collect(gw.client, '/devices/+/+/#', 4, 5000);
     await publish(platform, `/down/${SECRET}/id/dev-1/reboot`, '{"delay":5}', { qos: 1 });
     await publish(platform, `/down/${SECRET}/id/dev-1`, '{"interval":60}', { qos: 1 });
     await publish(platform, `/down/${SECRET}/id/dev-2/blink`, '{"times":3}', { qos: 0 });
+    // A downlink topic of several levels is one akenza topic: its levels joined.
+    await publish(platform, `/down/${SECRET}/id/dev-2/alerts/critical`, '{"ack":1}', { qos: 0 });
     const got = (await down).map((m) => [m.topic, m.payload.toString()]);
     const extra = await gather(gw.client, '/devices/+/+/#', 300);
     assert.deepEqual([...got, ...extra.map((m) => [m.topic, m.payload.toString()])].sort(), [
       ['/devices/dev-1/commands/reboot', '{"delay":5}'],
       ['/devices/dev-1/config', '{"interval":60}'],
+      ['/devices/dev-2/commands/alerts_critical', '{"ack":1}'],
       ['/devices/dev-2/commands/blink', '{"times":3}'],
     ]);
   });

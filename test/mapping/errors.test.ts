@@ -93,7 +93,7 @@ test('every error of every file is reported together', () => {
   );
   assert.deepEqual(e, [
     "mappings/dialects/a.yaml:7:12: rule 's' (up) can never match: rule 'r' above matches every topic it does (put the more specific rule first)",
-    "mappings/dialects/b.yaml:5:11: a downlink cannot be mapped back through a joined capture (split the rule: 'up' with join, 'down' with a single-level {name})",
+    "mappings/dialects/b.yaml:5:11: a rule both ways cannot join a multi-level capture (an uplink keeps the levels, a downlink joins them) (split the rule: 'up' with join, 'down' with join of its own)",
     "mappings/routes/r.yaml:4:20: 'prefer.samples' must be one of: one_per_key, one_list",
   ]);
 });
