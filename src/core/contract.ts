@@ -23,6 +23,11 @@ export interface SouthHello {
    * has authenticated itself. A route may accept the device on that authority.
    */
   readonly gateway?: string;
+  /**
+   * A key the client gave on a topic after a CONNECT without credentials (see `awaitsKey`):
+   * recognised and looked up as the CONNECT's password would have been.
+   */
+  readonly topicKey?: string;
 }
 
 /**
@@ -181,6 +186,13 @@ export type ConnectDecision =
        * own topics get a session of their own.
        */
       southGateway?: { ownNorth: boolean };
+      /**
+       * Accepted without credentials, the key to come on a topic (a dialect declaring the
+       * `access_token` option: EVRYTHNG over WebSocket). `north` is local and `mapper` refuses
+       * everything; the core finds a key with `keyOf` in a SUBSCRIBE filter or PUBLISH topic
+       * and opens the session again with it (`SouthHello.topicKey`).
+       */
+      awaitsKey?: { keyOf(topic: string): string | undefined };
     };
 
 /** Per-connection translation; every method is synchronous except `uplink` may return a promise. */

@@ -21,6 +21,7 @@ import { LastValues } from './last-values.js';
 import type { Plan } from './plan.js';
 import { DialectSession, usable } from './session.js';
 import { safeLevel, type Template, type Vars } from './template.js';
+import { KeyGate, keyConnect, takesTopicKeys, topicKey } from './topic-key.js';
 
 /** Resolves a recognised south identity into the session's variables (south and north). */
 export interface IdentitySource {
@@ -214,6 +215,8 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
   // Echo sets and north filters of persistent north sessions, by north client id (the
   // broker's session key): they outlive a connection as the broker's session does.
   const echoes = new EchoScopePool();
+  // Keys on topics (EVRYTHNG ?access_token=): a CONNECT without credentials waits for one.
+  const topicKeys = takesTopicKeys(south);
 
   const jwtRequest = (p: JwtSpec, v: Readonly<Vars>, id: string, fresh = false) => {
     const claims: Record<string, unknown> = {};
@@ -255,7 +258,14 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
     name: opts.name,
     passThrough: false,
     ...(opts.southGateway ? { southGateway: opts.southGateway } : {}),
-    async openSession(hello: SouthHello): Promise<ConnectDecision> {
+    async openSession(given: SouthHello): Promise<ConnectDecision> {
+      let hello = given;
+      if (given.topicKey !== undefined) {
+        // A key given on a topic: the CONNECT it stands in for (its password).
+        const keyed = topicKeys ? keyConnect(south, given.connect, given.topicKey) : undefined;
+        if (!keyed) return reject(4, 0x86, 'bad_credentials');
+        hello = { ...given, connect: keyed };
+      }
       const c = hello.connect;
       const attached = opts.southGateway !== undefined && hello.gateway !== undefined;
       // An attached device without a JWT: known by its client id, bound to the gateway (checked below).
@@ -264,6 +274,15 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
       let found = candidates[0];
       if (!found) {
         const anonymous = !c.username && !c.password && hello.peerCommonName === undefined;
+        if (anonymous && topicKeys && hello.gateway === undefined && !hello.listener.startsWith('native'))
+          return {
+            accept: true,
+            north: { mode: 'local' },
+            mapper: new KeyGate(south),
+            quirks,
+            dialect: south.name,
+            awaitsKey: { keyOf: topicKey },
+          };
         return anonymous ? reject(5, 0x87, 'not_authorized') : reject(4, 0x86, 'bad_credentials');
       }
       let resolved = await opts.identity.resolve(found.vars, found.scheme);
@@ -343,6 +362,8 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
         ...(persistent && !uplinkOnly ? echoes.take(connect.clientId) : {}),
         ...(uplinkOnly ? { downlinks: false } : {}),
         native: hello.listener === 'native-ws' || hello.listener === 'native-wss',
+        // The key the client proved: a topic carrying another one is refused.
+        ...(topicKeys && found.scheme.credential ? { key: found.vars[found.scheme.credential] } : {}),
         ...(lastValues ? { lastValues } : {}),
       });
       // A will is translated like an uplink; one that does not map to exactly one north

@@ -12,6 +12,7 @@ import { type Canonical, type Kind, valueOverLimit } from './model.js';
 import { convertKind, encodeAll, encodeAs, type Plan } from './plan.js';
 import { type RuleSet, ruleSet, sourcesOf } from './rule-set.js';
 import { decodeLevel, filterMatches, safeLevel, splitTopic, type Vars } from './template.js';
+import { keyIn, sameKey } from './topic-key.js';
 
 export interface SessionParams {
   plan: Plan;
@@ -48,6 +49,11 @@ export interface SessionParams {
    * remembered as an echo, and whatever arrives from the north is dropped.
    */
   downlinks?: boolean;
+  /**
+   * The key the client authenticated with, when its dialect takes keys on topics (EVRYTHNG
+   * `?access_token=`): a filter carrying another key is refused (0x80), a publish dropped.
+   */
+  key?: string | undefined;
 }
 
 let sessionCount = 0;
@@ -167,6 +173,8 @@ export class DialectSession implements SessionMapper {
    * its receive time).
    */
   private up(packet: IPublishPacket, will: boolean): Outcome {
+    if (this.p.key !== undefined && packet.topic.includes('?') && this.otherKey(packet.topic))
+      return { verdict: 'drop', reason: 'foreign_key' };
     const m = this.upMatch(packet.topic);
     if (m === undefined) return this.unknown();
     const { rule, caps } = m;
@@ -282,6 +290,10 @@ export class DialectSession implements SessionMapper {
     }
     for (const s of packet.subscriptions) {
       const { levels, options } = splitTopic(s.topic, this.southOptions);
+      if (options !== undefined && this.otherKey(options)) {
+        plan.granted.push({ code: 0x80 });
+        continue;
+      }
       const filter = levels.join('/');
       const caps: Vars = {};
       const allowed = this.matchAllowed(filter.split('/'), caps);
@@ -579,6 +591,14 @@ export class DialectSession implements SessionMapper {
       }
     }
     return { verdict: u === 'disconnect' ? 'disconnect' : 'drop', reason: 'unknown_topic' };
+  }
+
+  /** A topic (or its options) carrying a key that is not the one the session was opened with. */
+  private otherKey(topic: string | Readonly<Vars>): boolean {
+    const own = this.p.key;
+    if (own === undefined) return false;
+    const given = keyIn(typeof topic === 'string' ? splitTopic(topic).options : topic);
+    return given !== undefined && !sameKey(given, own);
   }
 
   /** Only what a north subscription covers can come back (see EchoScope). */

@@ -4,6 +4,7 @@
  * and the packets that arrived meanwhile are replayed.
  */
 import type { IConnackPacket, IConnectPacket } from 'mqtt-packet';
+import type { PublishOut, SouthHello } from '../core/contract.js';
 import { connackFor, REFUSED_SERVER_UNAVAILABLE, type ReasonPair } from './codes.js';
 import { type NorthRefusal, openNorth } from './north-open.js';
 import { autoSubscribed, NorthSide } from './north-side.js';
@@ -28,17 +29,7 @@ export async function southConnect(s: SessionState, connect: IConnectPacket): Pr
   s.routeName = route.name;
   let decision: Awaited<ReturnType<typeof route.openSession>>;
   try {
-    const info = s.info;
-    decision = await route.openSession({
-      connect,
-      listener: info.listener,
-      peerCommonName: info.peerCommonName,
-      // Read only by a route that asks (a system call on a TCP socket; see listeners.ts).
-      get remoteAddress() {
-        return info.remoteAddress;
-      },
-      gateway: info.gateway,
-    });
+    decision = await route.openSession(southHello(s, connect));
   } catch (err) {
     s.log.error({ err: (err as Error).message }, 'route failed to open the session');
     refuse(s, REFUSED_SERVER_UNAVAILABLE, 'route_error');
@@ -58,6 +49,8 @@ export async function southConnect(s: SessionState, connect: IConnectPacket): Pr
   s.quirks = decision.quirks;
   s.passThrough = route.passThrough;
   s.dialect = decision.dialect;
+  // No credentials yet: online without a north side until a topic gives a key (key-auth.ts).
+  if (decision.awaitsKey) s.awaitingKey = { connect, keyOf: decision.awaitsKey.keyOf, since: Date.now() };
   let opened: Awaited<ReturnType<typeof openNorth>>;
   try {
     opened = await openNorth(
@@ -87,10 +80,25 @@ export async function southConnect(s: SessionState, connect: IConnectPacket): Pr
   goOnline(s, opened?.connack, opened?.autoSent === true);
 }
 
+/** What the route is told about the client; `topicKey`: a key it gave on a topic since. */
+export function southHello(s: SessionState, connect: IConnectPacket, topicKey?: string): SouthHello {
+  const info = s.info;
+  return {
+    connect,
+    listener: info.listener,
+    peerCommonName: info.peerCommonName,
+    // Read only by a route that asks (a system call on a TCP socket; see listeners.ts).
+    get remoteAddress() {
+      return info.remoteAddress;
+    },
+    gateway: info.gateway,
+    ...(topicKey !== undefined ? { topicKey } : {}),
+  };
+}
+
 /** `autoSent`: the automatic subscriptions went out with the CONNECT (or a gateway's attach). */
 function goOnline(s: SessionState, northConnack: IConnackPacket | undefined, autoSent: boolean): void {
   const metrics = s.ctx.metrics;
-  if (northConnack) s.mapper?.onNorthConnack?.(northConnack.sessionPresent);
   const sessionPresent =
     s.quirks.sessionPresent === 'always'
       ? true
@@ -108,7 +116,28 @@ function goOnline(s: SessionState, northConnack: IConnackPacket | undefined, aut
   s.wentOnline = true;
   openGauge(metrics, s.info.listener, s.dialect).inc();
   totalCounter(metrics, s.info.listener, s.dialect).inc();
+  const online = startNorth(s, north, northConnack, autoSent);
+  if (online)
+    s.runAsync(
+      Promise.resolve(online).then((outs) => ({ south: outs })),
+      null,
+    );
+  s.flushQueue();
+}
+
+/**
+ * The north side is open and the client has its CONNACK: the mapper learns what the broker
+ * kept, the automatic subscriptions go out, north traffic starts. Returns what the mapper has
+ * for the client once online (e.g. offline sync), if anything.
+ */
+export function startNorth(
+  s: SessionState,
+  north: SessionState['north'],
+  northConnack: IConnackPacket | undefined,
+  autoSent: boolean,
+): PublishOut[] | Promise<PublishOut[]> | undefined {
   const mapper = s.mapper!;
+  if (northConnack) mapper.onNorthConnack?.(northConnack.sessionPresent);
   const auto = mapper.autoSubscribe();
   if (auto.length && north && !autoSent) {
     north.subscribe(auto).then(
@@ -119,13 +148,7 @@ function goOnline(s: SessionState, northConnack: IConnackPacket | undefined, aut
     );
   }
   north?.start();
-  const online = mapper.onOnline?.();
-  if (online)
-    s.runAsync(
-      Promise.resolve(online).then((outs) => ({ south: outs })),
-      null,
-    );
-  s.flushQueue();
+  return mapper.onOnline?.();
 }
 
 export function refuse(

@@ -6,7 +6,7 @@
  * over its state (`SessionState`). Every close goes through `close()`.
  *
  *   south bytes → PacketChannel → onSouthPacket → connect.ts | uplink.ts | subscriptions.ts
- *     | closing.ts;  uplink: mapper.uplink → Relay(up) → NorthClient
+ *     | closing.ts | key-auth.ts (a key on a topic, after a CONNECT without one);  uplink: mapper.uplink → Relay(up) → NorthClient
  *   north bytes → NorthClient → NorthSide (north-side.ts) → downlink.ts: mapper.downlink
  *     → Relay(down) → PacketChannel
  */
@@ -23,6 +23,7 @@ import { REFUSED_SERVER_UNAVAILABLE } from './codes.js';
 import { refuse, southConnect } from './connect.js';
 import type { SessionContext, SessionLike } from './context.js';
 import { sendLocalSouth } from './downlink.js';
+import { authenticate, KEY_WAIT_MS, keyOfPacket } from './key-auth.js';
 import { ChannelPeer, NOWHERE } from './north-side.js';
 import { Relay, type RelayPeer } from './relay.js';
 import { AckHooks, meterWritten } from './session-metrics.js';
@@ -68,6 +69,7 @@ export class Session implements SessionLike, SessionState, ChannelEvents {
   dialect = 'unknown';
   routeName = '';
   draining?: () => void;
+  awaitingKey?: SessionState['awaitingKey'];
 
   constructor(
     stream: Duplex,
@@ -129,6 +131,14 @@ export class Session implements SessionLike, SessionState, ChannelEvents {
   }
 
   private dispatchSouth(p: Packet): void {
+    // Connected without credentials: a SUBSCRIBE or PUBLISH carrying a key opens the session.
+    if (this.awaitingKey !== undefined && (p.cmd === 'publish' || p.cmd === 'subscribe')) {
+      const key = keyOfPacket(this, p);
+      if (key !== undefined) {
+        this.hold(authenticate(this, p, key));
+        return;
+      }
+    }
     switch (p.cmd) {
       case 'publish':
         southPublish(this, p);
@@ -190,6 +200,29 @@ export class Session implements SessionLike, SessionState, ChannelEvents {
         this.busy = false;
         this.flushQueue();
       });
+  }
+
+  hold(work: Promise<Packet | undefined>): void {
+    this.busy = true;
+    this.south.pause();
+    work
+      .then(
+        (next) => {
+          if (next && this.state !== 'closed') this.queue.unshift(next);
+        },
+        (err: Error) => this.close('internal_error', err),
+      )
+      .finally(() => {
+        this.busy = false;
+        this.flushQueue();
+      });
+  }
+
+  dropRelays(): void {
+    this.upRelay?.clear();
+    this.downRelay?.clear();
+    this.upRelay = undefined;
+    this.downRelay = undefined;
   }
 
   flushQueue(): void {
@@ -270,6 +303,11 @@ export class Session implements SessionLike, SessionState, ChannelEvents {
       return;
     }
     if (this.state !== 'online') return;
+    // Connected without credentials: a key must come on a topic in time (key-auth.ts).
+    if (this.awaitingKey && now - this.awaitingKey.since > KEY_WAIT_MS) {
+      this.close('key_timeout');
+      return;
+    }
     if (this.keepaliveMs > 0 && now - this.south.lastReadAt > this.keepaliveMs) {
       this.close('keepalive_timeout');
       return;

@@ -3,7 +3,7 @@
  * modules (connect, uplink, downlink, subscriptions, closing) are plain functions over it, so
  * a packet costs a function call and no allocation.
  */
-import type { IPublishPacket, QoS } from 'mqtt-packet';
+import type { IConnectPacket, IPublishPacket, Packet, QoS } from 'mqtt-packet';
 import type { PacketChannel } from '../codec/channel.js';
 import type { Outcome, Quirks, SessionMapper } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
@@ -46,6 +46,21 @@ export interface SessionState extends SessionLike {
   routeName: string;
   /** The session went online (it may be closed since): relays may be made. */
   wentOnline: boolean;
+  /**
+   * Accepted without credentials, waiting for a key on a topic (key-auth.ts): the CONNECT, how
+   * a key is found in a topic, when the wait began, and a packet already refused (answered by
+   * the gate mapper rather than tried again).
+   */
+  awaitingKey?: {
+    connect: IConnectPacket;
+    keyOf(topic: string): string | undefined;
+    since: number;
+    refused?: Packet;
+  };
+  /** Holds back later south packets until `work` settles; the packet it gives is handled first. */
+  hold(work: Promise<Packet | undefined>): void;
+  /** Forgets the relays (made before the session had a north side): the next use makes them anew. */
+  dropRelays(): void;
   /** Set while a shutdown drain waits for the in-flight messages. */
   draining?: () => void;
   /** The per-connection logger, made on first use. */
