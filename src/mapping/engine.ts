@@ -365,6 +365,8 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
         // The key the client proved: a topic carrying another one is refused.
         ...(topicKeys && found.scheme.credential ? { key: found.vars[found.scheme.credential] } : {}),
         ...(lastValues ? { lastValues } : {}),
+        // A device connected directly where gateways are served: attach and detach close it.
+        ...(opts.southGateway && hello.gateway === undefined ? { notGateway: true } : {}),
       });
       // A will is translated like an uplink; one that does not map to exactly one north
       // publish (or a shared gateway connection) cannot carry it and it is left out.

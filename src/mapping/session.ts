@@ -54,6 +54,12 @@ export interface SessionParams {
    * `?access_token=`): a filter carrying another key is refused (0x80), a publish dropped.
    */
   key?: string | undefined;
+  /**
+   * The south dialect's clients may be gateways (a route with `south_gateway`) and this session
+   * is a device connected directly: a gateway control message (attach, detach) from it closes
+   * the connection, as the platform does ("control messages only from gateways").
+   */
+  notGateway?: boolean;
 }
 
 let sessionCount = 0;
@@ -178,6 +184,8 @@ export class DialectSession implements SessionMapper {
     const m = this.upMatch(packet.topic);
     if (m === undefined) return this.unknown();
     const { rule, caps } = m;
+    if (this.p.notGateway && (rule.up === 'attach' || rule.up === 'detach'))
+      return { verdict: 'disconnect', reason: 'not_a_gateway', rule: rule.name };
     if (!m.own) return { verdict: 'drop', reason: 'foreign_identity', rule: rule.name };
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     const msg: Canonical = { kind: rule.up as Kind, qos: packet.qos, retain: packet.retain };

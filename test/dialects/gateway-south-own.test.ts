@@ -17,6 +17,7 @@ import {
   type MqttClient,
   publish,
   subscribe,
+  waitClosed,
 } from '../helpers/clients.js';
 import type { TestProxy } from '../helpers/proxy.js';
 import { rawConnect } from '../helpers/raw.js';
@@ -170,6 +171,27 @@ describe("a south gateway route: the gateway's own topics and devices connecting
     assert.equal((await down)[0]?.payload.toString(), '{"interval":5}');
   });
 
+  it('closes a device connecting directly that sends a gateway control message (attach, detach)', async () => {
+    // ClearBlade "accepts control messages only from gateways; if another type of device
+    // attempts to send a control message, ClearBlade IoT Core closes the connection".
+    const closes = async () =>
+      metricValue(await scrape(proxy), 'mqtt_proxy_connection_closes_total', 'reason="not_a_gateway"');
+    for (const topic of ['/devices/dev-d/attach', '/devices/dev-1/detach']) {
+      const before = await closes();
+      const dev = await connectClient(proxy.url, {
+        clientId: clientIdFor('dev-d'),
+        username: 'unused',
+        password: cbJwt(devKey.privateKey),
+        protocolVersion: 4,
+      });
+      clients.push(dev);
+      const closed = waitClosed(dev);
+      dev.publish(topic, '{}', { qos: 1 });
+      await closed;
+      assert.equal(await closes(), before + 1, `the close for ${topic} counted as not_a_gateway`);
+    }
+  });
+
   it("reads a direct device's CONNECT split across writes, with a PUBLISH right behind it, once", async () => {
     const raw = await rawConnect(Number(new URL(proxy.url).port));
     const connect = mqtt.generate({
@@ -222,7 +244,7 @@ describe("a south gateway route: the gateway's own topics and devices connecting
     assert.equal(raw.packets.length, 0, 'nothing answered');
   });
 
-  it('lets a device that is not a gateway attach nobody', async () => {
+  it('lets a device that is not a gateway attach nobody: the attach closes its connection', async () => {
     const dev = await connectClient(proxy.url, {
       clientId: clientIdFor('dev-d'),
       username: 'unused',
@@ -230,18 +252,15 @@ describe("a south gateway route: the gateway's own topics and devices connecting
       protocolVersion: 4,
     });
     clients.push(dev);
+    const stray = gather(platform, `/up/${SECRET}/id/dev-j/#`, 500);
+    const closed = waitClosed(dev);
     // dev-j's valid JWT would attach it through a gateway; from a device it attaches nothing.
-    await publish(dev, '/devices/dev-j/attach', JSON.stringify({ authorization: cbJwt(jKey.privateKey) }), {
+    dev.publish('/devices/dev-j/attach', JSON.stringify({ authorization: cbJwt(jKey.privateKey) }), {
       qos: 0,
     });
-    const stray = gather(platform, `/up/${SECRET}/id/dev-j/#`, 500);
-    await publish(dev, '/devices/dev-j/events', '{"t":"j"}', { qos: 0 });
-    // Its own traffic still flows after those (each connection's packets are handled in order).
-    const up = collect(platform, `/up/${SECRET}/id/dev-d`, 1, 5000);
-    await publish(dev, '/devices/dev-d/events', '{"after":1}', { qos: 1 });
-    assert.deepEqual(JSON.parse((await up)[0]?.payload.toString() ?? ''), { after: 1 });
+    dev.publish('/devices/dev-j/events', '{"t":"j"}', { qos: 0 });
+    await closed;
     assert.deepEqual(await stray, [], 'nothing went north as dev-j');
-    await until(() => dev.connected, 1000, 'the device still connected');
     assert.equal(northConnected(broker, 'dev-j'), false, 'dev-j never got a north session');
   });
 });
