@@ -9,7 +9,7 @@ import type { CompiledDialect, Rule } from './dialect.js';
 import { EchoScope } from './echo-scope.js';
 import type { LastValues } from './last-values.js';
 import { type Canonical, type Kind, valueOverLimit } from './model.js';
-import { convertKind, encodeAll, encodeAs, type Plan } from './plan.js';
+import { encodeAs, type Plan } from './plan.js';
 import { type RuleSet, ruleSet, sourcesOf } from './rule-set.js';
 import { decodeLevel, filterMatches, safeLevel, splitTopic, type Vars } from './template.js';
 import { keyIn, sameKey } from './topic-key.js';
@@ -254,12 +254,13 @@ export class DialectSession implements SessionMapper {
     const kind = this.p.plan.mapKind('down', msg.kind, this.southDownByKind, msg.name);
     const targets = kind ? this.sameRule(this.southDownByKind.get(kind), rule) : undefined;
     if (!kind || !targets) return { verdict: 'drop', reason: 'no_south_rule', rule: rule.name };
-    const bad = convertKind(msg, kind);
-    if (bad) return { verdict: 'drop', reason: bad, rule: rule.name };
     // A value the device may not receive (over its dialect's limit) is not delivered.
     if (valueOverLimit(msg, payload.length, this.south.maxValueBytes))
       return { verdict: 'drop', reason: 'value_too_large', rule: rule.name };
-    const out = encodeAll(msg, targets, this.p.vars, this.p.nowUs(), this.p.southVersion, payload);
+    // A history (several times of one key) goes out one message per time where the device's
+    // shape holds one value per key, as on the uplink: none is lost.
+    const now = this.p.nowUs();
+    const out = encodeAs(msg, kind, targets, this.p.vars, now, this.p.southVersion, payload);
     if (!out.ok) return { verdict: 'drop', reason: out.reason, rule: rule.name };
     this.learn(out.list, out.rule);
     if (!this.south.subs.automatic && !(this.p.persistent && this.southSubs.size === 0)) {
@@ -278,7 +279,7 @@ export class DialectSession implements SessionMapper {
         const t = targets[i] as Rule;
         if (t.identityCaps.join() !== first.identityCaps.join() || t.needs.join() !== first.needs.join())
           continue;
-        const more = encodeAll(msg, [t], this.p.vars, this.p.nowUs(), this.p.southVersion, payload);
+        const more = encodeAs(msg, kind, [t], this.p.vars, now, this.p.southVersion, payload);
         if (more.ok) for (const o of more.list) if (this.subscribed(o.topic)) list.push(o);
         if (more.ok && list.length > 0) this.learn(list, more.rule);
       }
