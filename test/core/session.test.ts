@@ -29,9 +29,15 @@ import {
 } from '../helpers/clients.js';
 import { type MosquittoBroker, startMosquitto } from '../helpers/mosquitto.js';
 
-/** One end of an in-memory byte pipe; closing one end ends the other (no error). */
+/**
+ * One end of an in-memory byte pipe; closing one end ends the other (no error). Not half
+ * open, as a TCP socket: the end of what it reads ends it, so the client sees the close.
+ */
 class MemoryEnd extends Duplex {
   peer?: MemoryEnd;
+  constructor() {
+    super({ allowHalfOpen: false });
+  }
   override _read(): void {}
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
     this.peer?.push(chunk);
