@@ -66,7 +66,10 @@ const etoc = session('evrythng', 'connector');
 const atoc = session('akenza', 'clearblade');
 const ftoa = session('foxtrackr', 'akenza');
 const one = pub('$resource/temp', '23');
+const dec = pub('$resource/temp', '21.5');
+const big = pub('$resource/count', '12345678901234567890');
 const obj = pub('$resource', '{"temp":21.5,"hum":40,"on":true}');
+const objBig = pub('$resource', '{"temp":23.10,"hum":40,"count":12345678901234567890}');
 const down = pub('/thngs/UXYZ/properties/temp', '[{"value":25,"timestamp":1700000000000}]');
 const ev = pub('/up/S3/id/12345/alerts/critical', '{"level":3}');
 const fox = pub(
@@ -77,7 +80,14 @@ const fox = pub(
 const scenarios: Scenario[] = [
   { name: 'pass-through uplink', run: () => passThroughMapper.uplink(one), outputs: 1 },
   { name: 'connector→evrythng $resource/{key} value', run: () => ctoe.uplink(one), outputs: 1 },
+  { name: 'connector→evrythng $resource/{key} value 21.5', run: () => ctoe.uplink(dec), outputs: 1 },
+  { name: 'connector→evrythng $resource/{key} 20-digit value', run: () => ctoe.uplink(big), outputs: 1 },
   { name: 'connector→evrythng $resource object, 3 keys', run: () => ctoe.uplink(obj), outputs: 3 },
+  {
+    name: 'connector→evrythng $resource object, 3 keys, 23.10 and 20 digits',
+    run: () => ctoe.uplink(objBig),
+    outputs: 3,
+  },
   { name: 'evrythng→connector property downlink', run: () => ctoe.downlink(down), outputs: 1 },
   { name: 'evrythng→connector property uplink', run: () => etoc.uplink(down), outputs: 1 },
   { name: 'akenza→clearblade subtopic event (raw body)', run: () => atoc.uplink(ev), outputs: 1 },

@@ -3,6 +3,7 @@
  * into plain objects. Sample codecs turn bytes into canonical samples and back; the raw
  * codec carries an opaque body untouched.
  */
+import { encoded, hasLiterals, markLiterals, numberOf, parseJsonExact } from './json-literal.js';
 import { type Canonical, type Sample, sampleBytes, sampleJson, sampleValue } from './model.js';
 import { safeLevel, type Vars } from './template.js';
 
@@ -60,9 +61,10 @@ export interface Codec {
 
 const UNIT: Record<string, number> = { us: 1, ms: 1000, s: 1_000_000 };
 
+/** The payload's JSON value (numbers that JSON.stringify would change kept as written), or undefined. */
 function parseJson(payload: Buffer): unknown {
   try {
-    return JSON.parse(payload.toString('utf8'));
+    return parseJsonExact(payload);
   } catch {
     return undefined;
   }
@@ -77,8 +79,10 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** A time field in µs: a number (a JsonNumber too: times are computed on, not carried). */
 function tsIn(v: unknown, factor: number): number | undefined {
-  return typeof v === 'number' && Number.isFinite(v) ? Math.round(v * factor) : undefined;
+  const n = numberOf(v);
+  return n !== undefined && Number.isFinite(n) ? Math.round(n * factor) : undefined;
 }
 
 function tsOut(ts: number, factor: number): number {
@@ -122,7 +126,13 @@ export function makeCodec(spec: CodecSpec, defaultName: CodecName): Codec {
         decode(payload, _key, out) {
           out.body = payload;
           if (nameF !== undefined) {
-            const o = parseJson(payload);
+            // Only a string is read here: plain JSON.parse, no scan for numbers to keep.
+            let o: unknown;
+            try {
+              o = JSON.parse(payload.toString('utf8'));
+            } catch {
+              o = undefined;
+            }
             const n = isObject(o) ? o[nameF] : undefined;
             if (typeof n === 'string' && safeLevel(n)) out.name = n;
           }
@@ -166,10 +176,15 @@ export function makeCodec(spec: CodecSpec, defaultName: CodecName): Codec {
         },
         encode(_msg, samples) {
           const o = record();
-          for (const s of samples) o[s.key] = sampleValue(s);
+          let literals = false;
+          for (const s of samples) {
+            const v = sampleValue(s);
+            o[s.key] = v;
+            if (!literals && hasLiterals(v)) literals = true;
+          }
           const first = samples[0];
           if (timeF && first?.ts !== undefined) o[timeF] = tsOut(first.ts, factor);
-          return Buffer.from(JSON.stringify(o));
+          return Buffer.from(encoded(o, literals));
         },
       };
     case 'key_value_list':
@@ -255,9 +270,15 @@ export function makeCodec(spec: CodecSpec, defaultName: CodecName): Codec {
                 ts === undefined ? { [valuesF]: cur } : { [tF]: tsOut(ts, factor), [valuesF]: cur },
               );
             }
-            cur[s.key] = sampleValue(s);
+            const v = sampleValue(s);
+            cur[s.key] = v;
+            if (hasLiterals(v)) {
+              markLiterals(cur);
+              markLiterals(groups[groups.length - 1] as object);
+              markLiterals(groups);
+            }
           }
-          return Buffer.from(JSON.stringify(groups));
+          return Buffer.from(encoded(groups, hasLiterals(groups)));
         },
       };
     }
@@ -297,8 +318,9 @@ export function makeCodec(spec: CodecSpec, defaultName: CodecName): Codec {
           const ts = s.ts ?? nowUs;
           if (ts !== undefined) o[tF] = tsOut(ts, factor);
           const field = fieldOf(s.key);
-          if (!own.has(field)) o[field] = sampleValue(s);
-          return Buffer.from(JSON.stringify(o));
+          const v = own.has(field) ? undefined : sampleValue(s);
+          if (v !== undefined) o[field] = v;
+          return Buffer.from(encoded(o, hasLiterals(v)));
         },
       };
     }

@@ -2,6 +2,7 @@
  * The canonical message model: what every dialect decodes to and encodes from. N dialect
  * files give N×N translations because each only knows its own topics and this model.
  */
+import { jsonText, parseJsonExact } from './json-literal.js';
 
 /** The kinds of canonical message. */
 export const KINDS = [
@@ -22,7 +23,11 @@ export const KINDS = [
 
 export type Kind = (typeof KINDS)[number];
 
-/** One property value. `value` is decoded lazily: `raw` keeps the original bytes when a codec took them whole. */
+/**
+ * One property value. `value` is decoded lazily: `raw` keeps the original bytes when a codec
+ * took them whole. A number that JSON.stringify would not write back as it came (20 digits,
+ * 23.10, 1E2, -0) is a JsonNumber holding its literal, in `value` or anywhere inside it.
+ */
 export interface Sample {
   key: string;
   value?: unknown;
@@ -52,7 +57,10 @@ export interface Canonical {
 
 export type Direction = 'up' | 'down';
 
-/** Reads a sample's value, parsing the raw bytes as JSON when they are JSON, else as a UTF-8 string. */
+/**
+ * Reads a sample's value, parsing the raw bytes as JSON when they are JSON (numbers that would
+ * change kept as JsonNumber), else as a UTF-8 string.
+ */
 export function sampleValue(s: Sample): unknown {
   if (s.value !== undefined || s.raw === undefined) return s.value;
   const text = s.raw.toString('utf8');
@@ -70,7 +78,7 @@ export function sampleValue(s: Sample): unknown {
     c === 110
   ) {
     try {
-      v = JSON.parse(text);
+      v = parseJsonExact(s.raw, text);
     } catch {
       v = text;
     }
@@ -80,20 +88,20 @@ export function sampleValue(s: Sample): unknown {
 }
 
 /**
- * A sample's value as JSON text, as `JSON.stringify(sampleValue(s))` gives it. Raw bytes that
- * already are that text (a JSON string without escapes or control characters, an integer
- * without leading zeros, true, false, null) are used as they are: nothing is parsed or
- * re-serialised. Undefined when the value has no JSON form.
+ * A sample's value as JSON text, as `jsonText(sampleValue(s))` gives it (JSON.stringify, with
+ * numbers as they came). Raw bytes that already are that text (a JSON string without escapes
+ * or control characters, any JSON number, true, false, null) are used as they are: nothing is
+ * parsed or re-serialised. Undefined when the value has no JSON form.
  */
 export function sampleJson(s: Sample): string | undefined {
   const raw = s.value === undefined ? s.raw : undefined;
   if (raw !== undefined && raw.length > 0 && canonicalJson(raw)) return raw.toString('latin1');
-  return JSON.stringify(sampleValue(s));
+  return jsonText(sampleValue(s));
 }
 
 /**
- * True when `b` is JSON text that JSON.stringify(JSON.parse(text)) gives back unchanged, and
- * is plain ASCII (read as latin1 it is the same text): checked byte by byte, no allocation.
+ * True when `b` is JSON text that `jsonText` of its parsed value gives back unchanged, and is
+ * plain ASCII (read as latin1 it is the same text): checked byte by byte, no allocation.
  */
 function canonicalJson(b: Buffer): boolean {
   const n = b.length;
@@ -110,19 +118,35 @@ function canonicalJson(b: Buffer): boolean {
   if (c0 === 116) return b.equals(TRUE);
   if (c0 === 102) return b.equals(FALSE);
   if (c0 === 110) return b.equals(NULL);
-  // An integer of at most 15 digits (exactly representable), no leading zero, no -0.
-  let i = c0 === 45 ? 1 : 0;
-  const digits = n - i;
-  if (digits >= 1 && digits <= 15) {
-    const first = b[i] as number;
-    if (first === 48) return digits === 1 && i === 0;
-    for (; i < n; i++) {
-      const c = b[i] as number;
-      if (c < 48 || c > 57) return false;
-    }
-    return true;
+  return numberLiteral(b);
+}
+
+/** True when `b` is exactly one number by JSON's grammar: -?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)? */
+function numberLiteral(b: Buffer): boolean {
+  const n = b.length;
+  let i = b[0] === 45 ? 1 : 0;
+  const first = b[i];
+  if (first === 48) i++;
+  else {
+    if (!digit(first)) return false;
+    while (digit(b[i])) i++;
   }
-  return false;
+  if (i === n) return true;
+  if (b[i] === 46) {
+    if (!digit(b[++i])) return false;
+    while (digit(b[i])) i++;
+  }
+  if (b[i] === 101 || b[i] === 69) {
+    i++;
+    if (b[i] === 43 || b[i] === 45) i++;
+    if (!digit(b[i])) return false;
+    while (digit(b[i])) i++;
+  }
+  return i === n;
+}
+
+function digit(c: number | undefined): boolean {
+  return c !== undefined && c >= 48 && c <= 57;
 }
 
 const TRUE = Buffer.from('true');
@@ -134,7 +158,7 @@ export function sampleBytes(s: Sample): Buffer {
   if (s.raw) return s.raw;
   const v = s.value;
   if (typeof v === 'string') return Buffer.from(v, 'utf8');
-  return Buffer.from(JSON.stringify(v ?? null), 'utf8');
+  return Buffer.from(jsonText(v ?? null) as string, 'utf8');
 }
 
 /**
@@ -145,15 +169,15 @@ export function sampleSize(s: Sample): number {
   if (s.raw) return s.raw.length;
   const v = s.value;
   if (typeof v === 'string') return Buffer.byteLength(v, 'utf8');
-  return Buffer.byteLength(JSON.stringify(v ?? null), 'utf8');
+  return Buffer.byteLength(jsonText(v ?? null) ?? '', 'utf8');
 }
 
 /**
  * True when a value decoded from a payload of `payloadBytes` bytes is over `max` bytes. Raw
  * bytes are part of their payload and a string's UTF-8 bytes are at most its JSON text, so
  * values are measured only when the payload itself is over the limit (the hot path costs one
- * comparison). A nested object or array whose numbers were written in exponent form (1e20)
- * re-serialises longer than written; such a value counts as written while its payload fits.
+ * comparison). Numbers are written back as they came (see json-literal.ts), so a parsed value
+ * is not longer than its part of the payload.
  */
 export function valueOverLimit(msg: Canonical, payloadBytes: number, max: number): boolean {
   if (max <= 0 || payloadBytes <= max || msg.samples === undefined) return false;

@@ -5,6 +5,7 @@
 import type { QoS } from 'mqtt-packet';
 import type { PublishOut } from '../core/contract.js';
 import type { CompiledDialect, Rule } from './dialect.js';
+import { encoded, hasLiterals, parseJsonExact } from './json-literal.js';
 import { type Canonical, type Kind, type Sample, sampleJson, sampleValue } from './model.js';
 import type { Vars } from './template.js';
 
@@ -310,8 +311,13 @@ export function convertKind(msg: Canonical, to: Kind): string | undefined {
     else {
       // Keys are only its own: a key named __proto__ is kept, not taken as the prototype.
       const o = Object.create(null) as Record<string, unknown>;
-      for (const s of samples) o[s.key] = sampleValue(s);
-      msg.body = Buffer.from(JSON.stringify(o));
+      let literals = false;
+      for (const s of samples) {
+        const v = sampleValue(s);
+        o[s.key] = v;
+        if (!literals && hasLiterals(v)) literals = true;
+      }
+      msg.body = Buffer.from(encoded(o, literals));
     }
     // Assigned, not deleted: `delete` turns the message into a slow dictionary-mode object.
     msg.samples = undefined;
@@ -319,7 +325,7 @@ export function convertKind(msg: Canonical, to: Kind): string | undefined {
   }
   let o: unknown;
   try {
-    o = JSON.parse((msg.body ?? Buffer.alloc(0)).toString('utf8'));
+    o = parseJsonExact(msg.body ?? Buffer.alloc(0));
   } catch {
     return 'bad_payload';
   }

@@ -141,6 +141,16 @@ test('translate: what the platform behind takes decides the output (table)', asy
       '--south clearblade --north evrythng --var deviceId=d1 --var thngId=T1 --topic /devices/d1/events/alerts/critical --payload {"level":3}',
       '→ north /thngs/T1/actions/alerts%2Fcritical qos=0 retain=false\n  {"level":3}\n',
     ],
+    [
+      'a 20-digit integer reaches EVRYTHNG with all its digits',
+      '--south connector --north evrythng --var deviceId=12345 --var thngId=UXYZ --topic $resource/count --payload 12345678901234567890 --now 1700000000000',
+      '→ north /thngs/UXYZ/properties/count qos=0 retain=false\n  [{"value":12345678901234567890,"timestamp":1700000000000}]\n',
+    ],
+    [
+      "an akenza object's numbers reach the Connector as written",
+      '--south akenza --north connector --var secret=S3 --var deviceId=12345 --var connectorId=c1 --topic /up/S3/id/12345 --payload {"big":12345678901234567890,"t":23.10}',
+      '→ north $resource/big qos=0 retain=false\n  12345678901234567890\n→ north $resource/t qos=0 retain=false\n  23.10\n',
+    ],
   ];
   for (const [what, args, want] of cases) {
     const r = await translateShipped(args.split(' '));

@@ -117,6 +117,21 @@ describe('Connector device through the proxy to EVRYTHNG (mosquitto)', () => {
     assert.equal(m.packet.qos, 1);
   });
 
+  test('numbers reach the platform exactly as the device wrote them: 20 digits, a trailing zero', async () => {
+    assert.ok(r);
+    await subscribe(r.observer, '/thngs/UXYZ/properties/#', { qos: 1 });
+    const dev = await device(r);
+    const cases: Array<[string, string, RegExp]> = [
+      ['counter', '12345678901234567890', /^\[\{"value":12345678901234567890,"timestamp":\d{13}\}\]$/],
+      ['reading', '23.10', /^\[\{"value":23\.10,"timestamp":\d{13}\}\]$/],
+    ];
+    for (const [key, value, want] of cases) {
+      const seen = nextMessage(r.observer, `/thngs/UXYZ/properties/${key}`);
+      await publish(dev, `$resource/${key}`, value, { qos: 1 });
+      assert.match((await seen).payload.toString(), want, value);
+    }
+  });
+
   test('a $resource object with three aliases fans out into three property updates', async () => {
     assert.ok(r);
     const dev = await device(r);

@@ -1,28 +1,45 @@
 /**
  * The hand-written encoders of one sample (value_list, key_value_list, and a samples → body
  * conversion), which use a device's raw bytes as they are when they already are JSON text,
- * give exactly the bytes JSON.stringify of the same item gives: over raw values that are
- * canonical JSON and that are not (parsed), keys with non-ASCII characters and quotes, with
- * and without a time stamp.
+ * give exactly the bytes JSON.stringify of the same item gives (numbers as they came, as
+ * jsonText writes them): over raw values that are canonical JSON and that are not (parsed),
+ * keys with non-ASCII characters and quotes, with and without a time stamp.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { makeCodec } from '../../src/mapping/codecs.js';
+import { jsonText } from '../../src/mapping/json-literal.js';
 import type { Canonical, Sample } from '../../src/mapping/model.js';
 import { sampleValue } from '../../src/mapping/model.js';
 import { convertKind } from '../../src/mapping/plan.js';
 
-const RAWS = ['23', '-5', '"on"', '"a b/c"', 'true', 'null', '1.50', '"é"', '{"a":1}', 'abc', '"@000x"'];
+const RAWS = [
+  '23',
+  '-5',
+  '"on"',
+  '"a b/c"',
+  'true',
+  'null',
+  '1.50',
+  '"é"',
+  '{"a":1}',
+  'abc',
+  '"@000x"',
+  '12345678901234567890',
+  '-0',
+  '1E2',
+  '[ 1.0, {"b": 2e-7} ]',
+];
 const KEYS = ['temperature', 'température', 'k"q', '温度'];
 const NOW_US = 1_795_452_434_986_123;
 
-/** The reference: the item built as objects and serialised by JSON.stringify. */
+/** The reference: the item's fields serialised one by one (JSON.stringify, the value by jsonText). */
 function expected(withKey: boolean, s: Sample, ts: number | undefined): Buffer {
-  const item: Record<string, unknown> = {};
-  if (withKey) item.key = s.key;
-  item.value = sampleValue({ ...s });
-  if (ts !== undefined) item.timestamp = Math.round(ts / 1000);
-  return Buffer.from(JSON.stringify([item]));
+  const item: string[] = [];
+  if (withKey) item.push(`"key":${JSON.stringify(s.key)}`);
+  item.push(`"value":${jsonText(sampleValue({ ...s }))}`);
+  if (ts !== undefined) item.push(`"timestamp":${JSON.stringify(Math.round(ts / 1000))}`);
+  return Buffer.from(`[{${item.join(',')}}]`);
 }
 
 function canonical(): Canonical {
@@ -58,7 +75,7 @@ test('samples → body: one raw sample becomes {"key": value} as JSON.stringify 
     for (const r of RAWS) {
       const msg = { ...canonical(), samples: [{ key, raw: Buffer.from(r) }] } as Canonical;
       assert.equal(convertKind(msg, 'resource'), undefined);
-      const want = JSON.stringify({ [key]: sampleValue({ key, raw: Buffer.from(r) }) });
+      const want = `{${JSON.stringify(key)}:${jsonText(sampleValue({ key, raw: Buffer.from(r) }))}}`;
       assert.equal(msg.body?.toString('utf8'), want, `${key} ${r}`);
     }
 });
