@@ -169,7 +169,11 @@ export class DialectSession implements SessionMapper {
   }
 
   uplink(packet: IPublishPacket): Outcome {
-    return this.up(packet, false);
+    try {
+      return this.up(packet, false);
+    } catch (err) {
+      return tooDeep(err);
+    }
   }
 
   /**
@@ -235,6 +239,14 @@ export class DialectSession implements SessionMapper {
   }
 
   downlink(packet: IPublishPacket): Outcome {
+    try {
+      return this.down(packet);
+    } catch (err) {
+      return tooDeep(err);
+    }
+  }
+
+  private down(packet: IPublishPacket): Outcome {
     if (this.uplinkOnly) return { verdict: 'drop', reason: 'no_downlinks' };
     const { levels } = splitTopic(packet.topic, this.northOptions);
     const caps: Vars = {};
@@ -618,4 +630,14 @@ export class DialectSession implements SessionMapper {
   private isEcho(topic: string, payload: Buffer): boolean {
     return this.echoes.set.take(topic, payload);
   }
+}
+
+/**
+ * A JSON payload nested thousands of levels deep overflows the stack of JSON.stringify (and of
+ * the literal-keeping parser): the message is dropped as a bad payload, not the connection
+ * closed as by an internal error. Anything else thrown is a bug and goes on.
+ */
+function tooDeep(err: unknown): Outcome {
+  if (err instanceof RangeError) return { verdict: 'drop', reason: 'bad_payload' };
+  throw err;
 }
