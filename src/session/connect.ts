@@ -4,9 +4,9 @@
  * and the packets that arrived meanwhile are replayed.
  */
 import type { IConnackPacket, IConnectPacket } from 'mqtt-packet';
-import type { PublishOut, SouthHello } from '../core/contract.js';
+import type { NorthPlan, PublishOut, SouthHello } from '../core/contract.js';
 import { connackFor, REFUSED_SERVER_UNAVAILABLE, type ReasonPair } from './codes.js';
-import { type NorthRefusal, openNorth } from './north-open.js';
+import { type NorthOpened, type NorthRefusal, openNorth } from './north-open.js';
 import { autoSubscribed, NorthSide } from './north-side.js';
 import { openGauge, totalCounter } from './session-metrics.js';
 import type { SessionState } from './state.js';
@@ -51,17 +51,9 @@ export async function southConnect(s: SessionState, connect: IConnectPacket): Pr
   s.dialect = decision.dialect;
   // No credentials yet: online without a north side until a topic gives a key (key-auth.ts).
   if (decision.awaitsKey) s.awaitingKey = { connect, keyOf: decision.awaitsKey.keyOf, since: Date.now() };
-  let opened: Awaited<ReturnType<typeof openNorth>>;
+  let opened: NorthOpened | undefined;
   try {
-    opened = await openNorth(
-      decision.north,
-      s.quirks,
-      s.ctx,
-      s.routeName,
-      () => s.log,
-      new NorthSide(s),
-      s.mapper.autoSubscribe(),
-    );
+    opened = await openNorthSide(s, decision.north);
   } catch (err) {
     const r = err as NorthRefusal;
     // The broker closed on the CONNECT without answering: do the same (transparency).
@@ -69,15 +61,34 @@ export async function southConnect(s: SessionState, connect: IConnectPacket): Pr
     else refuse(s, r.code ?? REFUSED_SERVER_UNAVAILABLE, r.reason ?? 'north_error', r.connack);
     return;
   }
-  if (opened) {
-    s.north = opened.port;
-    s.northMaxQos = opened.maxQos;
-    if (s.closed) {
-      s.north.destroy();
-      return;
-    }
-  }
+  if (!adoptNorth(s, opened)) return;
   goOnline(s, opened?.connack, opened?.autoSent === true);
+}
+
+/**
+ * Opens the north side a decision plans, for the session's mapper and quirks (set from the
+ * decision): its automatic subscriptions go with the CONNECT. Rejects with a NorthRefusal.
+ */
+export function openNorthSide(s: SessionState, plan: NorthPlan): Promise<NorthOpened | undefined> {
+  return openNorth(
+    plan,
+    s.quirks,
+    s.ctx,
+    s.routeName,
+    () => s.log,
+    new NorthSide(s),
+    s.mapper!.autoSubscribe(),
+  );
+}
+
+/** Keeps the opened north side; false (it is destroyed) when the session closed meanwhile. */
+export function adoptNorth(s: SessionState, opened: NorthOpened | undefined): boolean {
+  if (!opened) return true;
+  s.north = opened.port;
+  s.northMaxQos = opened.maxQos;
+  if (!s.closed) return true;
+  s.north.destroy();
+  return false;
 }
 
 /** What the route is told about the client; `topicKey`: a key it gave on a topic since. */

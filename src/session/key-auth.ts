@@ -14,10 +14,9 @@
  */
 import type { IPublishPacket, ISubscribePacket, Packet } from 'mqtt-packet';
 import type { ConnectDecision } from '../core/contract.js';
-import { southHello, startNorth } from './connect.js';
+import { adoptNorth, openNorthSide, southHello, startNorth } from './connect.js';
 import { sendLocalSouth } from './downlink.js';
-import { type NorthRefusal, openNorth } from './north-open.js';
-import { NorthSide } from './north-side.js';
+import type { NorthOpened, NorthRefusal } from './north-open.js';
 import type { SessionState } from './state.js';
 
 /** How long a connection without credentials may stay without an accepted key (ms). */
@@ -70,17 +69,9 @@ export async function authenticate(
   s.mapper = d.mapper;
   s.quirks = d.quirks;
   s.routeName = route.name;
-  let opened: Awaited<ReturnType<typeof openNorth>>;
+  let opened: NorthOpened | undefined;
   try {
-    opened = await openNorth(
-      d.north,
-      d.quirks,
-      s.ctx,
-      s.routeName,
-      () => s.log,
-      new NorthSide(s),
-      d.mapper.autoSubscribe(),
-    );
+    opened = await openNorthSide(s, d.north);
   } catch (err) {
     const reason = (err as NorthRefusal).reason ?? 'north_error';
     if (!s.closed && p.cmd === 'subscribe')
@@ -88,14 +79,7 @@ export async function authenticate(
     s.close(reason);
     return undefined;
   }
-  if (opened) {
-    s.north = opened.port;
-    s.northMaxQos = opened.maxQos;
-    if (s.closed) {
-      s.north.destroy();
-      return undefined;
-    }
-  }
+  if (!adoptNorth(s, opened)) return undefined;
   // Relays made while there was no north (a refused publish acknowledged) point nowhere.
   s.dropRelays();
   const online = startNorth(s, s.north, opened?.connack, opened?.autoSent === true);

@@ -29,7 +29,6 @@ import {
   scrape,
   startRouteProxy,
   tempDir,
-  until,
   writeCredentials,
 } from './kit.js';
 
@@ -148,7 +147,8 @@ describe("a south gateway route: the gateway's own topics and devices connecting
     assert.deepEqual(JSON.parse((await up)[0]?.payload.toString() ?? ''), { t: 2 });
   });
 
-  it('serves a ClearBlade device connecting directly as a device: uplinks north, config back', async () => {
+  /** dev-d connecting directly (not through a gateway), with its own JWT. */
+  const connectDirect = async (): Promise<MqttClient> => {
     const dev = await connectClient(proxy.url, {
       clientId: clientIdFor('dev-d'),
       username: 'unused',
@@ -156,6 +156,11 @@ describe("a south gateway route: the gateway's own topics and devices connecting
       protocolVersion: 4,
     });
     clients.push(dev);
+    return dev;
+  };
+
+  it('serves a ClearBlade device connecting directly as a device: uplinks north, config back', async () => {
+    const dev = await connectDirect();
     assert.equal(northConnected(broker, 'dev-d'), true, 'a north session of its own, at once');
     const up = collect(platform, `/up/${SECRET}/id/dev-d/#`, 2, 5000);
     await publish(dev, '/devices/dev-d/events', '{"temp":20}', { qos: 1 });
@@ -178,13 +183,7 @@ describe("a south gateway route: the gateway's own topics and devices connecting
       metricValue(await scrape(proxy), 'mqtt_proxy_connection_closes_total', 'reason="not_a_gateway"');
     for (const topic of ['/devices/dev-d/attach', '/devices/dev-1/detach']) {
       const before = await closes();
-      const dev = await connectClient(proxy.url, {
-        clientId: clientIdFor('dev-d'),
-        username: 'unused',
-        password: cbJwt(devKey.privateKey),
-        protocolVersion: 4,
-      });
-      clients.push(dev);
+      const dev = await connectDirect();
       const closed = waitClosed(dev);
       dev.publish(topic, '{}', { qos: 1 });
       await closed;
@@ -245,13 +244,7 @@ describe("a south gateway route: the gateway's own topics and devices connecting
   });
 
   it('lets a device that is not a gateway attach nobody: the attach closes its connection', async () => {
-    const dev = await connectClient(proxy.url, {
-      clientId: clientIdFor('dev-d'),
-      username: 'unused',
-      password: cbJwt(devKey.privateKey),
-      protocolVersion: 4,
-    });
-    clients.push(dev);
+    const dev = await connectDirect();
     const stray = gather(platform, `/up/${SECRET}/id/dev-j/#`, 500);
     const closed = waitClosed(dev);
     // dev-j's valid JWT would attach it through a gateway; from a device it attaches nothing.
