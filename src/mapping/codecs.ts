@@ -3,7 +3,14 @@
  * into plain objects. Sample codecs turn bytes into canonical samples and back; the raw
  * codec carries an opaque body untouched.
  */
-import { encoded, hasLiterals, markLiterals, numberOf, parseJsonExact } from './json-literal.js';
+import {
+  encoded,
+  hasLiterals,
+  isJsonObject as isObject,
+  markLiterals,
+  numberOf,
+  parseJsonExact,
+} from './json-literal.js';
 import { type Canonical, type Sample, sampleBytes, sampleJson, sampleValue } from './model.js';
 import { safeLevel, type Vars } from './template.js';
 
@@ -73,10 +80,6 @@ function parseJson(payload: Buffer): unknown {
 /** An object for JSON output whose keys are only its own (`__proto__` is a key like any other). */
 function record(): Record<string, unknown> {
   return Object.create(null) as Record<string, unknown>;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** A time field in µs: a number (a JsonNumber too: times are computed on, not carried). */

@@ -37,6 +37,11 @@ export function hasLiterals(v: unknown): boolean {
   return typeof v === 'object' && v !== null && (v instanceof JsonNumber || LITERALS in v);
 }
 
+/** A JSON object (not an array, not null, not a kept number, which is an object too). */
+export function isJsonObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof JsonNumber);
+}
+
 /** The number, when `v` is one (a JsonNumber too); else undefined. */
 export function numberOf(v: unknown): number | undefined {
   if (typeof v === 'number') return v;

@@ -5,7 +5,7 @@
 import type { QoS } from 'mqtt-packet';
 import type { PublishOut } from '../core/contract.js';
 import type { CompiledDialect, Rule } from './dialect.js';
-import { encoded, hasLiterals, parseJsonExact } from './json-literal.js';
+import { encoded, hasLiterals, isJsonObject, parseJsonExact } from './json-literal.js';
 import { type Canonical, type Kind, type Sample, sampleJson, sampleValue } from './model.js';
 import type { Vars } from './template.js';
 
@@ -329,7 +329,7 @@ export function convertKind(msg: Canonical, to: Kind): string | undefined {
   } catch {
     return 'bad_payload';
   }
-  if (typeof o !== 'object' || o === null || Array.isArray(o)) return 'bad_payload';
+  if (!isJsonObject(o)) return 'bad_payload';
   const samples: Sample[] = Object.entries(o).map(([key, value]) => ({ key, value }));
   if (samples.length === 0) return 'empty_payload';
   msg.samples = samples;
