@@ -182,10 +182,8 @@ export class Session implements SessionLike, SessionState, ChannelEvents {
 
   /** Runs an async uplink outcome while holding back later south packets, preserving order. */
   runAsync(outcome: Promise<Outcome>, p: IPublishPacket | null): void {
-    this.busy = true;
-    this.south.pause();
-    outcome
-      .then(
+    this.busyUntil(
+      outcome.then(
         (o) => {
           if (this.state === 'closed') return;
           if (p) applyUplink(this, p, o);
@@ -195,27 +193,30 @@ export class Session implements SessionLike, SessionState, ChannelEvents {
           this.log.error({ err: err.message }, 'uplink mapping failed');
           this.close('mapping_error');
         },
-      )
-      .finally(() => {
-        this.busy = false;
-        this.flushQueue();
-      });
+      ),
+    );
   }
 
+  /** Holds later south packets while `work` runs; the packet it resolves to is handled first. */
   hold(work: Promise<Packet | undefined>): void {
-    this.busy = true;
-    this.south.pause();
-    work
-      .then(
+    this.busyUntil(
+      work.then(
         (next) => {
           if (next && this.state !== 'closed') this.queue.unshift(next);
         },
         (err: Error) => this.close('internal_error', err),
-      )
-      .finally(() => {
-        this.busy = false;
-        this.flushQueue();
-      });
+      ),
+    );
+  }
+
+  /** South paused and packets queued until `settled` (which never rejects), then replayed. */
+  private busyUntil(settled: Promise<void>): void {
+    this.busy = true;
+    this.south.pause();
+    void settled.finally(() => {
+      this.busy = false;
+      this.flushQueue();
+    });
   }
 
   dropRelays(): void {
