@@ -7,6 +7,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
+import { fleetErrors } from '../mapping/fleet-index.js';
 import { loadMappings } from '../mapping/load.js';
 import { parseCredentials } from '../routes/credentials.js';
 import { readMappingFiles } from '../routes/files.js';
@@ -63,9 +64,8 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
       continue;
     }
     const placeholder = new Proxy({}, { get: (_t, name) => (typeof name === 'string' ? 'x' : undefined) });
-    errors.push(
-      ...parseCredentials(path, text, env ? process.env : (placeholder as NodeJS.ProcessEnv)).errors,
-    );
+    const parsed = parseCredentials(path, text, env ? process.env : (placeholder as NodeJS.ProcessEnv));
+    errors.push(...parsed.errors, ...fleetErrors(r.plan, parsed.records, path));
   }
   if (errors.length > 0) {
     for (const e of errors) io.err(`${e}\n`);

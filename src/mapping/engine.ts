@@ -17,6 +17,8 @@ import type {
 import { compileText } from './codecs.js';
 import type { CompiledDialect, JwtSpec, NorthScheme, SouthScheme } from './dialect.js';
 import { EchoScopePool } from './echo-scope.js';
+import { FleetSession } from './fleet.js';
+import { type Fleet, fleetLayout } from './fleet-index.js';
 import { LastValues } from './last-values.js';
 import type { Plan } from './plan.js';
 import { DialectSession, usable } from './session.js';
@@ -28,7 +30,7 @@ export interface IdentitySource {
   resolve(
     extracted: Readonly<Vars>,
     scheme: SouthScheme,
-  ): Promise<{ vars: Vars } | { error: 'unknown_device' | 'bad_credentials' }>;
+  ): Promise<{ vars: Vars; fleet?: Fleet } | { error: 'unknown_device' | 'bad_credentials' }>;
 }
 
 /** Mints a JWT for a north CONNECT (injected: the engine itself stays pure). */
@@ -350,16 +352,14 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
         return reject(3, 0x88, 'north_credentials_unavailable');
       }
       const persistent = !gateway && (connect.clean === false || quirks.cleanSession === 'force_false');
-      const mapper = new DialectSession({
+      const sessionParams = {
         plan,
-        vars,
         southScheme: found.scheme.scheme,
         northScheme: scheme.scheme,
         southVersion: c.protocolVersion ?? 4,
         northVersion: connect.protocolVersion ?? 4,
         nowUs,
         persistent,
-        ...(persistent && !uplinkOnly ? echoes.take(connect.clientId) : {}),
         ...(uplinkOnly ? { downlinks: false } : {}),
         native: hello.listener === 'native-ws' || hello.listener === 'native-wss',
         // The key the client proved: a topic carrying another one is refused.
@@ -367,7 +367,24 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
         ...(lastValues ? { lastValues } : {}),
         // A device connected directly where gateways are served: attach and detach close it.
         ...(opts.southGateway && hello.gateway === undefined ? { notGateway: true } : {}),
-      });
+      };
+      const echo = persistent && !uplinkOnly ? echoes.take(connect.clientId) : {};
+      // A record listing devices: one session per device behind the login's one connection.
+      const fleet = resolved.fleet;
+      const layout = fleet && !gateway ? fleetLayout(plan) : undefined;
+      if (fleet && !layout) return reject(5, 0x87, 'fleet_unsupported');
+      const mapper =
+        fleet && layout
+          ? new FleetSession({
+              plan,
+              fleet,
+              layout,
+              ...echo,
+              persistent,
+              make: (device, shared) =>
+                new DialectSession({ ...sessionParams, vars: { ...vars, ...device }, echo: shared }),
+            })
+          : new DialectSession({ ...sessionParams, vars, ...echo });
       // A will is translated like an uplink; one that does not map to exactly one north
       // publish (or a shared gateway connection) cannot carry it and it is left out.
       if (c.will && quirks.will === 'pass' && !gateway) {

@@ -6,11 +6,14 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { SouthScheme } from './dialect.js';
 import type { IdentitySource } from './engine.js';
+import { compileFleet, type Fleet, type FleetSpec } from './fleet-index.js';
 import type { Vars } from './template.js';
 
 export interface CredentialRecord {
   south: Vars;
   north: Vars;
+  /** Many devices for one login (`devices:`, `groups:`): served by a FleetSession. */
+  fleet?: FleetSpec;
 }
 
 function same(a: string, b: string): boolean {
@@ -22,12 +25,15 @@ function same(a: string, b: string): boolean {
 export class CredentialsIndex implements IdentitySource {
   /** Variable → value → the records holding it (several devices may share a connector secret). */
   private readonly index = new Map<string, Map<string, CredentialRecord[]>>();
+  /** The devices of records that list them, indexed at load. */
+  private readonly fleets = new Map<CredentialRecord, Fleet>();
 
   constructor(
     readonly records: readonly CredentialRecord[],
     private readonly keys?: readonly string[],
   ) {
     for (const r of records) {
+      if (r.fleet) this.fleets.set(r, compileFleet(r.fleet));
       for (const [k, v] of Object.entries(r.south)) {
         let m = this.index.get(k);
         if (!m) {
@@ -48,18 +54,18 @@ export class CredentialsIndex implements IdentitySource {
   async resolve(
     extracted: Readonly<Vars>,
     scheme: SouthScheme,
-  ): Promise<{ vars: Vars } | { error: 'unknown_device' | 'bad_credentials' }> {
+  ): Promise<{ vars: Vars; fleet?: Fleet } | { error: 'unknown_device' | 'bad_credentials' }> {
     return this.resolveSync(extracted, scheme);
   }
 
   resolveSync(
     extracted: Readonly<Vars>,
     scheme: Pick<SouthScheme, 'credential'> & { commonName?: unknown },
-  ): { vars: Vars } | { error: 'unknown_device' | 'bad_credentials' } {
+  ): { vars: Vars; fleet?: Fleet } | { error: 'unknown_device' | 'bad_credentials' } {
     // The route's keys first, then the scheme's credential, then whatever the CONNECT gave: a
     // certificate device (CN) is found even on a route keyed by token.
     let found = false;
-    const look = (k: string): { vars: Vars } | undefined => {
+    const look = (k: string): { vars: Vars; fleet?: Fleet } | undefined => {
       const v = extracted[k];
       if (v === undefined) return undefined;
       const list = this.index.get(k)?.get(v);
@@ -106,11 +112,12 @@ export class CredentialsIndex implements IdentitySource {
     return true;
   }
 
-  private vars(record: CredentialRecord, extracted: Readonly<Vars>): { vars: Vars } {
+  private vars(record: CredentialRecord, extracted: Readonly<Vars>): { vars: Vars; fleet?: Fleet } {
     const vars: Vars = {};
     for (const k in record.south) vars[k] = record.south[k] as string;
     for (const k in extracted) vars[k] = extracted[k] as string;
     for (const k in record.north) vars[k] = record.north[k] as string;
-    return { vars };
+    const fleet = this.fleets.get(record);
+    return fleet ? { vars, fleet } : { vars };
   }
 }

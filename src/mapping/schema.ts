@@ -283,6 +283,17 @@ export const credentialsSchema = {
     properties: {
       south: { type: 'object', additionalProperties: { type: ['string', 'number'] }, minProperties: 1 },
       north: { type: 'object', additionalProperties: { type: ['string', 'number'] } },
+      // Many devices for one login (an application account): each device's own variables.
+      devices: {
+        type: 'array',
+        minItems: 1,
+        items: { type: 'object', additionalProperties: { type: ['string', 'number'] }, minProperties: 1 },
+      },
+      // Named groups of those devices: group name -> the devices' ids.
+      groups: {
+        type: 'object',
+        additionalProperties: { type: 'array', items: { type: ['string', 'number'] } },
+      },
     },
   },
 };

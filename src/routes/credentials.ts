@@ -2,7 +2,9 @@
  * Credentials files: south identity → north identity and secrets, in YAML
  * (`- south: {...}\n  north: {...}`), JSON (the same list; JSON is YAML too, so a `.yaml` file
  * may hold it) or CSV (header `south.token,north.thngId,...`). Values may be `${NAME}`: taken
- * from the environment, an error when unset.
+ * from the environment, an error when unset. A YAML or JSON record may list many devices for
+ * one login (`devices: [{deviceId, thngId}, ...]`, `groups: {name: [deviceId, ...]}`); CSV has
+ * one row per record and no lists, so it cannot.
  *
  * A file that is JSON and has no error is read with JSON.parse: the YAML parser, which keeps
  * every node's position for line-numbered errors, is some ten times slower and holds ~14 KB
@@ -30,9 +32,12 @@ function expand(v: string, env: NodeJS.ProcessEnv, missing: Set<string>): string
 interface Row {
   south: Record<string, unknown>;
   north: Record<string, unknown>;
+  devices?: Array<Record<string, unknown>>;
+  groups?: Record<string, unknown[]>;
   line: number;
   col: number;
-  at?: (side: string, key: string) => string;
+  /** Position of a value: `[side, key]` or `['devices', i, key]` within the record. */
+  at?: (...path: Array<string | number>) => string;
 }
 
 interface Parsed {
@@ -74,7 +79,7 @@ export function parseCredentials(file: string, text: string, env: NodeJS.Process
       if (!/^(south|north)\.[A-Za-z_][A-Za-z0-9_]*$/.test(h)) {
         headerOk = false;
         report.errors.push(
-          `${file}:1:${i + 1}: header column ${i + 1} is not south.NAME or north.NAME (the first line of a CSV credentials file is its header)`,
+          `${file}:1:${i + 1}: header column ${i + 1} is not south.NAME or north.NAME (the first line of a CSV credentials file is its header; a record listing devices needs YAML or JSON)`,
         );
       }
     });
@@ -113,8 +118,8 @@ export function parseCredentials(file: string, text: string, env: NodeJS.Process
       (src.value as Array<{ south: Record<string, unknown>; north: Record<string, unknown> }>).forEach(
         (r, i) => {
           const at = src.pos([i]);
-          const where = (side: string, key: string) => {
-            const p = src.pos([i, side, key]);
+          const where = (...path: Array<string | number>) => {
+            const p = src.pos([i, ...path]);
             return `${p.line}:${p.col}`;
           };
           rows.push({ ...r, line: at.line, col: at.col, at: where });
@@ -130,14 +135,15 @@ function finish(file: string, rows: readonly Row[], env: NodeJS.ProcessEnv, repo
   const records: CredentialRecord[] = [];
   for (const r of rows) {
     let bad = false;
-    const side = (name: 'south' | 'north', o: Record<string, unknown>) =>
+    const side = (name: 'south' | 'north' | number, o: Record<string, unknown>) =>
       Object.fromEntries(
         Object.entries(o).map(([k, v]) => {
           const missing = new Set<string>();
           const x = expand(String(v), env, missing);
           if (missing.size > 0) {
             bad = true;
-            const pos = r.at ? r.at(name, k) : `${r.line}:${r.col}`;
+            const path = typeof name === 'number' ? ['devices', name, k] : [name, k];
+            const pos = r.at ? r.at(...path) : `${r.line}:${r.col}`;
             report.errors.push(
               `${file}:${pos}: environment variable${missing.size > 1 ? 's' : ''} ${[...missing].join(', ')} not set (export it before starting the proxy)`,
             );
@@ -145,7 +151,23 @@ function finish(file: string, rows: readonly Row[], env: NodeJS.ProcessEnv, repo
           return [k, x];
         }),
       );
-    const rec = { south: side('south', r.south), north: side('north', r.north) };
+    const rec: CredentialRecord = { south: side('south', r.south), north: side('north', r.north) };
+    if (r.devices) {
+      // Many devices for one login: their values may be ${NAME} too.
+      const devices = r.devices.map((d, i) => side(i, d));
+      const groups: Record<string, string[]> = {};
+      for (const [name, members] of Object.entries(r.groups ?? {}))
+        Object.defineProperty(groups, name, {
+          value: members.map((m) => String(m)),
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      rec.fleet = r.groups ? { devices, groups } : { devices };
+    } else if (r.groups)
+      report.errors.push(
+        `${file}:${r.line}:${r.col}: groups without devices (a record lists its devices, then groups of them)`,
+      );
     if (!bad) records.push(rec);
   }
   return { records, errors: report.errors };

@@ -9,6 +9,7 @@ import { verifyJwt } from '../auth/jwt.js';
 import type { ConnectDecision, RouteHandler, SouthHello } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
 import { createDialectRoute, type MintJwt, type MintJwtSync } from '../mapping/engine.js';
+import { fleetErrors } from '../mapping/fleet-index.js';
 import { CredentialsIndex } from '../mapping/identity.js';
 import { loadMappings } from '../mapping/load.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -96,7 +97,7 @@ export async function buildRoute(
   let index = new CredentialsIndex([]);
   if (path) {
     const c = await readCredentials(path);
-    errors.push(...c.errors);
+    errors.push(...c.errors, ...fleetErrors(spec.plan, c.records, path));
     index = new CredentialsIndex(c.records, spec.identity.key);
   } else if (!opts.store) {
     errors.push(

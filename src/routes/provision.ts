@@ -17,6 +17,7 @@ import type { Logger } from '../log/logger.js';
 import { compileText } from '../mapping/codecs.js';
 import type { SouthScheme } from '../mapping/dialect.js';
 import { type IdentitySource, recognise } from '../mapping/engine.js';
+import type { Fleet } from '../mapping/fleet-index.js';
 import type { CredentialsIndex } from '../mapping/identity.js';
 import type { RouteSpec } from '../mapping/load.js';
 import type { Plan } from '../mapping/plan.js';
@@ -125,7 +126,7 @@ export class StoreIdentity implements IdentitySource {
   async resolve(
     extracted: Readonly<Vars>,
     scheme: SouthScheme,
-  ): Promise<{ vars: Vars } | { error: 'unknown_device' | 'bad_credentials' }> {
+  ): Promise<{ vars: Vars; fleet?: Fleet } | { error: 'unknown_device' | 'bad_credentials' }> {
     const fromFile = this.file.size > 0 ? this.file.resolveSync(extracted, scheme) : undefined;
     if (fromFile && 'vars' in fromFile) return fromFile;
     const found = await this.registry.verify(extracted, scheme);

@@ -1,0 +1,288 @@
+/**
+ * One login serving many devices (a record with `devices:`): an application subscribed to
+ * `foxtrackr/#` or `foxtrackr/+/V3.0/bat` through one north connection. Each device gets a
+ * DialectSession of its own (made on first use, its variables the login's plus the device's),
+ * all sharing the login's north connection and echo scope. This mapper only routes:
+ *
+ * - a south filter is expanded into the devices it covers (`expandFilter`) and given to each
+ *   device's session as that device's filter (`foxtrackr/#` → `foxtrackr/777/#`); the north
+ *   subscriptions are theirs, and the filter's grant is the lowest of theirs;
+ * - a north PUBLISH names its device in its topic (`/thngs/{thngId}/...`): found by an index,
+ *   translated by that device's session, then delivered on the device's topic when a filter
+ *   that is not a group's covers it, and on `{prefix}/{group}/...` for each of its groups
+ *   the client subscribed to by name (the same message on two topics the client asked for);
+ * - an uplink names its device in its south topic: that device's session sends it north.
+ *
+ * Per message: one topic split and one rule match to find the device (no scan of the devices).
+ */
+import type { IPublishPacket, ISubscribePacket, IUnsubscribePacket, QoS } from 'mqtt-packet';
+import type { Outcome, PublishOut, SessionMapper, SubscribePlan, UnsubscribePlan } from '../core/contract.js';
+import type { Rule } from './dialect.js';
+import { EchoScope } from './echo-scope.js';
+import { deviceBy, expandFilter, type Fleet, type FleetLayout, groupsOf } from './fleet-index.js';
+import type { Plan } from './plan.js';
+import type { DialectSession } from './session.js';
+import { filterMatches, splitTopic, type Vars } from './template.js';
+
+export interface FleetParams {
+  plan: Plan;
+  fleet: Fleet;
+  layout: FleetLayout;
+  /** The login's echo scope (persistent: shared with its later connections), given to every device. */
+  echo?: EchoScope;
+  onClose?: () => void;
+  /** The north session outlives the connection: what it kept is delivered before the client subscribes. */
+  persistent: boolean;
+  /** A device's own session, with the device's variables over the login's and the shared echo scope. */
+  make(device: Readonly<Vars>, echo: EchoScope): DialectSession;
+}
+
+/** A device's filter held for the client's filters, with the north filters it made. */
+interface Held {
+  count: number;
+  north: string[];
+}
+
+/** One south filter of the client: the devices' filters it holds. */
+interface AppSub {
+  levels: string[];
+  group: string | undefined;
+  held: Array<[number, string]>;
+}
+
+export class FleetSession implements SessionMapper {
+  private readonly sessions: Array<DialectSession | undefined> = [];
+  private readonly held = new Map<number, Map<string, Held>>();
+  private readonly subs = new Map<string, AppSub>();
+  /** Levels of the client's filters that name no group, and of those naming each group. */
+  private plain: string[][] = [];
+  private readonly byGroup = new Map<string, string[][]>();
+  private readonly echo: EchoScope;
+  private readonly southUp: readonly Rule[];
+  private readonly northDown: readonly Rule[];
+  private readonly southOptions: boolean;
+  private readonly northOptions: boolean;
+  private readonly ofDevice: Map<number, string[]>;
+  private lastUp: DialectSession | undefined;
+  private closed = false;
+
+  constructor(private readonly p: FleetParams) {
+    this.echo = p.echo ?? new EchoScope(false);
+    this.southUp = p.plan.south.upRules;
+    this.northDown = p.plan.north.downRules;
+    this.southOptions = p.plan.south.options.size > 0;
+    this.northOptions = p.plan.north.options.size > 0;
+    this.ofDevice = groupsOf(p.fleet, p.layout.deviceVar).ofDevice;
+  }
+
+  get deviceCount(): number {
+    return this.p.fleet.devices.length;
+  }
+
+  /** Device i's session, made on first use. */
+  private device(i: number): DialectSession {
+    let s = this.sessions[i];
+    if (!s) {
+      s = this.p.make(this.p.fleet.devices[i] as Vars, this.echo);
+      this.sessions[i] = s;
+    }
+    return s;
+  }
+
+  /** The device a topic names (by the identity captures of the first rule it matches). */
+  private find(rules: readonly Rule[], topic: string, options: boolean): number | 'none' | 'unmatched' {
+    const { levels } = splitTopic(topic, options);
+    const caps: Vars = {};
+    for (const r of rules) {
+      if (!r.tpl.match(levels, caps) && !r.alts.some((a) => a.match(levels, caps))) continue;
+      for (const c of r.identityCaps) {
+        const v = caps[c];
+        const i = v === undefined ? undefined : deviceBy(this.p.fleet, c, v);
+        if (i !== undefined) return i;
+      }
+      return 'none';
+    }
+    return 'unmatched';
+  }
+
+  uplink(packet: IPublishPacket): Outcome | Promise<Outcome> {
+    const i = this.find(this.southUp, packet.topic, this.southOptions);
+    // A topic of no device of the login (or a group's): handled as any session handles another
+    // device's topic (dropped, foreign_identity), or an unknown topic.
+    const s = this.device(typeof i === 'number' ? i : 0);
+    if (typeof i === 'number') this.lastUp = s;
+    return s.uplink(packet);
+  }
+
+  translateWill(packet: IPublishPacket): Outcome {
+    const i = this.find(this.southUp, packet.topic, this.southOptions);
+    return this.device(typeof i === 'number' ? i : 0).translateWill(packet);
+  }
+
+  downlink(packet: IPublishPacket): Outcome {
+    const i = this.find(this.northDown, packet.topic, this.northOptions);
+    if (i === 'unmatched') return { verdict: 'drop', reason: 'unmapped' };
+    if (i === 'none') return { verdict: 'drop', reason: 'foreign_identity' };
+    const out = this.device(i).downlink(packet);
+    if (out.verdict !== 'continue' || !out.south) return out;
+    // What the north session kept while the client was away comes before it subscribes again.
+    if (this.p.persistent && this.subs.size === 0) return out;
+    const list: PublishOut[] = [];
+    const groups = this.byGroup.size > 0 ? this.ofDevice.get(i) : undefined;
+    const at = this.p.layout.level;
+    for (const o of out.south) {
+      const levels = o.topic.split('/');
+      if (this.plain.some((f) => filterMatches(f, levels))) list.push(o);
+      for (const g of groups ?? []) {
+        const filters = this.byGroup.get(g);
+        if (!filters) continue;
+        levels[at] = g;
+        if (filters.some((f) => filterMatches(f, levels))) list.push({ ...o, topic: levels.join('/') });
+      }
+    }
+    if (list.length === 0)
+      return { verdict: 'drop', reason: 'not_subscribed', ...(out.rule ? { rule: out.rule } : {}) };
+    return { ...out, south: list };
+  }
+
+  subscribe(packet: ISubscribePacket): SubscribePlan {
+    const plan: SubscribePlan = { north: [], granted: [] };
+    const index = new Map<string, number>();
+    const south = this.p.plan.south;
+    const ids = this.p.fleet.devices;
+    const dv = this.p.layout.deviceVar;
+    for (const s of packet.subscriptions) {
+      const levels = splitTopic(s.topic, this.southOptions).levels;
+      const filter = levels.join('/');
+      const cover = expandFilter(this.p.layout, this.p.fleet, levels);
+      const qos = Math.min(s.qos, south.quirks.maxDownlinkQos) as QoS;
+      const held: Array<[number, string]> = [];
+      const from: number[] = [];
+      const take = (i: number): void => {
+        const f = cover?.internal(ids[i]?.[dv] as string) as string;
+        const h = this.hold(i, f, qos);
+        if (!h) return;
+        held.push([i, f]);
+        for (const n of h.north) {
+          let x = index.get(n);
+          if (x === undefined) {
+            x = plan.north.length;
+            index.set(n, x);
+            plan.north.push({ topic: n, qos });
+          }
+          from.push(x);
+        }
+      };
+      if (cover?.devices === 'all') for (let i = 0; i < ids.length; i++) take(i);
+      else for (const i of cover?.devices ?? []) take(i);
+      if (held.length === 0) {
+        // Covers no device of the login (or none may take it): refused as any filter not allowed.
+        if (south.subs.otherwise === 'disconnect')
+          return { north: [], granted: [], disconnect: 'bad_subscription' };
+        plan.granted.push({ code: south.subs.otherwise === 'silent' ? qos : 0x80 });
+        continue;
+      }
+      const prev = this.subs.get(filter);
+      this.subs.set(filter, { levels, group: cover?.group, held });
+      // A filter subscribed again replaces the earlier one (its devices' filters are the same).
+      if (prev) this.drop(prev);
+      this.filtersChanged();
+      const fixed = south.subs.grantedQos;
+      plan.granted.push(fixed !== undefined || from.length === 0 ? { code: fixed ?? qos } : { from });
+    }
+    return plan;
+  }
+
+  unsubscribe(packet: IUnsubscribePacket): UnsubscribePlan {
+    if (this.p.plan.south.unsubscribe === 'ack_only') return { north: [], ackOnly: true };
+    const north: string[] = [];
+    for (const t of packet.unsubscriptions) {
+      const filter = splitTopic(t, this.southOptions).levels.join('/');
+      const sub = this.subs.get(filter);
+      if (!sub) continue;
+      this.subs.delete(filter);
+      north.push(...this.drop(sub));
+    }
+    this.filtersChanged();
+    return { north };
+  }
+
+  autoSubscribe(): Array<{ topic: string; qos: QoS }> {
+    return [];
+  }
+
+  onNorthConnack(sessionPresent: boolean): void {
+    const current: string[] = [];
+    for (const m of this.held.values()) for (const h of m.values()) current.push(...h.north);
+    this.echo.northSession(sessionPresent, current);
+  }
+
+  takeEcho(frame: Buffer, topicStart: number, topicEnd: number, payloadStart: number): string | undefined {
+    // Every device's session shares the echo set: any of them takes the frame.
+    const s = this.lastUp ?? this.sessions.find((x) => x !== undefined);
+    if (s) return s.takeEcho(frame, topicStart, topicEnd, payloadStart);
+    return this.echo.set.takeFrame(frame, topicStart, topicEnd, payloadStart) ? 'echo' : undefined;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const s of this.sessions) s?.close();
+    this.held.clear();
+    this.subs.clear();
+    if (!this.p.echo) this.echo.set.clear();
+    this.p.onClose?.();
+  }
+
+  /** Device i's filter `f` held once more; its session subscribes on the first hold. */
+  private hold(i: number, f: string, qos: QoS): Held | undefined {
+    let m = this.held.get(i);
+    const h = m?.get(f);
+    if (h) {
+      h.count++;
+      return h;
+    }
+    const plan = this.device(i).subscribe({
+      cmd: 'subscribe',
+      messageId: 1,
+      subscriptions: [{ topic: f, qos }],
+    });
+    const g = plan.granted[0];
+    if (plan.disconnect || !g || ('code' in g && g.code === 0x80)) return undefined;
+    if (!m) {
+      m = new Map();
+      this.held.set(i, m);
+    }
+    const made = { count: 1, north: plan.north.map((n) => n.topic) };
+    m.set(f, made);
+    return made;
+  }
+
+  /** Lets go of a client filter's device filters; returns the north filters no longer needed. */
+  private drop(sub: AppSub): string[] {
+    const north: string[] = [];
+    for (const [i, f] of sub.held) {
+      const m = this.held.get(i);
+      const h = m?.get(f);
+      if (!m || !h || --h.count > 0) continue;
+      m.delete(f);
+      north.push(
+        ...this.device(i).unsubscribe({ cmd: 'unsubscribe', messageId: 1, unsubscriptions: [f] }).north,
+      );
+    }
+    return north;
+  }
+
+  private filtersChanged(): void {
+    this.plain = [];
+    this.byGroup.clear();
+    for (const s of this.subs.values()) {
+      if (s.group === undefined) this.plain.push(s.levels);
+      else {
+        const l = this.byGroup.get(s.group);
+        if (l) l.push(s.levels);
+        else this.byGroup.set(s.group, [s.levels]);
+      }
+    }
+  }
+}
