@@ -7,7 +7,7 @@ import { compileText, textVars } from './codecs.js';
 import type { RawDialect } from './compile.js';
 import type { JwtSpec, NorthScheme, SouthScheme } from './dialect.js';
 import type { Path } from './source.js';
-import { parseTemplate, type Template } from './template.js';
+import { parseTemplate, type Template, type Vars } from './template.js';
 
 function listOf(v: string | string[] | undefined): string[] | undefined {
   return v === undefined ? undefined : Array.isArray(v) ? v : [v];
@@ -150,7 +150,7 @@ export function compileNorthAuth(
       password = {
         key: j.key,
         alg: j.alg ?? 'RS256',
-        claims: j.claims ?? {},
+        claims: compileClaims(j.claims ?? {}),
         ttl: j.ttl ?? 3600,
       } satisfies JwtSpec;
     }
@@ -162,4 +162,16 @@ export function compileNorthAuth(
       vars: [...vars],
     };
   });
+}
+
+/** JWT claims whose string values may hold `{var}`s, compiled once: one object per call. */
+function compileClaims(claims: Record<string, unknown>): (v: Readonly<Vars>) => Record<string, unknown> {
+  const parts = Object.entries(claims).map(
+    ([k, x]) => [k, typeof x === 'string' ? compileText(x) : () => x] as const,
+  );
+  return (v) => {
+    const out: Record<string, unknown> = {};
+    for (const [k, f] of parts) out[k] = f(v);
+    return out;
+  };
 }

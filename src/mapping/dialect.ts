@@ -67,7 +67,8 @@ export interface SouthScheme {
 export interface JwtSpec {
   readonly key: string;
   readonly alg: string;
-  readonly claims: Record<string, unknown>;
+  /** The claims for one identity (their `{var}` texts compiled at load). */
+  readonly claims: (v: Readonly<Vars>) => Record<string, unknown>;
   readonly ttl: number;
 }
 

@@ -14,7 +14,6 @@ import type {
   SouthGatewaySpec,
   SouthHello,
 } from '../core/contract.js';
-import { compileText } from './codecs.js';
 import type { CompiledDialect, JwtSpec, NorthScheme, SouthScheme } from './dialect.js';
 import { EchoScopePool } from './echo-scope.js';
 import { FleetSession } from './fleet.js';
@@ -220,11 +219,14 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
   // Keys on topics (EVRYTHNG ?access_token=): a CONNECT without credentials waits for one.
   const topicKeys = takesTopicKeys(south);
 
-  const jwtRequest = (p: JwtSpec, v: Readonly<Vars>, id: string, fresh = false) => {
-    const claims: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(p.claims)) claims[k] = typeof x === 'string' ? compileText(x)(v) : x;
-    return { id, privateKey: v[p.key] ?? '', alg: p.alg, claims, ttlSec: p.ttl, fresh };
-  };
+  const jwtRequest = (p: JwtSpec, v: Readonly<Vars>, id: string, fresh = false) => ({
+    id,
+    privateKey: v[p.key] ?? '',
+    alg: p.alg,
+    claims: p.claims(v),
+    ttlSec: p.ttl,
+    fresh,
+  });
 
   const buildConnect = async (
     scheme: NorthScheme,
