@@ -3,6 +3,7 @@
  * `startProxy` is what the CLI, the tests and the benchmarks call.
  */
 import { resetStream } from './codec/channel.js';
+import { maskUrlPassword } from './config/print.js';
 import type { ProxyConfig } from './config/schema.js';
 import type { RouteHandler } from './core/contract.js';
 import { type EmbeddedBroker, startEmbeddedBroker } from './embedded/broker.js';
@@ -175,15 +176,34 @@ export async function startProxy(config: ProxyConfig, opts: ProxyOptions = {}): 
     }
     // North reachability for /readyz: a TCP/TLS/WS open, checked in the background.
     let northReachable = false;
+    // What the log last said (undefined: nothing yet): one line per change, not per probe.
+    let northLogged: boolean | undefined;
     const probe = async () => {
+      // The route's own north when it names one (as its sessions use), else the process's.
+      const t = transport(loaded?.northUrl());
+      let failure: string | undefined;
       try {
         // A reset leaves no TIME_WAIT on the proxy's side (see PacketChannel.reset).
-        // The route's own north when it names one (as its sessions use), else the process's.
-        resetStream(await transport(loaded?.northUrl()).open(2000));
+        resetStream(await t.open(2000));
         northReachable = true;
-      } catch {
+      } catch (err) {
         northReachable = false;
+        const e = err as NodeJS.ErrnoException;
+        failure = e.code ?? maskUrlPassword(e.message);
       }
+      if (northReachable === (northLogged ?? true)) {
+        northLogged = northReachable;
+        return;
+      }
+      northLogged = northReachable;
+      // Scheme, host and port only: the URL's user and password stay out of the log.
+      const north = `${t.url.protocol}://${t.url.host}:${t.url.port}`;
+      if (northReachable) log.info({ north }, 'north broker reachable again');
+      else
+        log.warn(
+          { north, err: failure },
+          'north broker unreachable: clients are refused until it answers (/readyz not ready)',
+        );
     };
     void probe();
     const prober = setInterval(probe, 10000);
