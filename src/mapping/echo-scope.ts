@@ -23,6 +23,12 @@ export class EchoScope {
   readonly set = new EchoSet();
   /** North filter → its levels (a `?project=` scope is not part of what it matches). */
   private readonly held = new Map<string, string[]>();
+  /**
+   * The held filters' levels by their literal head (the levels before the first wildcard,
+   * with their count): a topic is checked against the filters one of its prefixes names, not
+   * against all of them (a login serving 10,000 devices holds a filter or more per device).
+   */
+  private readonly byHead = new Map<string, string[][]>();
   /** Topic → covered: made at the first uplink checked (an idle device has none). */
   private covered: Map<string, boolean> | undefined;
   /** The broker may hold subscriptions the proxy has not seen (a persistent session it did not open). */
@@ -35,13 +41,28 @@ export class EchoScope {
   /** A north subscription to `filter` was sent. */
   hold(filter: string): void {
     if (this.held.has(filter)) return;
-    this.held.set(filter, splitTopic(filter).levels);
+    const levels = splitTopic(filter).levels;
+    this.held.set(filter, levels);
+    const head = headOf(levels);
+    const bucket = this.byHead.get(head);
+    if (bucket) bucket.push(levels);
+    else this.byHead.set(head, [levels]);
     this.covered = undefined;
   }
 
   /** The north session unsubscribed from `filter`. */
   release(filter: string): void {
-    if (this.held.delete(filter)) this.covered = undefined;
+    const levels = this.held.get(filter);
+    if (!levels) return;
+    this.held.delete(filter);
+    const head = headOf(levels);
+    const bucket = this.byHead.get(head);
+    const at = bucket?.indexOf(levels) ?? -1;
+    if (bucket && at >= 0) {
+      bucket.splice(at, 1);
+      if (bucket.length === 0) this.byHead.delete(head);
+    }
+    this.covered = undefined;
   }
 
   /**
@@ -52,6 +73,7 @@ export class EchoScope {
     if (present) return;
     this.unknown = false;
     this.held.clear();
+    this.byHead.clear();
     this.covered = undefined;
     this.set.clear();
     for (const f of current) this.hold(f);
@@ -65,16 +87,24 @@ export class EchoScope {
     if (hit !== undefined) return hit;
     const levels = topic.split('/');
     let yes = false;
-    for (const f of this.held.values()) {
-      if (filterMatches(f, levels)) {
-        yes = true;
-        break;
-      }
+    let prefix = '';
+    for (let k = 0; !yes && k <= levels.length; k++) {
+      if (k === 1) prefix = levels[0] as string;
+      else if (k > 1) prefix += `/${levels[k - 1]}`;
+      const bucket = this.byHead.get(`${k}|${prefix}`);
+      if (bucket) for (const f of bucket) if (filterMatches(f, levels)) yes = true;
     }
     if (!this.covered || this.covered.size >= CACHE_MAX) this.covered = new Map();
     this.covered.set(topic, yes);
     return yes;
   }
+}
+
+/** A filter's literal head: its levels before the first wildcard, with their count. */
+function headOf(levels: readonly string[]): string {
+  let k = 0;
+  while (k < levels.length && levels[k] !== '+' && levels[k] !== '#') k++;
+  return `${k}|${levels.slice(0, k).join('/')}`;
 }
 
 /** Echo scopes no session holds that a pool keeps, by count and by the bytes of their sets. */

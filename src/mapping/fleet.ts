@@ -39,6 +39,7 @@ export interface FleetParams {
 
 /** A device's filter held for the client's filters, with the north filters it made. */
 interface Held {
+  device: number;
   count: number;
   north: string[];
 }
@@ -47,12 +48,13 @@ interface Held {
 interface AppSub {
   levels: string[];
   group: string | undefined;
-  held: Array<[number, string]>;
+  /** The devices' filters (each names its device, so it is a key of `held` on its own). */
+  held: string[];
 }
 
 export class FleetSession implements SessionMapper {
   private readonly sessions: Array<DialectSession | undefined> = [];
-  private readonly held = new Map<number, Map<string, Held>>();
+  private readonly held = new Map<string, Held>();
   private readonly subs = new Map<string, AppSub>();
   /** Levels of the client's filters that name no group, and of those naming each group. */
   private plain: string[][] = [];
@@ -156,13 +158,13 @@ export class FleetSession implements SessionMapper {
       const filter = levels.join('/');
       const cover = expandFilter(this.p.layout, this.p.fleet, levels);
       const qos = Math.min(s.qos, south.quirks.maxDownlinkQos) as QoS;
-      const held: Array<[number, string]> = [];
+      const held: string[] = [];
       const from: number[] = [];
       const take = (i: number): void => {
         const f = cover?.internal(ids[i]?.[dv] as string) as string;
         const h = this.hold(i, f, qos);
         if (!h) return;
-        held.push([i, f]);
+        held.push(f);
         for (const n of h.north) {
           let x = index.get(n);
           if (x === undefined) {
@@ -213,7 +215,7 @@ export class FleetSession implements SessionMapper {
 
   onNorthConnack(sessionPresent: boolean): void {
     const current: string[] = [];
-    for (const m of this.held.values()) for (const h of m.values()) current.push(...h.north);
+    for (const h of this.held.values()) current.push(...h.north);
     this.echo.northSession(sessionPresent, current);
   }
 
@@ -236,8 +238,7 @@ export class FleetSession implements SessionMapper {
 
   /** Device i's filter `f` held once more; its session subscribes on the first hold. */
   private hold(i: number, f: string, qos: QoS): Held | undefined {
-    let m = this.held.get(i);
-    const h = m?.get(f);
+    const h = this.held.get(f);
     if (h) {
       h.count++;
       return h;
@@ -249,25 +250,21 @@ export class FleetSession implements SessionMapper {
     });
     const g = plan.granted[0];
     if (plan.disconnect || !g || ('code' in g && g.code === 0x80)) return undefined;
-    if (!m) {
-      m = new Map();
-      this.held.set(i, m);
-    }
-    const made = { count: 1, north: plan.north.map((n) => n.topic) };
-    m.set(f, made);
+    const made = { device: i, count: 1, north: plan.north.map((n) => n.topic) };
+    this.held.set(f, made);
     return made;
   }
 
   /** Lets go of a client filter's device filters; returns the north filters no longer needed. */
   private drop(sub: AppSub): string[] {
     const north: string[] = [];
-    for (const [i, f] of sub.held) {
-      const m = this.held.get(i);
-      const h = m?.get(f);
-      if (!m || !h || --h.count > 0) continue;
-      m.delete(f);
+    for (const f of sub.held) {
+      const h = this.held.get(f);
+      if (!h || --h.count > 0) continue;
+      this.held.delete(f);
       north.push(
-        ...this.device(i).unsubscribe({ cmd: 'unsubscribe', messageId: 1, unsubscriptions: [f] }).north,
+        ...this.device(h.device).unsubscribe({ cmd: 'unsubscribe', messageId: 1, unsubscriptions: [f] })
+          .north,
       );
     }
     return north;

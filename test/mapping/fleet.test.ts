@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { IConnectPacket, ISubscribePacket } from 'mqtt-packet';
 import type { SessionMapper, SubscribePlan } from '../../src/core/contract.js';
+import { EchoScope } from '../../src/mapping/echo-scope.js';
 import { createDialectRoute } from '../../src/mapping/engine.js';
 import { compileFleet, expandFilter, fleetErrors, fleetLayout } from '../../src/mapping/fleet-index.js';
 import { CredentialsIndex } from '../../src/mapping/identity.js';
@@ -71,6 +72,44 @@ describe('a south filter expanded into the devices it covers', () => {
     assert.ok(perLookupNs < 20_000, `${perLookupNs} ns per filter naming a device`);
     assert.deepEqual(expandFilter(layout, many, ['foxtrackr', 'd9999', '#'])?.devices, [9999]);
     assert.equal(expandFilter(layout, many, ['foxtrackr', '#'])?.devices, 'all');
+  });
+});
+
+describe('echo scope: which north topics the held filters cover, by their literal heads', () => {
+  const filters = ['/thngs/T1/properties/+', '/thngs/T2/properties/battery', '+/x', 'a/#', '/other/#', 'b'];
+  const cases: Array<[string, boolean]> = [
+    ['/thngs/T1/properties/battery', true],
+    ['/thngs/T1/properties', false],
+    ['/thngs/T2/properties/battery', true],
+    ['/thngs/T2/properties/temperature', false],
+    ['/thngs/T3/properties/battery', false],
+    ['/other/T3/properties/battery', true],
+    ['q/x', true], // '+/x'
+    ['a', true], // 'a/#' covers its parent
+    ['a/b/c', true],
+    ['b', true],
+    ['b/c', false],
+    ['c', false],
+  ];
+  for (const [topic, covered] of cases) {
+    it(`${topic} → ${covered}`, () => {
+      const scope = new EchoScope(false);
+      for (const f of filters) scope.hold(f);
+      assert.equal(scope.covers(topic), covered);
+    });
+  }
+
+  it('a filter released no longer covers; 10,000 held filters are not scanned per topic', () => {
+    const scope = new EchoScope(false);
+    for (let i = 0; i < 10_000; i++) scope.hold(`/thngs/T${i}/properties/+`);
+    scope.release('/thngs/T7/properties/+');
+    assert.equal(scope.covers('/thngs/T7/properties/battery'), false);
+    assert.equal(scope.covers('/thngs/T8/properties/battery'), true);
+    const t0 = process.hrtime.bigint();
+    // Distinct topics: the per-topic answer cache (256 topics) does not help.
+    for (let i = 0; i < 10_000; i++) scope.covers(`/thngs/T${i}/properties/k${i}`);
+    const perTopicNs = Number(process.hrtime.bigint() - t0) / 10_000;
+    assert.ok(perTopicNs < 50_000, `${perTopicNs} ns per topic`);
   });
 });
 
