@@ -5,8 +5,12 @@
  * for the record shape. Pure: no sockets.
  */
 import assert from 'node:assert/strict';
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { IConnectPacket, ISubscribePacket } from 'mqtt-packet';
+import { main as check } from '../../src/cli/check.js';
 import type { SessionMapper, SubscribePlan } from '../../src/core/contract.js';
 import { EchoScope } from '../../src/mapping/echo-scope.js';
 import { createDialectRoute } from '../../src/mapping/engine.js';
@@ -15,7 +19,7 @@ import { CredentialsIndex } from '../../src/mapping/identity.js';
 import { loadMappings } from '../../src/mapping/load.js';
 import { parseCredentials } from '../../src/routes/credentials.js';
 import { NOW_US, pub } from './session-kit.js';
-import { shippedMappings } from './shipped.js';
+import { MAPPINGS_DIR, shippedMappings } from './shipped.js';
 
 const m = loadMappings(shippedMappings());
 const spec = m.routes.get('foxtrackr-to-evrythng');
@@ -403,5 +407,33 @@ describe('check: the record shape', () => {
   it('CSV cannot hold devices: the header says so', () => {
     const p = parseCredentials('c.csv', 'south.username,devices\na,b\n', {});
     assert.match(p.errors.join('\n'), /needs YAML or JSON/);
+  });
+
+  it('mqtt-dialect-proxy check names the record, the device and the mistake, never a secret', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mdp-fleet-'));
+    try {
+      await cp(MAPPINGS_DIR, dir, { recursive: true });
+      await writeFile(
+        join(dir, 'credentials', 'foxtrackr-evrythng.yaml'),
+        [
+          '- south: { username: fleet-app, password: hunter2-secret }',
+          '  north: { apiKey: evt-secret-key }',
+          '  devices:',
+          '    - { deviceId: "777", thngId: UXYZ777 }',
+          '    - { deviceId: "778", thngId: UXYZ777 }',
+          '  groups: { my_group: ["777", "779"] }',
+          '',
+        ].join('\n'),
+      );
+      let out = '';
+      let err = '';
+      const code = await check([dir], { out: (t) => (out += t), err: (t) => (err += t) });
+      assert.equal(code, 1, out);
+      assert.match(err, /foxtrackr-evrythng\.yaml: record 1: device 2: thngId repeats device 1's/);
+      assert.match(err, /record 1: group 'my_group', member 2 is no deviceId of the record's devices/);
+      assert.ok(!err.includes('hunter2-secret') && !err.includes('evt-secret-key'));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
