@@ -160,10 +160,10 @@ export class FleetSession implements SessionMapper {
       const qos = Math.min(s.qos, south.quirks.maxDownlinkQos) as QoS;
       const held: string[] = [];
       const from: number[] = [];
-      const take = (i: number): void => {
+      const take = (i: number): boolean => {
         const f = cover?.internal(ids[i]?.[dv] as string) as string;
         const h = this.hold(i, f, qos);
-        if (!h) return;
+        if (!h) return false;
         held.push(f);
         for (const n of h.north) {
           let x = index.get(n);
@@ -174,9 +174,14 @@ export class FleetSession implements SessionMapper {
           }
           from.push(x);
         }
+        return true;
       };
-      if (cover?.devices === 'all') for (let i = 0; i < ids.length; i++) take(i);
-      else for (const i of cover?.devices ?? []) take(i);
+      // The devices of a record share their rules: a device filter the first device may not
+      // take (foxtrackr/+/V9.9/bat) no other may, and 10,000 sessions are not made to hear it.
+      const list = cover?.devices ?? [];
+      const n = list === 'all' ? ids.length : list.length;
+      for (let k = 0; k < n; k++)
+        if (!take(list === 'all' ? k : (list[k] as number)) && held.length === 0) break;
       if (held.length === 0) {
         // Covers no device of the login (or none may take it): refused as any filter not allowed.
         if (south.subs.otherwise === 'disconnect')

@@ -190,6 +190,8 @@ describe('one login, many devices (FleetSession)', () => {
       ['from'],
     ],
     [['foxtrackr/999/V3.0/bat', 'foxtrackr/nogroup/#', 'elsewhere/#'], [], [0x80, 0x80, 0x80]],
+    // Devices covered, but a device filter no device may take.
+    [['foxtrackr/+/V9.9/bat', 'foxtrackr/my_group/V3.0/bat/more'], [], [0x80, 0x80]],
   ];
   for (const [filters, north, grants] of subs) {
     it(`SUBSCRIBE ${filters.join(' ')} → ${north.length} north filters`, async () => {
