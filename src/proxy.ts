@@ -5,6 +5,7 @@
 import { resetStream } from './codec/channel.js';
 import { maskUrlPassword } from './config/print.js';
 import type { ProxyConfig } from './config/schema.js';
+import { startError } from './config/start-error.js';
 import type { RouteHandler } from './core/contract.js';
 import { type EmbeddedBroker, startEmbeddedBroker } from './embedded/broker.js';
 import { type Listeners, type OnStream, startListeners, type UpgradeHook } from './listeners/listeners.js';
@@ -171,6 +172,10 @@ export async function startProxy(config: ProxyConfig, opts: ProxyOptions = {}): 
           const checks = { listeners: listening, mappings: true, north: northReachable };
           return { ready: checks.listeners && checks.mappings && checks.north, checks };
         },
+      }).catch((err: unknown) => {
+        const { host, port } = config.metrics;
+        const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+        throw startError('metrics.port', `cannot listen on ${address}`, err);
       });
       cleanups.push(() => metricsServer?.close());
     }

@@ -52,7 +52,7 @@ async function run(argv: string[]): Promise<number> {
     }
     const name = a.startsWith('--') ? a.slice(2).split('=')[0]! : '';
     if (!name || !known.has(name)) {
-      process.stderr.write(`mqtt-dialect-proxy: unknown option "${a}"\n${USAGE}`);
+      process.stderr.write(`mqtt-dialect-proxy: ${unknownArgument(a, name)}\n${USAGE}`);
       return 2;
     }
     args.push(a);
@@ -98,9 +98,9 @@ async function run(argv: string[]): Promise<number> {
       return 2;
     }
     const e = err as NodeJS.ErrnoException;
-    process.stderr.write(
-      `mqtt-dialect-proxy: cannot start: ${e.code ? `${e.code} ` : ''}${maskUrlPassword(e.message)}\n`,
-    );
+    // Errors that name their option carry their code in the message already.
+    const code = e.code && !e.message.includes(e.code) ? `${e.code} ` : '';
+    process.stderr.write(`mqtt-dialect-proxy: cannot start: ${code}${maskUrlPassword(e.message)}\n`);
     return 1;
   }
   if (process.stdout.isTTY) process.stdout.write(listeningBanner(config, proxy.ports));
@@ -125,6 +125,17 @@ async function run(argv: string[]): Promise<number> {
       void proxy.reload();
     });
   });
+}
+
+/**
+ * What an argument that is no option is called in the error: its name only, never its value
+ * (`--north-ur=mqtt://user:password@host` misspelt, or a PEM key given after a flag that does
+ * not take it); a word is shown whole (a misspelt command).
+ */
+function unknownArgument(arg: string, name: string): string {
+  if (name && /^[\w.-]{1,64}$/.test(name)) return `unknown option "--${name}"`;
+  if (/^[\w.-]{1,64}$/.test(arg)) return `unknown command or option "${arg}"`;
+  return 'unexpected argument (not shown: it may be a secret); options are --name or --name=value';
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import type { ProxyConfig } from '../config/schema.js';
-import { pem } from '../upstream/transport.js';
+import { checkCa, checkCertificateKey, readPem, startError } from '../config/start-error.js';
 
 export interface StreamInfo {
   listener: 'tcp' | 'tls' | 'ws' | 'wss' | 'native-ws' | 'native-wss';
@@ -102,7 +102,7 @@ export async function startListeners(
         onStream(s, new TcpInfo(s));
       });
       track(server);
-      ports.tcp = await listen(server, cfg.host, cfg.tcpPort);
+      ports.tcp = await listen(server, cfg.host, cfg.tcpPort, 'listen.tcpPort');
       servers.push(server);
     }
     if (tlsOpts && cfg.tlsPort >= 0) {
@@ -119,21 +119,21 @@ export async function startListeners(
         /* handshake failures only affect that connection */
       });
       track(server);
-      ports.tls = await listen(server, cfg.host, cfg.tlsPort);
+      ports.tls = await listen(server, cfg.host, cfg.tlsPort, 'listen.tlsPort');
       servers.push(server);
     }
     if (cfg.wsPort >= 0) {
       const server = http.createServer(notFound);
       attachWs(server, cfg.wsPath, 'ws', onStream, maxPacketBytes, upgradeHook);
       track(server);
-      ports.ws = await listen(server, cfg.host, cfg.wsPort);
+      ports.ws = await listen(server, cfg.host, cfg.wsPort, 'listen.wsPort');
       servers.push(server);
     }
     if (tlsOpts && cfg.wssPort >= 0) {
       const server = https.createServer(tlsOpts, notFound);
       attachWs(server, cfg.wsPath, 'wss', onStream, maxPacketBytes, upgradeHook);
       track(server);
-      ports.wss = await listen(server, cfg.host, cfg.wssPort);
+      ports.wss = await listen(server, cfg.host, cfg.wssPort, 'listen.wssPort');
       servers.push(server);
     }
   } catch (err) {
@@ -150,10 +150,18 @@ export async function startListeners(
 }
 
 function serverTls(cfg: ProxyConfig['listen']): tls.TlsOptions {
-  const ca = pem(cfg.tlsCa);
+  const ca = readPem('listen.tlsCa', cfg.tlsCa);
+  const cert = readPem('listen.tlsCert', cfg.tlsCert) as string;
+  const key = readPem('listen.tlsKey', cfg.tlsKey) as string;
+  // Checked here, so that an error names the option rather than an OpenSSL routine.
+  checkCertificateKey(
+    { option: 'listen.tlsCert', value: cfg.tlsCert, pem: cert },
+    { option: 'listen.tlsKey', value: cfg.tlsKey, pem: key },
+  );
+  if (ca) checkCa('listen.tlsCa', cfg.tlsCa, ca);
   return {
-    cert: pem(cfg.tlsCert),
-    key: pem(cfg.tlsKey),
+    cert,
+    key,
     ca,
     // Certificates are optional: a client without one authenticates by other means.
     requestCert: Boolean(ca),
@@ -213,11 +221,13 @@ function notFound(_req: http.IncomingMessage, res: http.ServerResponse): void {
   res.end('MQTT over WebSocket: upgrade required\n');
 }
 
-function listen(server: net.Server, host: string, port: number): Promise<number> {
+function listen(server: net.Server, host: string, port: number, option: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+    const fail = (err: Error): void => reject(startError(option, `cannot listen on ${address}`, err));
+    server.once('error', fail);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', fail);
       resolve((server.address() as net.AddressInfo).port);
     });
   });

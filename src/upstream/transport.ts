@@ -2,11 +2,11 @@
  * Opens a byte stream to a north broker URL: mqtt:// (TCP), mqtts:// (TLS), ws:// and wss://
  * (WebSocket, subprotocol "mqtt"). The rest of the proxy only ever sees a Duplex.
  */
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { createWebSocketStream, WebSocket } from 'ws';
+import { checkCa, checkCertificateKey, readPem } from '../config/start-error.js';
 
 export interface NorthTls {
   ca?: string;
@@ -37,12 +37,6 @@ export function parseNorthUrl(url: string): ParsedNorthUrl {
   return { protocol, host, port, href: url };
 }
 
-/** Reads PEM material given either inline or as a file path. */
-export function pem(value: string | undefined): string | undefined {
-  if (!value) return undefined;
-  return value.includes('-----BEGIN') ? value : readFileSync(value, 'utf8');
-}
-
 export interface CompiledTransport {
   open(timeoutMs: number): Promise<Duplex>;
   /**
@@ -63,10 +57,21 @@ export function connectFailed(err: Error | undefined): boolean {
 /** Built once from configuration: certificates are read at load, not per connection. */
 export function compileTransport(url: string, t: NorthTls = {}): CompiledTransport {
   const parsed = parseNorthUrl(url);
+  const cert = readPem('north.cert', t.cert);
+  const key = readPem('north.key', t.key);
+  // Checked at start, so that an error names the option (not at each north connection).
+  if (cert && key) {
+    checkCertificateKey(
+      { option: 'north.cert', value: t.cert as string, pem: cert },
+      { option: 'north.key', value: t.key as string, pem: key },
+    );
+  }
+  const ca = readPem('north.ca', t.ca);
+  if (ca) checkCa('north.ca', t.ca as string, ca);
   const tlsOpts: tls.ConnectionOptions = {
-    ca: pem(t.ca),
-    cert: pem(t.cert),
-    key: pem(t.key),
+    ca,
+    cert,
+    key,
     servername: t.servername || (net.isIP(parsed.host) ? undefined : parsed.host),
     rejectUnauthorized: t.rejectUnauthorized ?? true,
   };

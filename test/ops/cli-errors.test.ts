@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { generateCerts } from '../helpers/certs.js';
 import { trackDir } from '../helpers/reaper.js';
 import { exitWithin, startCli } from './cli-process.js';
 
@@ -64,12 +65,12 @@ test('an unreachable Redis store is logged once, without the password', async ()
   }
 });
 
-function cli(args: string[]): { status: number | null; out: string } {
+function cli(args: string[], env: Record<string, string> = {}): { status: number | null; out: string } {
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
     cwd: root,
     encoding: 'utf8',
     timeout: 20_000,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' },
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env },
   });
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
@@ -120,4 +121,98 @@ test('the deprecated limits.maxBufferedBytes still starts the proxy, with a warn
   } finally {
     await proxy.kill();
   }
+});
+
+/** `s` as a regular expression matching it literally. */
+const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+test('a port in use exits 1 naming the option and the address', async () => {
+  const taken = createServer();
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+  const { port } = taken.address() as AddressInfo;
+  try {
+    const tcp = cli([...base.filter((a) => !a.startsWith('--tcp-port')), `--tcp-port=${port}`]);
+    assert.equal(tcp.status, 1, tcp.out);
+    assert.match(
+      tcp.out,
+      new RegExp(
+        `listen\\.tcpPort: cannot listen on 127\\.0\\.0\\.1:${port}: already in use \\(EADDRINUSE\\)`,
+      ),
+    );
+    const metrics = cli([
+      ...base.filter((a) => !a.startsWith('--metrics-port')),
+      '--metrics-host=127.0.0.1',
+      `--metrics-port=${port}`,
+    ]);
+    assert.equal(metrics.status, 1, metrics.out);
+    assert.match(
+      metrics.out,
+      new RegExp(`metrics\\.port: cannot listen on 127\\.0\\.0\\.1:${port}: already in use`),
+    );
+  } finally {
+    await new Promise<void>((r) => taken.close(() => r()));
+  }
+});
+
+test("TLS files: unreadable, not PEM, or a key that is not the certificate's exit 1 naming the option, never the key", () => {
+  const pki = generateCerts({ clients: ['other'] });
+  try {
+    const cases: Array<[string[], RegExp]> = [
+      [
+        [`--tls-cert=${pki.server.certPath}`, `--tls-key=${pki.clients['other']!.keyPath}`],
+        new RegExp(
+          `listen\\.tlsKey: ${esc(pki.clients['other']!.keyPath)} is not the key of listen\\.tlsCert`,
+        ),
+      ],
+      [
+        [`--tls-cert=${pki.server.certPath}`, `--tls-key=${join(tmp, 'none.key')}`],
+        /listen\.tlsKey: cannot read .*none\.key: no such file \(ENOENT\)/,
+      ],
+      [
+        [`--tls-cert=${pki.server.keyPath}`, `--tls-key=${pki.server.keyPath}`],
+        /listen\.tlsCert: .* is not a PEM certificate/,
+      ],
+      [
+        [
+          `--north-url=mqtts://127.0.0.1:1`,
+          `--north-cert=${pki.server.certPath}`,
+          `--north-key=${pki.clients['other']!.keyPath}`,
+        ],
+        new RegExp(`north\\.key: ${esc(pki.clients['other']!.keyPath)} is not the key of north\\.cert`),
+      ],
+      [
+        [`--north-url=mqtts://127.0.0.1:1`, `--north-ca=${tmp}`],
+        /north\.ca: cannot read .*: a folder, not a file \(EISDIR\)/,
+      ],
+    ];
+    for (const [args, want] of cases) {
+      const r = cli([...base, ...args]);
+      assert.equal(r.status, 1, r.out);
+      assert.match(r.out, want);
+      assert.ok(!r.out.includes('PRIVATE KEY'), r.out);
+    }
+    // An inline key (from the environment) is never quoted back.
+    const inline = cli([...base, `--tls-cert=${pki.server.certPath}`], {
+      MQTT_PROXY_TLS_KEY: pki.clients['other']!.key,
+    });
+    assert.equal(inline.status, 1, inline.out);
+    assert.match(inline.out, /listen\.tlsKey: the inline value is not the key of listen\.tlsCert/);
+    assert.ok(!inline.out.includes('PRIVATE KEY'), inline.out);
+  } finally {
+    pki.cleanup();
+  }
+});
+
+test('an unknown option is named without its value; a stray value is not shown', () => {
+  const url = cli([...base, `--north-ur=mqtt://u:${PASSWORD}@host`]);
+  assert.equal(url.status, 2, url.out);
+  assert.match(url.out, /unknown option "--north-ur"/);
+  assert.ok(!url.out.includes(PASSWORD), url.out);
+  // A PEM key after a flag that takes no value in that form: never echoed.
+  const pem = `-----BEGIN PRIVATE KEY-----\n${PASSWORD}\n-----END PRIVATE KEY-----`;
+  const stray = cli([...base, '--tls-key', pem]);
+  assert.equal(stray.status, 2, stray.out);
+  assert.ok(!stray.out.includes(PASSWORD), stray.out);
+  assert.match(stray.out, /unexpected argument/);
+  assert.match(cli(['bogus']).out, /unknown command or option "bogus"/);
 });
