@@ -145,7 +145,28 @@ export function resolveConfig(opts: ResolveOptions = {}): ProxyConfig {
       .map((l) => (/^[\w.]*url:/i.test(l) ? l.replace(/: value was .*$/s, '') : l));
     throw new ConfigError(`invalid configuration:\n${maskUrlPassword(lines.join('\n'))}`);
   }
-  return c.getProperties();
+  const config = c.getProperties();
+  const missing = missingTlsPart(config);
+  if (missing) throw new ConfigError(`invalid configuration:\n${missing}`);
+  return config;
+}
+
+/**
+ * A certificate without its key (or a key without its certificate) would start with no TLS at
+ * all for the listeners, or a north connection without its client certificate: say so instead.
+ */
+function missingTlsPart(config: ProxyConfig): string | undefined {
+  const { tlsCert, tlsKey, tlsCa } = config.listen;
+  if (tlsCert && !tlsKey)
+    return 'listen.tlsKey: must be set with listen.tlsCert (the TLS and WSS listeners need both)';
+  if (tlsKey && !tlsCert)
+    return 'listen.tlsCert: must be set with listen.tlsKey (the TLS and WSS listeners need both)';
+  if (tlsCa && !tlsCert)
+    return 'listen.tlsCa: client certificates are verified on the TLS and WSS listeners: set listen.tlsCert and listen.tlsKey too';
+  const { cert, key } = config.north;
+  if (cert && !key) return 'north.key: must be set with north.cert (the client certificate needs its key)';
+  if (key && !cert) return 'north.cert: must be set with north.key (the client certificate needs its key)';
+  return undefined;
 }
 
 /** Line and column (1-based) of a yaml parse error: its linePos, else computed from its offset. */

@@ -51,14 +51,27 @@ test('precedence: defaults < --config file < environment < flags', async () => {
 
 test('secrets are masked in the printed configuration, in YAML and JSON', async () => {
   const file = join(dir, 'secrets.json');
-  writeFileSync(file, JSON.stringify({ listen: { tlsKey: '/run/secrets/tls-key-s3cr3t.pem' } }));
+  // Each key with its certificate: one without the other is refused (see the next test).
+  writeFileSync(
+    file,
+    JSON.stringify({ listen: { tlsCert: '/run/tls.crt', tlsKey: '/run/secrets/tls-key-s3cr3t.pem' } }),
+  );
   const env = {
     MQTT_PROXY_REDIS_URL: 'redis://:redisPassw0rd@127.0.0.1:6379/0',
     MQTT_PROXY_NORTH_URL: 'mqtts://device-1:northPassw0rd@broker.example:8883',
   };
   for (const format of ['yaml', 'json']) {
     const r = await run(
-      ['--print', `--format=${format}`, '--config', file, '--north-key', 'k3y-file-s3cr3t'],
+      [
+        '--print',
+        `--format=${format}`,
+        '--config',
+        file,
+        '--north-cert',
+        '/run/north.crt',
+        '--north-key',
+        'k3y-file-s3cr3t',
+      ],
       env,
     );
     assert.equal(r.code, 0, r.err);
@@ -70,7 +83,24 @@ test('secrets are masked in the printed configuration, in YAML and JSON', async 
     assert.equal(printed.listen.tlsKey, MASK);
     assert.equal(printed.store.redisUrl, MASK);
     assert.equal(printed.north.url, `mqtts://device-1:${MASK}@broker.example:8883`);
-    assert.equal(printed.north.cert, '', 'an unset non-secret stays visible');
+    assert.equal(printed.north.cert, '/run/north.crt', 'a non-secret is shown');
+    assert.equal(printed.listen.tlsCa, '', 'an unset non-secret stays visible');
+  }
+});
+
+test('a certificate without its key, a key without its certificate, a CA without both: exit 2 naming the option', async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['--tls-cert', '/run/tls.crt'], /listen\.tlsKey: must be set with listen\.tlsCert/],
+    [['--tls-key', '/run/secrets/tls-k3y.pem'], /listen\.tlsCert: must be set with listen\.tlsKey/],
+    [['--tls-ca', '/run/ca.crt'], /listen\.tlsCa: .*set listen\.tlsCert and listen\.tlsKey/],
+    [['--north-cert', '/run/north.crt'], /north\.key: must be set with north\.cert/],
+    [['--north-key', '/run/secrets/north-k3y.pem'], /north\.cert: must be set with north\.key/],
+  ];
+  for (const [args, want] of cases) {
+    const r = await run(['--print', ...args], {});
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.out}`);
+    assert.match(r.err, want);
+    assert.ok(!r.err.includes('k3y'), r.err);
   }
 });
 
