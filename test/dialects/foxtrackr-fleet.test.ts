@@ -218,8 +218,30 @@ describe('foxtrackr applications, account-wide, on EVRYTHNG (one login, many dev
     );
   });
 
-  it('the password and the API key appear in no log line and no metric', async () => {
-    const text = logs.text() + (await scrape(proxy));
+  it('messages are counted per route and rule as for single-device sessions; the password and the API key appear in no log line and no metric', async () => {
+    const metrics = await scrape(proxy);
+    const counted = (direction: string, outcome: string) =>
+      metrics
+        .split('\n')
+        .filter(
+          (l) =>
+            l.startsWith('mqtt_proxy_messages_total{') &&
+            l.includes('route="foxtrackr-to-evrythng"') &&
+            l.includes(`direction="${direction}"`) &&
+            l.includes(`outcome="${outcome}"`),
+        )
+        .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+    assert.equal(counted('downlink', 'translated'), 9, metrics);
+    assert.equal(counted('uplink', 'translated'), 1);
+    assert.ok(
+      !/deviceId|UXYZ77|"777"/.test(
+        metrics
+          .split('\n')
+          .filter((l) => !l.startsWith('#'))
+          .join('\n'),
+      ),
+    );
+    const text = logs.text() + metrics;
     assert.ok(text.length > 0);
     assert.ok(!text.includes(FOX_PW), 'no password');
     assert.ok(!text.includes(API_KEY), 'no API key');
