@@ -48,7 +48,10 @@ export interface ProxyHandle {
   connectionCount(): number;
   /** Reload mappings and credentials; false (old version kept, errors logged) when invalid. */
   reload(): Promise<boolean>;
-  /** Stop accepting, tell clients, wait up to graceMs for in-flight QoS 1/2, close everything. */
+  /**
+   * Stop accepting, tell clients, wait up to graceMs for in-flight QoS 1/2, close everything.
+   * Called again while that wait goes on, with graceMs 0: the wait ends now (a second signal).
+   */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -220,6 +223,10 @@ export async function startProxy(config: ProxyConfig, opts: ProxyOptions = {}): 
       'proxy listening',
     );
     let closing: Promise<void> | undefined;
+    let cutDrain = (): void => {};
+    const cut = new Promise<void>((resolve) => {
+      cutDrain = resolve;
+    });
     return {
       ports: { ...listeners.ports, metrics: metricsServer?.port, embedded: embedded?.port },
       metrics,
@@ -233,11 +240,12 @@ export async function startProxy(config: ProxyConfig, opts: ProxyOptions = {}): 
         return res.ok;
       },
       close(graceMs = config.shutdown.graceMs) {
+        if (closing && graceMs === 0) cutDrain();
         if (!closing) {
           closing = (async () => {
             listening = false;
             const stopAccepting = listeners.close();
-            await Promise.all([...sessions].map((s) => s.drain(graceMs)));
+            await Promise.all([...sessions].map((s) => s.drain(graceMs, cut)));
             // What no session owns (a WebSocket upgrade or TLS handshake never finished) or a
             // session left open would keep the listeners' close waiting for the peer: end it.
             listeners.terminate();

@@ -105,7 +105,16 @@ async function run(argv: string[]): Promise<number> {
   }
   if (process.stdout.isTTY) process.stdout.write(listeningBanner(config, proxy.ports));
   return new Promise<number>((resolve) => {
+    let stopping = false;
     const stop = (signal: string) => {
+      if (stopping) {
+        // A second signal (Ctrl-C twice, a supervisor's repeat): stop waiting, close now. The
+        // default action would kill the process mid-drain, with no word to clients or the log.
+        log.warn({ signal }, 'second signal: closing now, in-flight messages not awaited');
+        void proxy.close(0);
+        return;
+      }
+      stopping = true;
       log.info({ signal }, 'shutting down');
       proxy
         .close(config.shutdown.graceMs)
@@ -118,8 +127,8 @@ async function run(argv: string[]): Promise<number> {
           },
         );
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => {
       log.info('SIGHUP: reloading mappings and credentials');
       void proxy.reload();

@@ -39,8 +39,11 @@ export function southDisconnect(s: SessionState, p: IDisconnectPacket): void {
   s.close('client_disconnect');
 }
 
-/** Stop reading, wait for the in-flight messages (up to `graceMs`), tell the client, close. */
-export function drainSession(s: SessionState, graceMs: number): Promise<void> {
+/**
+ * Stop reading, wait for the in-flight messages (up to `graceMs`, or until `cut` resolves),
+ * tell the client, close.
+ */
+export function drainSession(s: SessionState, graceMs: number, cut?: Promise<void>): Promise<void> {
   if (s.state === 'closed') return Promise.resolve();
   s.south.pause();
   return new Promise((resolve) => {
@@ -55,6 +58,8 @@ export function drainSession(s: SessionState, graceMs: number): Promise<void> {
       resolve();
     };
     s.draining = () => finish('shutdown');
+    // finish() again after the close is a no-op: the state is closed, close() is idempotent.
+    void cut?.then(() => finish('shutdown_grace_expired'));
     checkDrained(s);
   });
 }

@@ -32,7 +32,10 @@ export interface SessionContext {
 
 export interface SessionLike {
   tick(now: number): void;
-  /** Stop reading, finish in-flight messages, tell the client, close. Resolves when closed. */
-  drain(graceMs: number): Promise<void>;
+  /**
+   * Stop reading, finish in-flight messages, tell the client, close. Resolves when closed.
+   * When `cut` resolves first, the wait ends there as if the grace had expired.
+   */
+  drain(graceMs: number, cut?: Promise<void>): Promise<void>;
   close(reason: string): void;
 }

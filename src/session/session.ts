@@ -316,8 +316,8 @@ export class Session implements SessionLike, SessionState, ChannelEvents {
     if (this.north && !this.north.tick(now)) this.close('north_keepalive_timeout');
   }
 
-  drain(graceMs: number): Promise<void> {
-    return drainSession(this, graceMs);
+  drain(graceMs: number, cut?: Promise<void>): Promise<void> {
+    return drainSession(this, graceMs, cut);
   }
 
   close(reason: string, err?: Error): void {

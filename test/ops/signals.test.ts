@@ -206,3 +206,51 @@ test('SIGHUP reloads the configuration: mqtt_proxy_config_reloads_total incremen
     await north.stop();
   }
 });
+
+test('a second SIGTERM during the drain closes at once: DISCONNECT 0x8B, a log line, exit 0', async () => {
+  const broker = await startMosquitto();
+  const relay = await startHoldingRelay(broker.port);
+  let proxy: CliProxy | undefined;
+  const clients: MqttClient[] = [];
+  try {
+    const watcher = await connectClient(broker.url, { clientId: 'sig2-watcher' });
+    clients.push(watcher);
+    await subscribe(watcher, 'slow/#', { qos: 1 });
+    proxy = await startCli({ cwd: root, args: proxyArgs(relay.url, { 'shutdown-grace-ms': '60000' }) });
+    const v5 = await connectClient(`mqtt://127.0.0.1:${proxy.ports.tcp}`, {
+      protocolVersion: 5,
+      clientId: 'sig2-v5',
+    });
+    clients.push(v5);
+    let disconnect: IDisconnectPacket | undefined;
+    v5.on('disconnect', (p) => {
+      disconnect = p;
+    });
+    const v5closed = waitClosed(v5, 30_000);
+
+    // A QoS 1 message held in flight: the drain would wait the whole minute for it.
+    relay.hold();
+    const reachedNorth = nextMessage(watcher, 'slow/#', 10_000);
+    void publish(v5, 'slow/2', 'in-flight', { qos: 1 }, 60_000).catch(() => {});
+    await reachedNorth;
+
+    proxy.child.kill('SIGTERM');
+    await waitRefused(proxy.ports.tcp as number, 10_000);
+    assert.equal(proxy.child.exitCode, null, 'the first SIGTERM waits for the in-flight message');
+    proxy.child.kill('SIGTERM');
+    // Not killed by the signal's default action (exit 143, clients told nothing): closed now.
+    assert.equal(await exitWithin(proxy, 10_000), 0);
+    await v5closed;
+    assert.equal(disconnect?.reasonCode, 0x8b, 'MQTT 5 client told: server shutting down');
+    assert.ok(
+      proxy.records.some((r) => /second signal: closing now/.test(String(r['msg'])) && r['level'] === 40),
+      proxy.stdout(),
+    );
+  } finally {
+    relay.release();
+    await closeAll(clients);
+    await proxy?.kill();
+    await relay.close();
+    await broker.stop();
+  }
+});
