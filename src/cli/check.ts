@@ -63,7 +63,12 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
       );
       continue;
     }
-    const placeholder = new Proxy({}, { get: (_t, name) => (typeof name === 'string' ? 'x' : undefined) });
+    // Without --env every variable reads as a value of its own (x-NAME): two devices whose ids
+    // come from different variables are not taken for one.
+    const placeholder = new Proxy(
+      {},
+      { get: (_t, name) => (typeof name === 'string' ? `x-${name}` : undefined) },
+    );
     const parsed = parseCredentials(path, text, env ? process.env : (placeholder as NodeJS.ProcessEnv));
     errors.push(...parsed.errors, ...fleetErrors(r.plan, parsed.records, path));
   }
