@@ -174,9 +174,32 @@ describe('foxtrackr applications, account-wide, on EVRYTHNG (one login, many dev
     await closeClient(a);
   });
 
+  it("its own publish does not come back to an application subscribed to foxtrackr/# (echo), the platform's does", async () => {
+    const a = await app('id-fleet-05');
+    await subscribe(a, 'foxtrackr/#', { qos: 1 });
+    const back = gather(a, '#', 1000);
+    const up = nextMessage(platform, '/thngs/UXYZ777/properties/battery', 5000);
+    await publish(a, 'foxtrackr/777/V3.0/bat', envelope('777', 'battery', { level: 44 }, 1700000000035), {
+      qos: 1,
+    });
+    await up;
+    assert.deepEqual(await back, []);
+    const down = nextMessage(a, 'foxtrackr/777/V3.0/bat', 5000);
+    await publish(platform, '/thngs/UXYZ777/properties/battery', update({ level: 44 }, 1700000000036), {
+      qos: 1,
+    });
+    assert.equal(JSON.parse((await down).payload.toString()).timeMs, 1700000000036);
+    const echoes = (await scrape(proxy))
+      .split('\n')
+      .filter((l) => l.startsWith('mqtt_proxy_messages_total{') && l.includes('reason="echo"'));
+    assert.equal(echoes.length, 1, echoes.join('\n'));
+    await closeClient(a);
+  });
+
   it('mosquitto_sub as the documentation runs it gets both devices, and nothing is lost while it is offline', async () => {
     const args = ['-i', 'id-given-01', '-c', '-u', LOGIN.username, '-P', LOGIN.password];
-    const others = proxy.connectionCount();
+    // The earlier tests' applications have gone (each closes its own).
+    await until(() => proxy.connectionCount() === 0, 5000, 'the earlier applications gone');
     const first = mosquittoSub({ url: proxy.url, topics: ['foxtrackr/#'], count: 2, qos: 2, extra: args });
     await first.ready;
     await publish(platform, '/thngs/UXYZ777/properties/battery', update({ level: 10 }, 1700000000040), {
@@ -197,7 +220,7 @@ describe('foxtrackr applications, account-wide, on EVRYTHNG (one login, many dev
       ],
     );
     // Offline (clean session 0 kept north): two updates, then the same client id comes back.
-    await until(() => proxy.connectionCount() === others, 5000, 'mosquitto_sub gone');
+    await until(() => proxy.connectionCount() === 0, 5000, 'mosquitto_sub gone');
     await publish(platform, '/thngs/UXYZ778/properties/temperature', update({ c: 9 }, 1700000000042), {
       qos: 1,
     });
@@ -231,8 +254,8 @@ describe('foxtrackr applications, account-wide, on EVRYTHNG (one login, many dev
             l.includes(`outcome="${outcome}"`),
         )
         .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
-    assert.equal(counted('downlink', 'translated'), 9, metrics);
-    assert.equal(counted('uplink', 'translated'), 1);
+    assert.equal(counted('downlink', 'translated'), 10, metrics);
+    assert.equal(counted('uplink', 'translated'), 2);
     assert.ok(
       !/deviceId|UXYZ77|"777"/.test(
         metrics
