@@ -208,7 +208,8 @@ export class FleetSession implements SessionMapper {
       const sub = this.subs.get(filter);
       if (!sub) continue;
       this.subs.delete(filter);
-      north.push(...this.drop(sub));
+      // One north filter per device or more: appended one by one (a spread of 100,000 overflows).
+      for (const f of this.drop(sub)) north.push(f);
     }
     this.filtersChanged();
     return { north };
