@@ -53,7 +53,7 @@ export class RedisStore implements CredentialStore {
     this.client.on('error', (err: Error & { code?: string }) => {
       if (down) return;
       down = true;
-      opts.onError?.(new Error(`redis store ${target}: ${err.code ?? 'connection error'}`));
+      opts.onError?.(new Error(`redis store ${target}: ${describe(err, 'connection error')}`));
     });
     this.client.on('ready', () => {
       if (!down) return;
@@ -115,11 +115,30 @@ export class RedisStore implements CredentialStore {
     try {
       return await fn();
     } catch (err) {
-      const code = (err as { code?: string }).code;
-      const what = code ?? ((err as Error).message.includes('timed out') ? 'timeout' : 'unavailable');
-      throw new Error(`redis store ${op} failed: ${what}`);
+      const what = (err as Error).message.includes('timed out') ? 'timeout' : 'unavailable';
+      throw new Error(`redis store ${op} failed: ${describe(err as Error, what)}`);
     }
   }
+}
+
+/** What the server answers when it refuses the URL's credentials, in the operator's terms. */
+const REFUSALS: Record<string, string> = {
+  WRONGPASS: 'WRONGPASS, the user or password of store.redisUrl is refused',
+  NOAUTH: 'NOAUTH, the server needs a password: redis://:PASSWORD@host:port/db in store.redisUrl',
+};
+
+/**
+ * A failure in a few words: the socket's error code, or the server's error word for a refusal
+ * (its reply, e.g. "WRONGPASS invalid username-password pair", names no value), else `fallback`.
+ * Never the URL.
+ */
+function describe(err: Error & { code?: string }, fallback: string): string {
+  if (err.code) return err.code;
+  if (err.name === 'ReplyError') {
+    const word = /^[A-Z]+/.exec(err.message)?.[0] ?? 'ERR';
+    return REFUSALS[word] ?? `${word} from the server`;
+  }
+  return fallback;
 }
 
 function encode(record: StoreRecord): string {

@@ -110,3 +110,45 @@ describe('RedisStore without a server', () => {
     assert.throws(() => new RedisStore({ url: 'not a url' }), /not a valid URL/);
   });
 });
+
+describe('RedisStore on a server that wants a password', () => {
+  let redis: RedisServer;
+  before(async () => {
+    redis = await startRedis();
+    const admin = new RedisStore({ url: redis.url });
+    // Through the store's own client: CONFIG SET is a plain command.
+    await (admin as unknown as { client: { config(...a: string[]): Promise<unknown> } }).client.config(
+      'SET',
+      'requirepass',
+      'r1ght-pw',
+    );
+    await admin.close();
+  });
+  after(async () => {
+    await redis?.stop();
+  });
+
+  const attempt = async (url: string) => {
+    const errors: Error[] = [];
+    const store = new RedisStore({ url, commandTimeoutMs: 1000, onError: (e) => errors.push(e) });
+    let failure: Error | undefined;
+    await store.get('ns', 'k').catch((e: Error) => {
+      failure = e;
+    });
+    await store.close();
+    return { errors, failure };
+  };
+
+  it('a wrong password is said to be refused (WRONGPASS), not "connection error", never shown', async () => {
+    const { errors, failure } = await attempt(`redis://:wr0ng-pw@127.0.0.1:${redis.port}/0`);
+    assert.equal(errors.length, 1, errors.map((e) => e.message).join('\n'));
+    assert.match(errors[0]!.message, /: WRONGPASS, the user or password of store\.redisUrl is refused$/);
+    assert.match(failure?.message ?? '', /^redis store get failed: WRONGPASS/);
+    for (const m of [errors[0]!.message, failure?.message ?? '']) assert.doesNotMatch(m, /wr0ng|r1ght/);
+  });
+
+  it('no password at all is said to be needed (NOAUTH)', async () => {
+    const { errors } = await attempt(`redis://127.0.0.1:${redis.port}/0`);
+    assert.match(errors[0]?.message ?? '', /: NOAUTH, the server needs a password/);
+  });
+});
