@@ -114,13 +114,16 @@ describe('echo scope: which north topics the held filters cover, by their litera
     const scope = new EchoScope(false);
     for (let i = 0; i < 10_000; i++) scope.hold(`/thngs/T${i}/properties/+`);
     scope.release('/thngs/T7/properties/+');
+    // A topic is answered from the filters its prefixes name: the list of every held filter
+    // is not walked (the time per topic with 10 and 10,000 filters: `npm run bench:mapping`).
+    const held = (scope as unknown as { held: Map<string, string[]> }).held;
+    held.values = () => assert.fail('every held filter scanned for one topic');
+    held.forEach = () => assert.fail('every held filter scanned for one topic');
+    held[Symbol.iterator] = () => assert.fail('every held filter scanned for one topic');
     assert.equal(scope.covers('/thngs/T7/properties/battery'), false);
     assert.equal(scope.covers('/thngs/T8/properties/battery'), true);
-    const t0 = process.hrtime.bigint();
-    // Distinct topics: the per-topic answer cache (256 topics) does not help.
-    for (let i = 0; i < 10_000; i++) scope.covers(`/thngs/T${i}/properties/k${i}`);
-    const perTopicNs = Number(process.hrtime.bigint() - t0) / 10_000;
-    assert.ok(perTopicNs < 50_000, `${perTopicNs} ns per topic`);
+    assert.equal(scope.covers('/thngs/T9999/properties/k'), true);
+    assert.equal(scope.covers('/thngs/T10000/properties/k'), false);
   });
 });
 
