@@ -34,6 +34,30 @@ const redisUrl = (v: unknown): void => {
     throw new Error('must be a redis:// or rediss:// URL (e.g. redis://redis.example:6379/0)');
   }
 };
+/**
+ * On/off options. convict's Boolean reads every string but "false" as true, so
+ * MQTT_PROXY_NATIVE_WS=0 turned native WebSocket clients on: this format takes true/false,
+ * 1/0, yes/no and on/off (any case) and refuses anything else.
+ */
+const SWITCH_WORDS: Record<string, boolean> = {
+  true: true,
+  '1': true,
+  yes: true,
+  on: true,
+  false: false,
+  '0': false,
+  no: false,
+  off: false,
+};
+convict.addFormat({
+  name: 'switch',
+  validate: (v: unknown) => {
+    if (typeof v !== 'boolean')
+      throw new Error('must be true or false (as a flag or environment value also 1/0, yes/no, on/off)');
+  },
+  coerce: (v: string) => SWITCH_WORDS[v.trim().toLowerCase()] ?? v,
+});
+
 /** A URL the WHATWG parser accepts, with a host. The messages above never quote the value. */
 function parsesAsUrl(v: string): boolean {
   try {
@@ -83,7 +107,7 @@ export const schema = {
     },
     rejectUnauthorized: {
       doc: 'Verify the north broker certificate.',
-      format: Boolean,
+      format: 'switch',
       default: true,
       env: 'MQTT_PROXY_NORTH_REJECT_UNAUTHORIZED',
       arg: 'north-reject-unauthorized',
@@ -141,7 +165,7 @@ export const schema = {
     },
     nativeWs: {
       doc: 'Serve native WebSocket clients (one socket per topic URL, ?access_token=KEY or an Authorization header) on the WS/WSS ports, on every path but wsPath.',
-      format: Boolean,
+      format: 'switch',
       default: false,
       env: 'MQTT_PROXY_NATIVE_WS',
       arg: 'native-ws',

@@ -245,3 +245,36 @@ test('a north or Redis URL that does not parse is refused without quoting it (it
     );
   }
 });
+
+test('on/off options read 0, no and off as false, and refuse a word they do not know', () => {
+  const read = (env: Record<string, string>) => resolveConfig({ args: [], env });
+  for (const [value, want] of [
+    ['0', false],
+    ['no', false],
+    ['OFF', false],
+    ['false', false],
+    ['1', true],
+    ['yes', true],
+    ['on', true],
+    ['true', true],
+  ] as const) {
+    // MQTT_PROXY_NATIVE_WS=0 used to turn native WebSocket clients on: only "false" was false.
+    assert.equal(
+      read({ MQTT_PROXY_NATIVE_WS: value }).listen.nativeWs,
+      want,
+      `MQTT_PROXY_NATIVE_WS=${value}`,
+    );
+    assert.equal(
+      read({ MQTT_PROXY_NORTH_REJECT_UNAUTHORIZED: value }).north.rejectUnauthorized,
+      want,
+      `MQTT_PROXY_NORTH_REJECT_UNAUTHORIZED=${value}`,
+    );
+    assert.equal(resolveConfig({ args: [`--native-ws=${value}`], env: {} }).listen.nativeWs, want);
+  }
+  assert.equal(resolveConfig({ args: ['--native-ws'], env: {} }).listen.nativeWs, true);
+  assert.throws(() => read({ MQTT_PROXY_NATIVE_WS: 'maybe' }), /listen\.nativeWs: must be true or false/);
+  assert.throws(
+    () => read({ MQTT_PROXY_NORTH_REJECT_UNAUTHORIZED: 'nope' }),
+    /north\.rejectUnauthorized: must be true or false/,
+  );
+});
