@@ -21,6 +21,21 @@ const packetIdCount = (v: unknown): void => {
   if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 65535)
     throw new Error('must be a whole number from 1 to 65535 (MQTT packet identifiers)');
 };
+/**
+ * Whole numbers. convict reads a string for a number with parseFloat, so
+ * MQTT_PROXY_SHUTDOWN_GRACE_MS=10s meant 10 ms and MQTT_PROXY_MAX_PACKET_BYTES=1MB one byte:
+ * here only digits (after an optional minus) become a number, and anything else stays a
+ * string that the check refuses, naming the option.
+ */
+const wholeNumber = (v: string): unknown => (/^\s*-?\d+\s*$/.test(v) ? Number(v) : v);
+for (const [name, validate] of [
+  ['port-number', port],
+  ['optional-port', optionalPort],
+  ['positive-int', positiveInt],
+  ['packet-id-count', packetIdCount],
+] as const) {
+  convict.addFormat({ name, validate, coerce: wholeNumber });
+}
 const northUrl = (v: unknown): void => {
   if (v === '') return;
   if (typeof v !== 'string' || !/^(mqtt|mqtts|ws|wss|tcp|ssl):\/\/[^\s]+$/.test(v)) {
@@ -114,7 +129,7 @@ export const schema = {
     },
     connectTimeoutMs: {
       doc: 'How long to wait for the north broker to answer CONNECT before refusing the client.',
-      format: positiveInt,
+      format: 'positive-int',
       default: 10000,
       env: 'MQTT_PROXY_NORTH_CONNECT_TIMEOUT_MS',
       arg: 'north-connect-timeout-ms',
@@ -130,14 +145,14 @@ export const schema = {
     },
     tcpPort: {
       doc: 'Plain MQTT (TCP) port; -1 disables it.',
-      format: optionalPort,
+      format: 'optional-port',
       default: 1883,
       env: 'MQTT_PROXY_TCP_PORT',
       arg: 'tcp-port',
     },
     wsPort: {
       doc: 'MQTT over WebSocket port (path wsPath); -1 disables it.',
-      format: optionalPort,
+      format: 'optional-port',
       default: 8080,
       env: 'MQTT_PROXY_WS_PORT',
       arg: 'ws-port',
@@ -151,14 +166,14 @@ export const schema = {
     },
     tlsPort: {
       doc: 'MQTT over TLS port, opened when tlsCert and tlsKey are set; -1 disables it.',
-      format: optionalPort,
+      format: 'optional-port',
       default: 8883,
       env: 'MQTT_PROXY_TLS_PORT',
       arg: 'tls-port',
     },
     wssPort: {
       doc: 'MQTT over secure WebSocket port, opened when tlsCert and tlsKey are set; -1 disables it.',
-      format: optionalPort,
+      format: 'optional-port',
       default: 8443,
       env: 'MQTT_PROXY_WSS_PORT',
       arg: 'wss-port',
@@ -196,28 +211,28 @@ export const schema = {
   limits: {
     maxPacketBytes: {
       doc: 'Largest MQTT packet accepted from either side (remaining length), in bytes.',
-      format: positiveInt,
+      format: 'positive-int',
       default: 1048576 + 65536,
       env: 'MQTT_PROXY_MAX_PACKET_BYTES',
       arg: 'max-packet-bytes',
     },
     connectTimeoutMs: {
       doc: 'A connection that sends no CONNECT within this time is closed.',
-      format: positiveInt,
+      format: 'positive-int',
       default: 10000,
       env: 'MQTT_PROXY_CONNECT_TIMEOUT_MS',
       arg: 'connect-timeout-ms',
     },
     maxBufferedBytes: {
       doc: "Deprecated: has no effect (backpressure follows the sockets' own write buffers); still accepted so that configurations setting it start, with a warning.",
-      format: positiveInt,
+      format: 'positive-int',
       default: 1048576,
       env: 'MQTT_PROXY_MAX_BUFFERED_BYTES',
       arg: 'max-buffered-bytes',
     },
     gatewayInflight: {
       doc: 'QoS 1 downlinks a south gateway may leave unacknowledged, all its devices together (1 to 65535); later ones wait for its PUBACKs.',
-      format: packetIdCount,
+      format: 'packet-id-count',
       default: 1000,
       env: 'MQTT_PROXY_GATEWAY_INFLIGHT',
       arg: 'gateway-inflight',
@@ -273,7 +288,7 @@ export const schema = {
   metrics: {
     port: {
       doc: 'Port of the HTTP server for /metrics, /healthz and /readyz; -1 disables it.',
-      format: optionalPort,
+      format: 'optional-port',
       default: 9464,
       env: 'MQTT_PROXY_METRICS_PORT',
       arg: 'metrics-port',
@@ -305,7 +320,7 @@ export const schema = {
   shutdown: {
     graceMs: {
       doc: 'On SIGTERM, how long in-flight QoS 1/2 messages may take to finish before the process exits.',
-      format: positiveInt,
+      format: 'positive-int',
       default: 10000,
       env: 'MQTT_PROXY_SHUTDOWN_GRACE_MS',
       arg: 'shutdown-grace-ms',
@@ -314,7 +329,7 @@ export const schema = {
   embedded: {
     port: {
       doc: 'Loopback port of the embedded broker used when north.url is empty (0: a free port).',
-      format: port,
+      format: 'port-number',
       default: 0,
       env: 'MQTT_PROXY_EMBEDDED_PORT',
       arg: 'embedded-port',

@@ -278,3 +278,29 @@ test('on/off options read 0, no and off as false, and refuse a word they do not 
     /north\.rejectUnauthorized: must be true or false/,
   );
 });
+
+test('a number with a unit or trailing text is refused, not read as its leading digits', () => {
+  const cases: Array<[Record<string, string>, string[], RegExp]> = [
+    // Read as 10 ms and 1 byte before: the drain skipped, every packet too large.
+    [{ MQTT_PROXY_SHUTDOWN_GRACE_MS: '10s' }, [], /shutdown\.graceMs: must be a positive whole number/],
+    [{ MQTT_PROXY_MAX_PACKET_BYTES: '1MB' }, [], /limits\.maxPacketBytes: must be a positive whole number/],
+    [{ MQTT_PROXY_TCP_PORT: '1883abc' }, [], /listen\.tcpPort: must be a port number/],
+    [{}, ['--connect-timeout-ms', '10s'], /limits\.connectTimeoutMs: must be a positive whole number/],
+    [
+      { MQTT_PROXY_GATEWAY_INFLIGHT: '1e3' },
+      [],
+      /limits\.gatewayInflight: must be a whole number from 1 to 65535/,
+    ],
+    [{}, ['--embedded-port=80.5'], /embedded\.port: must be a port number/],
+  ];
+  for (const [env, args, want] of cases) assert.throws(() => resolveConfig({ args, env }), want);
+  const ok = resolveConfig({
+    args: ['--tcp-port', '-1', '--metrics-port=0', '--shutdown-grace-ms', '20000'],
+    env: { MQTT_PROXY_WS_PORT: ' 8081 ', MQTT_PROXY_MAX_PACKET_BYTES: '2048' },
+  });
+  assert.equal(ok.listen.tcpPort, -1);
+  assert.equal(ok.listen.wsPort, 8081);
+  assert.equal(ok.metrics.port, 0);
+  assert.equal(ok.shutdown.graceMs, 20000);
+  assert.equal(ok.limits.maxPacketBytes, 2048);
+});
