@@ -11,6 +11,7 @@ import {
   ConfigError,
   listeningBanner,
   maskUrlPassword,
+  optionsHelp,
   resolveConfig,
   schemaLeaves,
 } from '../config/print.js';
@@ -24,8 +25,15 @@ const USAGE = `usage: mqtt-dialect-proxy [run] [--config FILE] [options]
        mqtt-dialect-proxy translate --south D --north D [--var K=V ...] --topic T --payload P [--json] [--downlink]
        mqtt-dialect-proxy config --print [--config FILE] [options]
 
-Options are listed in README.md (Configuration); every one also has an MQTT_PROXY_* variable.
+Options: mqtt-dialect-proxy --help lists them; every one also has an MQTT_PROXY_* variable.
 `;
+
+/** The usage and every run option (from the schema: the image holds no README). */
+const help = (): string =>
+  `${USAGE}
+Precedence: defaults < --config FILE (YAML or JSON) < MQTT_PROXY_* environment < flags.
+Run options (--name value or --name=value), environment variable, default:
+${optionsHelp()}`;
 
 async function run(argv: string[]): Promise<number> {
   let file: string | undefined;
@@ -38,7 +46,7 @@ async function run(argv: string[]): Promise<number> {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--help' || a === '-h') {
-      process.stdout.write(USAGE);
+      process.stdout.write(help());
       return 0;
     }
     if (a === '--config' || a === '-c' || a.startsWith('--config=')) {
@@ -159,7 +167,7 @@ async function main(argv: string[]): Promise<number> {
     case 'run':
       return run(rest);
     case 'help':
-      process.stdout.write(USAGE);
+      process.stdout.write(help());
       return 0;
     default:
       return run(argv);

@@ -35,6 +35,20 @@ export function schemaLeaves(node: object = schema, prefix = ''): Array<{ path: 
   return out;
 }
 
+/**
+ * The options as `--help` lists them, from the schema (the image holds no README): flag,
+ * environment variable and default on one line, the description on the next.
+ */
+export function optionsHelp(node: object = schema): string {
+  const lines: string[] = [];
+  for (const { path, leaf } of schemaLeaves(node)) {
+    const def = leaf.default === '' ? 'empty' : JSON.stringify(leaf.default);
+    const choices = Array.isArray(leaf.format) ? ` One of: ${leaf.format.join(', ')}.` : '';
+    lines.push(`  --${leaf.arg}  ${leaf.env}  (${path}, default ${def})`, `      ${leaf.doc}${choices}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
 /** Dotted paths of the fields marked `sensitive: true`. */
 export function sensitivePaths(node: object = schema): string[] {
   return schemaLeaves(node)

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { schemaLeaves } from '../../src/config/print.js';
 import { generateCerts } from '../helpers/certs.js';
 import { trackDir } from '../helpers/reaper.js';
 import { exitWithin, startCli } from './cli-process.js';
@@ -215,4 +216,14 @@ test('an unknown option is named without its value; a stray value is not shown',
   assert.ok(!stray.out.includes(PASSWORD), stray.out);
   assert.match(stray.out, /unexpected argument/);
   assert.match(cli(['bogus']).out, /unknown command or option "bogus"/);
+});
+
+test('--help lists every run option with its variable (the image holds no README to point to)', () => {
+  for (const args of [['--help'], ['help'], ['run', '-h']]) {
+    const r = cli(args);
+    assert.equal(r.status, 0, r.out);
+    for (const { path, leaf } of schemaLeaves()) {
+      assert.ok(r.out.includes(`--${leaf.arg}  ${leaf.env}  (${path}, default `), `${args}: ${path}`);
+    }
+  }
 });
