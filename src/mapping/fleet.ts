@@ -50,12 +50,20 @@ interface AppSub {
   group: string | undefined;
   /** The devices' filters (each names its device, so it is a key of `held` on its own). */
   held: string[];
+  qos: QoS;
 }
 
 export class FleetSession implements SessionMapper {
   private readonly sessions: Array<DialectSession | undefined> = [];
   private readonly held = new Map<string, Held>();
   private readonly subs = new Map<string, AppSub>();
+  /**
+   * North filter → how many of the client's filters need it at QoS 0, 1 and 2: the north
+   * session holds it once, so it is subscribed at the highest (MQTT 3.1.1 §3.3.5), not at the
+   * QoS of the last filter that asked (`foxtrackr/+/V3.0/bat` at 0 after `foxtrackr/777/V3.0/bat`
+   * at 2 would give device 777's messages at 0).
+   */
+  private readonly wants = new Map<string, [number, number, number]>();
   /** Levels of the client's filters that name no group, and of those naming each group. */
   private plain: string[][] = [];
   private readonly byGroup = new Map<string, string[][]>();
@@ -165,6 +173,7 @@ export class FleetSession implements SessionMapper {
         const h = this.hold(i, f, qos);
         if (!h) return false;
         held.push(f);
+        this.want(h.north, qos, 1);
         for (const n of h.north) {
           let x = index.get(n);
           if (x === undefined) {
@@ -190,13 +199,17 @@ export class FleetSession implements SessionMapper {
         continue;
       }
       const prev = this.subs.get(filter);
-      this.subs.set(filter, { levels, group: cover?.group, held });
+      this.subs.set(filter, { levels, group: cover?.group, held, qos });
       // A filter subscribed again replaces the earlier one (its devices' filters are the same).
       if (prev) this.drop(prev);
       this.filtersChanged();
       const fixed = south.subs.grantedQos;
-      plan.granted.push(fixed !== undefined || from.length === 0 ? { code: fixed ?? qos } : { from });
+      // A north filter another filter needs at a higher QoS is granted higher: capped at the asked.
+      plan.granted.push(
+        fixed !== undefined || from.length === 0 ? { code: fixed ?? qos } : { from, max: qos },
+      );
     }
+    for (const n of plan.north) n.qos = this.highest(n.topic, n.qos);
     return plan;
   }
 
@@ -238,6 +251,7 @@ export class FleetSession implements SessionMapper {
     for (const s of this.sessions) s?.close();
     this.held.clear();
     this.subs.clear();
+    this.wants.clear();
     if (!this.p.echo) this.echo.set.clear();
     this.p.onClose?.();
   }
@@ -266,6 +280,7 @@ export class FleetSession implements SessionMapper {
     const north: string[] = [];
     for (const f of sub.held) {
       const h = this.held.get(f);
+      if (h) this.want(h.north, sub.qos, -1);
       if (!h || --h.count > 0) continue;
       this.held.delete(f);
       north.push(
@@ -274,6 +289,25 @@ export class FleetSession implements SessionMapper {
       );
     }
     return north;
+  }
+
+  /** `by` client filters more (1) or fewer (-1) need each of `north` at `qos`. */
+  private want(north: readonly string[], qos: QoS, by: 1 | -1): void {
+    for (const n of north) {
+      let w = this.wants.get(n);
+      if (!w) {
+        w = [0, 0, 0];
+        this.wants.set(n, w);
+      }
+      w[qos] += by;
+      if (w[0] + w[1] + w[2] <= 0) this.wants.delete(n);
+    }
+  }
+
+  /** The QoS a north filter is subscribed at: the highest any client filter needs. */
+  private highest(north: string, qos: QoS): QoS {
+    const w = this.wants.get(north);
+    return w ? (w[2] > 0 ? 2 : w[1] > 0 ? 1 : 0) : qos;
   }
 
   private filtersChanged(): void {

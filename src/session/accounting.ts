@@ -110,6 +110,7 @@ export function subackCodes(plan: SubscribePlan, northCodes: number[], version: 
         code = code < 0 ? c : Math.min(code, c);
       }
       if (code < 0) code = 0x80;
+      else if (g.max !== undefined && code < 0x80) code = Math.min(code, g.max);
     }
     return version < 5 && code >= 0x80 ? 0x80 : code;
   });

@@ -18,6 +18,7 @@ import { compileFleet, expandFilter, fleetErrors, fleetLayout } from '../../src/
 import { CredentialsIndex } from '../../src/mapping/identity.js';
 import { loadMappings } from '../../src/mapping/load.js';
 import { parseCredentials } from '../../src/routes/credentials.js';
+import { subackCodes } from '../../src/session/accounting.js';
 import { NOW_US, pub } from './session-kit.js';
 import { MAPPINGS_DIR, shippedMappings } from './shipped.js';
 
@@ -279,6 +280,30 @@ describe('one login, many devices (FleetSession)', () => {
         .north,
       ['/thngs/UXYZ777/properties/battery'],
     );
+  });
+
+  it('a north filter two client filters need is subscribed at the higher QoS, each granted at most what it asked', async () => {
+    const { mapper } = await fleetSession();
+    const at = (p: SubscribePlan) => Object.fromEntries(p.north.map((n) => [n.topic, n.qos]));
+    const qos = (qos: 0 | 1 | 2, topic: string): ISubscribePacket => ({
+      cmd: 'subscribe',
+      messageId: 1,
+      subscriptions: [{ topic, qos }],
+    });
+    assert.deepEqual(at(mapper.subscribe(qos(2, 'foxtrackr/777/V3.0/bat'))), {
+      '/thngs/UXYZ777/properties/battery': 2,
+    });
+    assert.deepEqual(at(mapper.subscribe(qos(0, 'foxtrackr/+/V3.0/bat'))), {
+      '/thngs/UXYZ777/properties/battery': 2,
+      '/thngs/UXYZ778/properties/battery': 0,
+      '/thngs/UXYZ779/properties/battery': 0,
+    });
+    mapper.subscribe(qos(2, 'foxtrackr/778/#'));
+    const p = mapper.subscribe(qos(1, 'foxtrackr/778/V3.0/+'));
+    assert.deepEqual(at(p), { '/thngs/UXYZ778/properties/+': 2 });
+    assert.deepEqual(subackCodes(p, [2], 4), [1]);
+    // Subscribed again at 0, the only filter wanting it at 2 lowers it.
+    assert.deepEqual(at(mapper.subscribe(qos(0, 'foxtrackr/778/#'))), { '/thngs/UXYZ778/properties/+': 1 });
   });
 
   it("a publish to a device's topic goes to its Thng; another device's is dropped", async () => {
