@@ -142,7 +142,7 @@ export async function loadRoute(opts: LoadRouteOptions): Promise<LoadedRoute> {
   }
   if (!opts.mintJwt) {
     // One caching signer for the route's life (reloads keep the cached tokens).
-    const minter = createJwtMinter(opts.metrics);
+    const minter = createJwtMinter(opts.metrics, opts.log);
     opts = { ...opts, mintJwt: minter.mintJwt, mintJwtSync: minter.mintJwtSync };
   }
   const first = await buildRoute(opts);

@@ -14,6 +14,7 @@ import {
   type MqttClient,
   nextMessage,
   publish,
+  tryConnect,
 } from '../helpers/clients.js';
 import type { TestProxy } from '../helpers/proxy.js';
 import {
@@ -32,6 +33,9 @@ import {
 const STORM = 1000;
 const BATCH = 100;
 const tokenOf = (id: string): string => `tok-${id}-00000000000000000000`;
+// A record whose key cannot sign: not PEM (a value pasted wrongly into an environment variable).
+const BAD_KEY_ID = 'bad-key-dev';
+const BAD_KEY = 'MIIEvQIBADANBgkqhkiG9w0BAQEFAASC-not-a-pem-key';
 
 describe('Connector → akenza, device credentials (a JWT per device)', () => {
   let akenza: AkenzaPlatform;
@@ -56,10 +60,13 @@ describe('Connector → akenza, device credentials (a JWT per device)', () => {
     });
     const creds = writeCredentials(
       tmp.dir,
-      [...keys].map(([id, k]) => ({
-        south: { deviceId: id, token: tokenOf(id) },
-        north: { privateKey: k.pem },
-      })),
+      [
+        ...[...keys].map(([id, k]) => ({
+          south: { deviceId: id, token: tokenOf(id) },
+          north: { privateKey: k.pem },
+        })),
+        { south: { deviceId: BAD_KEY_ID, token: tokenOf(BAD_KEY_ID) }, north: { privateKey: BAD_KEY } },
+      ],
     );
     proxy = await startRouteProxy('connector-to-akenza', akenza.url, creds, { logger: logs.logger });
   });
@@ -138,6 +145,26 @@ describe('Connector → akenza, device credentials (a JWT per device)', () => {
     await akenza.waitFor(() => akenza.uplinks.some((u) => u.deviceId === ids[ids.length - 1]));
     assert.deepEqual(akenza.refusals, []);
     await Promise.all(second.map((c) => closeClient(c)));
+  });
+
+  it('a key that cannot sign refuses its device (server unavailable) and is logged once as a warning, naming the identity, not the key', async () => {
+    const warnings = () =>
+      logs.lines().filter((l) => String(l['msg']).startsWith('north JWT cannot be signed'));
+    for (let i = 0; i < 2; i++) {
+      const r = await tryConnect(proxy.url, {
+        clientId: BAD_KEY_ID,
+        username: BAD_KEY_ID,
+        password: tokenOf(BAD_KEY_ID),
+      });
+      assert.equal(r.connack?.returnCode, 3, 'CONNACK 3: server unavailable');
+      await closeClient(r.client);
+    }
+    const w = warnings();
+    assert.equal(w.length, 1, 'one warning for the identity, not one per CONNECT');
+    assert.equal(w[0]?.['level'], 40);
+    assert.equal(w[0]?.['identity'], BAD_KEY_ID);
+    assert.equal(typeof w[0]?.['err'], 'string');
+    assert.equal(logs.text().includes(BAD_KEY), false, 'the key is not logged');
   });
 
   it('never logs a JWT or a private key', () => {
