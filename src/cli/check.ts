@@ -1,7 +1,8 @@
 /**
  * `mqtt-dialect-proxy check [DIR] [--env]`: validates every mapping file in DIR (default
  * ./mappings) against the JSON Schemas and the semantic rules, and every credentials file
- * a route names; prints ALL errors as "file:line:col: message (hint)". Exit 0 valid, 1 not.
+ * a route names; prints ALL errors as "file:line:col: message (hint)". Exit 0 valid, 1 not,
+ * 2 a usage error (as `translate`).
  * `${NAME}` secrets in credentials files are only required to be set with --env.
  */
 
@@ -17,7 +18,7 @@ const USAGE = `usage: mqtt-dialect-proxy check [DIR] [--env]
 Validates the mapping files in DIR (default: mappings): dialects/, routes/, pairs/ and the
 credentials files routes name. Prints every error as file:line:col: message (hint).
   --env   also require the \${NAME} environment variables of credentials files to be set
-Exit code: 0 valid, 1 errors found.
+Exit code: 0 valid, 1 errors found, 2 usage error.
 `;
 
 /** Where a command prints (stdout and stderr unless a caller, such as a test, captures them). */
@@ -42,7 +43,8 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
     if (a === '--env') env = true;
     else if (a.startsWith('-')) {
       io.err(`check: unknown option ${a}\n${USAGE}`);
-      return 1;
+      // Not "errors found": a script running check must not take a typo for a broken mapping.
+      return 2;
     } else dir = a;
   }
   const { files, errors } = await readMappingFiles(dir);

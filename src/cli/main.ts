@@ -5,7 +5,7 @@
  * mqtt-dialect-proxy translate ...                      dry-run a translation
  * mqtt-dialect-proxy config --print ...                 print the effective configuration
  *
- * Exit codes: 0 ok, 1 check found errors, 2 invalid configuration or mapping.
+ * Exit codes: 0 ok, 1 check found errors, 2 invalid configuration or mapping, or a usage error.
  */
 import {
   ConfigError,

@@ -38,6 +38,13 @@ test('check: the shipped mappings are valid (exit 0)', async () => {
   assert.match(r.out, /ok \(5 dialects: akenza, clearblade, connector, evrythng, foxtrackr;/);
 });
 
+test('check: an unknown option is a usage error (exit 2), not errors found (exit 1)', async () => {
+  const r = await capture((io) => check([MAPPINGS_DIR, '--bogus'], io));
+  assert.equal(r.code, 2);
+  assert.match(r.err, /check: unknown option --bogus/);
+  assert.match(r.err, /usage: mqtt-dialect-proxy check/);
+});
+
 test('check: reports every error of a broken folder with file:line:col (exit 1)', async () => {
   const dir = join(tmp, 'broken');
   await cp(MAPPINGS_DIR, dir, { recursive: true });
