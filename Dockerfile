@@ -34,8 +34,10 @@ COPY mappings ./mappings
 USER node
 # MQTT (TCP), MQTT over WebSocket, MQTT over TLS, MQTT over secure WebSocket, metrics/health.
 EXPOSE 1883 8080 8883 8443 9464
+# /healthz on the metrics port and host (loopback when it listens on every address); with the
+# metrics port off (-1) there is no endpoint to ask, and the check passes.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
-    CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.MQTT_PROXY_METRICS_PORT||9464)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+    CMD ["node", "-e", "const e=process.env,p=e.MQTT_PROXY_METRICS_PORT||'9464';if(p==='-1')process.exit(0);let h=e.MQTT_PROXY_METRICS_HOST||'127.0.0.1';if(h==='0.0.0.0'||h==='::')h='127.0.0.1';if(h.includes(':'))h='['+h+']';fetch('http://'+h+':'+p+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # SIGTERM: stop accepting, tell clients, finish in-flight QoS 1 within MQTT_PROXY_SHUTDOWN_GRACE_MS.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["node", "dist/cli/main.js"]

@@ -162,6 +162,24 @@ test('the image build and runtime steps produce a working proxy', { timeout: 300
       );
     });
     assert.equal(hc, 0, 'the image HEALTHCHECK passes against the running proxy');
+    const hcWith = (env: Record<string, string>): Promise<number> =>
+      new Promise<number>((resolve) => {
+        execFile(
+          process.execPath,
+          hcArgs,
+          { cwd: app, timeout: 10_000, env: { ...process.env, ...hcEnv, ...env } },
+          (err) => resolve(err ? 1 : 0),
+        );
+      });
+    // The metrics host is asked (127.0.0.2 is loopback, but the proxy listens on 127.0.0.1 only);
+    // an address meaning "every address" is asked on loopback; no metrics port, nothing to ask.
+    assert.equal(
+      await hcWith({ MQTT_PROXY_METRICS_HOST: '127.0.0.2' }),
+      1,
+      'the configured metrics host is asked',
+    );
+    assert.equal(await hcWith({ MQTT_PROXY_METRICS_HOST: '0.0.0.0' }), 0, '0.0.0.0 is asked on loopback');
+    assert.equal(await hcWith({ MQTT_PROXY_METRICS_PORT: '-1' }), 0, 'metrics off: the check passes');
 
     // MQTT through the built proxy (embedded north broker: no MQTT_PROXY_NORTH_URL).
     const url = `mqtt://127.0.0.1:${proxy.ports.tcp}`;
