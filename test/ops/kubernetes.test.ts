@@ -114,6 +114,9 @@ test('both the sidecar and the standalone examples run the proxy, with probes on
     assert.equal(metricsPort?.containerPort, 9464, `${file}: metrics port`);
     assert.equal(c.livenessProbe?.httpGet?.path, '/healthz', `${file}: liveness`);
     assert.equal(c.readinessProbe?.httpGet?.path, '/readyz', `${file}: readiness`);
+    // A startup probe on the platform's reachability (/readyz) would restart the proxy through
+    // every platform outage at pod start; it asks whether the proxy itself is up.
+    if (c.startupProbe) assert.equal(c.startupProbe.httpGet?.path, '/healthz', `${file}: startup`);
     for (const probe of [c.livenessProbe, c.readinessProbe, c.startupProbe]) {
       if (probe) assert.equal(probe.httpGet?.port, 'metrics');
     }
