@@ -217,9 +217,15 @@ export class FleetSession implements SessionMapper {
     if (this.p.plan.south.unsubscribe === 'ack_only') return { north: [], ackOnly: true };
     const north: string[] = [];
     for (const t of packet.unsubscriptions) {
-      const filter = splitTopic(t, this.southOptions).levels.join('/');
+      const levels = splitTopic(t, this.southOptions).levels;
+      const filter = levels.join('/');
       const sub = this.subs.get(filter);
-      if (!sub) continue;
+      if (!sub) {
+        // Not subscribed on this connection: the persistent north session may hold it from an
+        // earlier one (the application came back with clean session 0), so its north filters go.
+        if (this.p.persistent) for (const f of this.earlier(levels)) north.push(f);
+        continue;
+      }
       this.subs.delete(filter);
       // One north filter per device or more: appended one by one (a spread of 100,000 overflows).
       for (const f of this.drop(sub)) north.push(f);
@@ -287,6 +293,33 @@ export class FleetSession implements SessionMapper {
         ...this.device(h.device).unsubscribe({ cmd: 'unsubscribe', messageId: 1, unsubscriptions: [f] })
           .north,
       );
+    }
+    return north;
+  }
+
+  /**
+   * The north filters a client filter of an earlier connection made (the filter as this one
+   * would have subscribed it), but for those a filter of this connection still needs.
+   */
+  private earlier(levels: readonly string[]): string[] {
+    const cover = expandFilter(this.p.layout, this.p.fleet, levels);
+    const list = cover?.devices ?? [];
+    const ids = this.p.fleet.devices;
+    const dv = this.p.layout.deviceVar;
+    const north: string[] = [];
+    const n = list === 'all' ? ids.length : list.length;
+    for (let k = 0; k < n; k++) {
+      const i = list === 'all' ? k : (list[k] as number);
+      const f = cover?.internal(ids[i]?.[dv] as string) as string;
+      if (this.held.has(f)) continue;
+      // The device's session counts its north filters: one another of its filters holds stays.
+      const s = this.device(i);
+      const plan = s.subscribe({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: f, qos: 0 }] });
+      const g = plan.granted[0];
+      // A filter the first device may not take no other may (as in subscribe).
+      if (plan.disconnect || !g || ('code' in g && g.code === 0x80)) break;
+      for (const x of s.unsubscribe({ cmd: 'unsubscribe', messageId: 1, unsubscriptions: [f] }).north)
+        north.push(x);
     }
     return north;
   }

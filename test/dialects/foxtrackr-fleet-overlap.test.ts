@@ -1,7 +1,9 @@
 /**
- * A foxtrackr application account-wide on EVRYTHNG (mosquitto) with overlapping filters on one
- * connection: `foxtrackr/+/V3.0/bat` and `foxtrackr/777/V3.0/bat` both need the north filter
- * `/thngs/UXYZ777/properties/battery`, which the north session holds once, at one QoS.
+ * A foxtrackr application account-wide on EVRYTHNG (mosquitto), where its filters and the north
+ * session's disagree: overlapping filters on one connection (`foxtrackr/+/V3.0/bat` and
+ * `foxtrackr/777/V3.0/bat` both need `/thngs/UXYZ777/properties/battery`, which the north session
+ * holds once, at one QoS), and a filter the persistent north session holds from an earlier
+ * connection.
  */
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -12,19 +14,20 @@ import {
   closeAll,
   closeClient,
   connectClient,
+  gather,
   type MqttClient,
   nextMessage,
   publish,
   subscribe,
 } from '../helpers/clients.js';
 import type { TestProxy } from '../helpers/proxy.js';
-import { startRouteProxy, tempDir } from './kit.js';
+import { startRouteProxy, tempDir, until } from './kit.js';
 
 const API_KEY = 'evt-overlap-key-0123456789';
 const LOGIN = { username: 'fleet-app', password: 'fox-overlap-password' };
 const update = (body: unknown, timestamp: number) => JSON.stringify([{ value: body, timestamp }]);
 
-describe('foxtrackr account-wide on EVRYTHNG: overlapping filters on one connection', () => {
+describe('foxtrackr account-wide on EVRYTHNG: overlapping filters, filters of an earlier connection', () => {
   let evt: MosquittoPlatform;
   let proxy: TestProxy;
   let platform: MqttClient;
@@ -78,5 +81,24 @@ describe('foxtrackr account-wide on EVRYTHNG: overlapping filters on one connect
     // §3.3.5: the highest QoS of the matching subscriptions (a downgraded north one gave 0).
     assert.equal(m.packet.qos, 2);
     await closeClient(a);
+  });
+
+  it('an UNSUBSCRIBE after a reconnect removes the filter the earlier connection subscribed', async () => {
+    const first = await app('id-overlap-03');
+    await subscribe(first, 'foxtrackr/#', { qos: 1 });
+    await closeClient(first);
+    await until(() => proxy.connectionCount() === 0, 5000, 'the first connection gone');
+    // The same application comes back (clean session 0) and no longer wants anything.
+    const again = await app('id-overlap-03');
+    await again.unsubscribeAsync('foxtrackr/#');
+    const none = gather(again, '#', 1000);
+    await publish(platform, '/thngs/UXYZ777/properties/battery', update({ level: 64 }, 1700000000064), {
+      qos: 1,
+    });
+    assert.deepEqual(
+      (await none).map((m) => m.topic),
+      [],
+    );
+    await closeClient(again);
   });
 });

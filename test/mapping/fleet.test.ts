@@ -306,6 +306,24 @@ describe('one login, many devices (FleetSession)', () => {
     assert.deepEqual(at(mapper.subscribe(qos(0, 'foxtrackr/778/#'))), { '/thngs/UXYZ778/properties/+': 1 });
   });
 
+  it('UNSUBSCRIBE of a filter an earlier connection made (persistent north) releases its north filters but those still held', async () => {
+    const { mapper } = await fleetSession();
+    mapper.subscribe(sub('foxtrackr/778/V3.0/+'));
+    const unsub = (t: string) =>
+      mapper.unsubscribe({ cmd: 'unsubscribe', messageId: 2, unsubscriptions: [t] });
+    // 778's /properties/+ is needed by this connection's foxtrackr/778/V3.0/+.
+    assert.deepEqual(unsub('foxtrackr/#').north.sort(), [
+      '/thngs/UXYZ777/properties/+',
+      '/thngs/UXYZ779/properties/+',
+    ]);
+    assert.deepEqual(unsub('foxtrackr/my_group/V3.0/bat').north.sort(), [
+      '/thngs/UXYZ777/properties/battery',
+      '/thngs/UXYZ778/properties/battery',
+    ]);
+    assert.deepEqual(unsub('foxtrackr/999/#').north, []);
+    assert.deepEqual(unsub('foxtrackr/778/V3.0/+').north, ['/thngs/UXYZ778/properties/+']);
+  });
+
   it("a publish to a device's topic goes to its Thng; another device's is dropped", async () => {
     const { mapper } = await fleetSession();
     const env = (id: string) =>
