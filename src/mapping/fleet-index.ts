@@ -132,14 +132,16 @@ export function expandFilter(
 ): Cover | undefined {
   const { level: d, prefix, deviceVar } = layout;
   const head = prefix.length > 0 ? `${prefix.join('/')}/` : '';
+  // `#` is a filter's last level (MQTT-4.7.1-2): `#/x` or `foxtrackr/#/x` covers nothing.
+  const last = levels.length - 1;
   for (let i = 0; i < d; i++) {
     const f = levels[i];
-    if (f === '#') return { devices: 'all', internal: (id) => `${head}${id}/#` };
+    if (f === '#') return i === last ? { devices: 'all', internal: (id) => `${head}${id}/#` } : undefined;
     if (f === undefined || (f !== '+' && f !== prefix[i])) return undefined;
   }
   const at = levels[d];
   if (at === undefined) return undefined;
-  if (at === '#') return { devices: 'all', internal: (id) => `${head}${id}/#` };
+  if (at === '#') return d === last ? { devices: 'all', internal: (id) => `${head}${id}/#` } : undefined;
   const tail = levels.length > d + 1 ? `/${levels.slice(d + 1).join('/')}` : '';
   const internal = (id: string) => `${head}${id}${tail}`;
   if (at === '+') return { devices: 'all', internal };

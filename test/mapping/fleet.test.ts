@@ -52,6 +52,10 @@ describe('a south filter expanded into the devices it covers', () => {
     ['foxtrackr/other_group/#', undefined, undefined, undefined],
     ['other/#', undefined, undefined, undefined],
     ['foxtrackr', undefined, undefined, undefined],
+    // Not filters: '#' before another level (a device's own session refuses foxtrackr/777/#/x).
+    ['#/x', undefined, undefined, undefined],
+    ['foxtrackr/#/x', undefined, undefined, undefined],
+    ['+/#/V3.0', undefined, undefined, undefined],
   ];
   for (const [filter, devices, group, internal] of cases) {
     it(`${filter} → ${JSON.stringify(devices ?? 'none')}`, () => {
