@@ -11,6 +11,7 @@ import { type EmbeddedBroker, startEmbeddedBroker } from './embedded/broker.js';
 import { type Listeners, type OnStream, startListeners, type UpgradeHook } from './listeners/listeners.js';
 import { nativeWebSocketHook } from './listeners/native-ws.js';
 import { type Logger, silentLogger } from './log/logger.js';
+import { RepeatBudget } from './log/repeats.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { type MetricsServer, startMetricsServer } from './metrics/server.js';
 import { type LoadedRoute, loadRoute } from './routes/index.js';
@@ -117,6 +118,8 @@ export async function startProxy(config: ProxyConfig, opts: ProxyOptions = {}): 
       onError: (type) => metrics.gatewayErrorsTotal.labels(type).inc(),
     });
     cleanups.push(() => gateways.close());
+    const repeats = new RepeatBudget(log);
+    cleanups.push(() => repeats.close());
     const ctx: SessionContext = {
       gateways,
       route: () => fixedRoute ?? loaded!.handler,
@@ -130,6 +133,7 @@ export async function startProxy(config: ProxyConfig, opts: ProxyOptions = {}): 
       metrics,
       meter: new PacketMeter(metrics),
       log,
+      repeats,
       sessions,
     };
 

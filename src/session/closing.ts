@@ -84,7 +84,10 @@ export function closeSession(s: SessionState, wasOnline: boolean, reason: string
     const quiet = reason === 'client_disconnect' || reason === 'peer_closed' || reason === 'shutdown';
     const level = quiet ? 'debug' : 'info';
     // The per-connection logger is made only when the line is written.
-    if (s.ctx.log.isLevelEnabled(level))
+    if (
+      s.ctx.log.isLevelEnabled(level) &&
+      (level === 'debug' || (s.ctx.repeats?.allow(level, 'connection closed', reason) ?? true))
+    )
       s.log[level](
         { reason, code: (err as { code?: string } | undefined)?.code, err: err?.message },
         'connection closed',

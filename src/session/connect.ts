@@ -41,7 +41,8 @@ export async function southConnect(s: SessionState, connect: IConnectPacket): Pr
   }
   if (!decision.accept) {
     s.ctx.metrics.authFailuresTotal.labels(decision.reason).inc();
-    s.log.info({ reason: decision.reason }, 'connection refused');
+    if (s.ctx.repeats?.allow('info', 'connection refused', decision.reason) ?? true)
+      s.log.info({ reason: decision.reason }, 'connection refused');
     refuse(s, { returnCode: decision.returnCode, reasonCode: decision.reasonCode }, decision.reason);
     return;
   }

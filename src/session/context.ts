@@ -4,6 +4,7 @@
  */
 import type { RouteHandler } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
+import type { RepeatBudget } from '../log/repeats.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { GatewayHub } from '../upstream/gateway.js';
 import type { CompiledTransport } from '../upstream/transport.js';
@@ -24,6 +25,8 @@ export interface SessionContext {
   readonly metrics: Metrics;
   readonly meter: PacketMeter;
   readonly log: Logger;
+  /** Lines repeated once per connection, within a budget (absent: every line is written). */
+  readonly repeats?: RepeatBudget;
   /** Shared north connections of gateway routes. */
   readonly gateways?: GatewayHub;
   /** Open sessions, for the keepalive sweeper and shutdown. */

@@ -59,7 +59,8 @@ export async function authenticate(
     if (d.accept) d.mapper.close();
     const reason = d.accept ? 'bad_credentials' : d.reason;
     s.ctx.metrics.authFailuresTotal.labels(reason).inc();
-    s.log.info({ reason }, 'key on a topic refused');
+    if (s.ctx.repeats?.allow('info', 'key on a topic refused', reason) ?? true)
+      s.log.info({ reason }, 'key on a topic refused');
     // Handled next by the refusing mapper, not tried again.
     w.refused = p;
     return p;

@@ -113,7 +113,8 @@ export async function openNorth(
   } catch (err) {
     const e = err as NorthConnectError;
     metrics.northConnectFailuresTotal.labels(routeName, e.reason ?? 'error').inc();
-    log().warn({ reason: e.reason, err: e.message }, 'north connection failed');
+    if (ctx.repeats?.allow('warn', 'north connection failed', e.reason ?? 'error') ?? true)
+      log().warn({ reason: e.reason, err: e.message }, 'north connection failed');
     throw new NorthRefusal(northRefusalCode(e.connack), `north_${e.reason ?? 'error'}`, e.connack);
   }
 }
