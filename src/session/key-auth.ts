@@ -10,7 +10,9 @@
  * - accepted: the session becomes what a CONNECT with that key makes (mapper, quirks, north
  *   connection, automatic subscriptions), then the packet is handled by it. A north side
  *   that cannot be opened answers the packet with failures and closes, with the north reason.
- * A connection that gives no accepted key within KEY_WAIT_MS is closed (`key_timeout`).
+ * A connection that gives no accepted key within KEY_WAIT_MS is closed (`key_timeout`), and
+ * one whose KEY_ATTEMPTS-th key is refused too (`key_attempts`): guessing keys then costs a
+ * connection per few guesses, as guessing a CONNECT password does.
  */
 import type { IPublishPacket, ISubscribePacket, Packet } from 'mqtt-packet';
 import type { ConnectDecision } from '../core/contract.js';
@@ -21,6 +23,8 @@ import type { SessionState } from './state.js';
 
 /** How long a connection without credentials may stay without an accepted key (ms). */
 export const KEY_WAIT_MS = 30_000;
+/** Refused keys after which the connection is closed. */
+export const KEY_ATTEMPTS = 5;
 
 /** The key a PUBLISH topic or the first SUBSCRIBE filter carrying one gives, if any. */
 export function keyOfPacket(s: SessionState, p: Packet): string | undefined {
@@ -61,6 +65,11 @@ export async function authenticate(
     s.ctx.metrics.authFailuresTotal.labels(reason).inc();
     if (s.ctx.repeats?.allow('info', 'key on a topic refused', reason) ?? true)
       s.log.info({ reason }, 'key on a topic refused');
+    w.failures = (w.failures ?? 0) + 1;
+    if (w.failures >= KEY_ATTEMPTS) {
+      s.close('key_attempts');
+      return undefined;
+    }
     // Handled next by the refusing mapper, not tried again.
     w.refused = p;
     return p;

@@ -56,6 +56,8 @@ export interface SessionState extends SessionLike {
     keyOf(topic: string): string | undefined;
     since: number;
     refused?: Packet;
+    /** Keys refused so far on this connection (closed at KEY_ATTEMPTS). */
+    failures?: number;
   };
   /** Holds back later south packets until `work` settles; the packet it gives is handled first. */
   hold(work: Promise<Packet | undefined>): void;

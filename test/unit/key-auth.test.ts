@@ -13,7 +13,7 @@ import {
   type SouthHello,
 } from '../../src/core/contract.js';
 import { topicKey } from '../../src/mapping/topic-key.js';
-import { KEY_WAIT_MS } from '../../src/session/key-auth.js';
+import { KEY_ATTEMPTS, KEY_WAIT_MS } from '../../src/session/key-auth.js';
 import { online, startSession, testMapper } from './session-kit.js';
 
 /** Waits for a key ('good' is accepted); `gate` holds the keyed answer back. */
@@ -74,6 +74,22 @@ describe('session: a key given on a topic', () => {
     assert.equal(c.isClosed(), false);
     c.session.tick(t0 + KEY_WAIT_MS + 1000);
     assert.deepEqual(await c.waitClosed(), ['key_timeout']);
+  });
+
+  it(`refused keys are answered 0x80 and another may be tried, up to ${KEY_ATTEMPTS}: that one closes the connection (key_attempts)`, async () => {
+    const route = keyRoute();
+    const c = startSession(route);
+    await online(c, { username: undefined, password: undefined });
+    for (let i = 1; i < KEY_ATTEMPTS; i++) c.send(sub(i, `t?access_token=guess-${i}`));
+    const got = await c.waitPackets(KEY_ATTEMPTS);
+    assert.deepEqual(
+      got.slice(1).map((p) => [p.cmd, (p as { granted?: number[] }).granted]),
+      Array.from({ length: KEY_ATTEMPTS - 1 }, () => ['suback', [0x80]]),
+    );
+    assert.equal(c.isClosed(), false, `${KEY_ATTEMPTS - 1} refused keys: still open`);
+    c.send(sub(KEY_ATTEMPTS, `t?access_token=guess-${KEY_ATTEMPTS}`));
+    assert.deepEqual(await c.waitClosed(), ['key_attempts']);
+    assert.equal(route.hellos.length, 1 + KEY_ATTEMPTS, 'each key was looked up once');
   });
 
   it('an accepted key ends the wait; the packets sent meanwhile are handled after it, in order', async () => {
