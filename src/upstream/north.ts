@@ -69,6 +69,20 @@ interface Pending {
 }
 
 /**
+ * Filters per SUBSCRIBE or UNSUBSCRIBE written north: platforms cap a packet's size or its
+ * filters (a login serving 10,000 devices subscribes a filter per device, ~400 KB at once).
+ */
+export const FILTERS_PER_PACKET = 100;
+
+/** `send` for each part of `items` (FILTERS_PER_PACKET each), the answers joined in order. */
+function inParts<T>(items: T[], send: (part: T[]) => Promise<number[]>): Promise<number[]> {
+  const parts: Promise<number[]>[] = [];
+  for (let i = 0; i < items.length; i += FILTERS_PER_PACKET)
+    parts.push(send(items.slice(i, i + FILTERS_PER_PACKET)));
+  return Promise.all(parts).then((answers) => answers.flat());
+}
+
+/**
  * The client is its channel's event handler (methods, not per-connection closures: an idle
  * device should cost little memory); state that only some connections need is made on use.
  */
@@ -261,14 +275,23 @@ export class NorthClient implements ChannelEvents {
     return this.channel.write(packet);
   }
 
+  /**
+   * SUBSCRIBE; more than FILTERS_PER_PACKET filters go as several packets (an account-wide
+   * filter may stand for a filter per device), their answers joined in order.
+   */
   subscribe(subscriptions: ISubscription[], properties?: ISubscribePacket['properties']): Promise<number[]> {
+    if (subscriptions.length > FILTERS_PER_PACKET)
+      return inParts(subscriptions, (part) => this.subscribe(part, properties));
     const messageId = this.ids.alloc();
     const packet: ISubscribePacket = { cmd: 'subscribe', messageId, subscriptions };
     if (properties && this.protocolVersion === 5) packet.properties = properties;
     return this.request(packet, messageId).then((p) => (p.cmd === 'suback' ? (p.granted as number[]) : []));
   }
 
+  /** UNSUBSCRIBE, in parts as `subscribe`. */
   unsubscribe(topics: string[], properties?: IUnsubscribePacket['properties']): Promise<number[]> {
+    if (topics.length > FILTERS_PER_PACKET)
+      return inParts(topics, (part) => this.unsubscribe(part, properties));
     const messageId = this.ids.alloc();
     const packet: IUnsubscribePacket = { cmd: 'unsubscribe', messageId, unsubscriptions: topics };
     if (properties && this.protocolVersion === 5) packet.properties = properties;

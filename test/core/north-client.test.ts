@@ -8,7 +8,12 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { IPublishPacket } from 'mqtt-packet';
-import { NorthClient, NorthConnectError, type NorthHandlers } from '../../src/upstream/north.js';
+import {
+  FILTERS_PER_PACKET,
+  NorthClient,
+  NorthConnectError,
+  type NorthHandlers,
+} from '../../src/upstream/north.js';
 import { compileTransport } from '../../src/upstream/transport.js';
 import { connectClient, publish } from '../helpers/clients.js';
 import { type MosquittoBroker, startMosquitto } from '../helpers/mosquitto.js';
@@ -131,6 +136,44 @@ describe('core: NorthClient against mosquitto', () => {
       await publish(other, 'nc/pipe/x', 'piped', { qos: 0 });
       await until(() => h.publishes.length === 1, 'the PUBLISH on the pipelined subscription');
       assert.equal(h.publishes[0]?.payload.toString(), 'piped');
+    } finally {
+      other.end(true);
+    }
+    res.client.destroy();
+  });
+
+  it(`more than ${FILTERS_PER_PACKET} filters go as several SUBSCRIBE / UNSUBSCRIBE packets, answered in order`, async () => {
+    const h = recorder();
+    const metered: string[] = [];
+    const res = await NorthClient.connect(
+      compileTransport(broker.url),
+      { cmd: 'connect', clientId: 'nc-parts', protocolVersion: 4, keepalive: 30, clean: true },
+      { ...OPTS, meter: (dir, cmd) => metered.push(`${dir}:${cmd}`) },
+      h,
+    );
+    res.client.start();
+    const n = FILTERS_PER_PACKET * 2 + 50;
+    // QoS 0 and 1 alternating: the answers must come back in the filters' order.
+    const subs = Array.from({ length: n }, (_, i) => ({ topic: `nc/parts/${i}`, qos: (i % 2) as 0 | 1 }));
+    const granted = await res.client.subscribe(subs);
+    assert.deepEqual(
+      granted,
+      subs.map((s) => s.qos),
+    );
+    assert.equal(metered.filter((m) => m === 'north_out:subscribe').length, 3);
+    assert.equal(res.client.ids.inUse, 0, 'the packet id of every part is freed');
+    const other = await connectClient(broker.url);
+    try {
+      await publish(other, `nc/parts/${n - 1}`, 'last part', { qos: 0 });
+      await until(() => h.publishes.length === 1, 'a PUBLISH on a filter of the last part');
+      assert.equal(h.publishes[0]?.payload.toString(), 'last part');
+      const gone = await res.client.unsubscribe(subs.map((s) => s.topic));
+      assert.equal(gone.length, n);
+      assert.equal(metered.filter((m) => m === 'north_out:unsubscribe').length, 3);
+      await publish(other, `nc/parts/${n - 1}`, 'after', { qos: 0 });
+      await publish(other, 'nc/parts/0', 'after', { qos: 0 });
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(h.publishes.length, 1, 'unsubscribed from every part');
     } finally {
       other.end(true);
     }
