@@ -48,8 +48,12 @@ export function writeCredentials(dir: string, rows: CredentialRow[], name = 'cre
   return path;
 }
 
-/** Every log line the proxy writes, at debug level, kept in memory. */
-export function captureLogs(): { logger: Logger; text(): string; lines(): Array<Record<string, unknown>> } {
+/** Every log line the proxy writes, at `level` (debug unless given), kept in memory. */
+export function captureLogs(level = 'debug'): {
+  logger: Logger;
+  text(): string;
+  lines(): Array<Record<string, unknown>>;
+} {
   const chunks: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -57,7 +61,7 @@ export function captureLogs(): { logger: Logger; text(): string; lines(): Array<
       cb();
     },
   });
-  const logger = createLogger({ level: 'debug', format: 'json', destination: sink });
+  const logger = createLogger({ level, format: 'json', destination: sink });
   const text = (): string => chunks.join('');
   const lines = (): Array<Record<string, unknown>> =>
     text()

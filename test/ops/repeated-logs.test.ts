@@ -6,10 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { createLogger } from '../../src/log/logger.js';
-import { metricValue, scrape, until } from '../dialects/kit.js';
+import { captureLogs, metricValue, scrape, until } from '../dialects/kit.js';
 import { closeClient, tryConnect } from '../helpers/clients.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
 
@@ -26,22 +24,9 @@ async function closedPort(): Promise<number> {
 
 describe('log lines repeated by every refused device during a platform outage', () => {
   let proxy: TestProxy;
-  const chunks: string[] = [];
-  const lines = (): Array<Record<string, unknown>> =>
-    chunks
-      .join('')
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const { logger, lines } = captureLogs('info');
 
   before(async () => {
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        chunks.push(chunk.toString('utf8'));
-        cb();
-      },
-    });
-    const logger = createLogger({ level: 'info', format: 'json', destination: sink });
     proxy = await startTestProxy({ north: { url: `mqtt://127.0.0.1:${await closedPort()}` } }, { logger });
   });
 

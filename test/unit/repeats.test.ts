@@ -4,34 +4,15 @@
  * reasons have budgets of their own; at debug level nothing is left out.
  */
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { createLogger } from '../../src/log/logger.js';
 import { RepeatBudget } from '../../src/log/repeats.js';
-
-function capture(level: string) {
-  const chunks: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      chunks.push(chunk.toString('utf8'));
-      cb();
-    },
-  });
-  const logger = createLogger({ level, format: 'json', destination: sink });
-  const lines = (): Array<Record<string, unknown>> =>
-    chunks
-      .join('')
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  return { logger, lines };
-}
+import { captureLogs } from '../dialects/kit.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('repeated log lines within a budget', () => {
   it('writes `limit` lines of one reason per window, then says once how many it left out', async () => {
-    const { logger, lines } = capture('info');
+    const { logger, lines } = captureLogs('info');
     const budget = new RepeatBudget(logger, { limit: 3, windowMs: 150 });
     const taken = Array.from({ length: 8 }, () =>
       budget.allow('warn', 'north connection failed', 'unreachable'),
@@ -54,7 +35,7 @@ describe('repeated log lines within a budget', () => {
   });
 
   it('close() says what the current window left out', () => {
-    const { logger, lines } = capture('info');
+    const { logger, lines } = captureLogs('info');
     const budget = new RepeatBudget(logger, { limit: 1, windowMs: 60_000 });
     budget.allow('info', 'connection closed', 'north_unreachable');
     budget.allow('info', 'connection closed', 'north_unreachable');
@@ -66,7 +47,7 @@ describe('repeated log lines within a budget', () => {
   });
 
   it('leaves nothing out at debug level', () => {
-    const { logger, lines } = capture('debug');
+    const { logger, lines } = captureLogs('debug');
     const budget = new RepeatBudget(logger, { limit: 1, windowMs: 60_000 });
     const taken = Array.from({ length: 5 }, () => budget.allow('info', 'connection closed', 'x'));
     assert.deepEqual(taken, [true, true, true, true, true]);
