@@ -64,9 +64,9 @@ export class FleetSession implements SessionMapper {
    * at 2 would give device 777's messages at 0).
    */
   private readonly wants = new Map<string, [number, number, number]>();
-  /** Levels of the client's filters that name no group, and of those naming each group. */
-  private plain: string[][] = [];
-  private readonly byGroup = new Map<string, string[][]>();
+  /** The client's filters that name no group, and those naming each group. */
+  private plain: AppSub[] = [];
+  private readonly byGroup = new Map<string, AppSub[]>();
   private readonly echo: EchoScope;
   private readonly southUp: readonly Rule[];
   private readonly northDown: readonly Rule[];
@@ -140,14 +140,18 @@ export class FleetSession implements SessionMapper {
     const list: PublishOut[] = [];
     const groups = this.byGroup.size > 0 ? this.ofDevice.get(i) : undefined;
     const at = this.p.layout.level;
+    // Each copy at most at the highest QoS of the filters matching its topic (MQTT-3.3.5-1): the
+    // north filter may be held higher for another one (a group's, on the group's topic).
     for (const o of out.south) {
       const levels = o.topic.split('/');
-      if (this.plain.some((f) => filterMatches(f, levels))) list.push(o);
+      const q = highestMatch(this.plain, levels);
+      if (q !== -1) list.push(q < o.qos ? { ...o, qos: q } : o);
       for (const g of groups ?? []) {
         const filters = this.byGroup.get(g);
         if (!filters) continue;
         levels[at] = g;
-        if (filters.some((f) => filterMatches(f, levels))) list.push({ ...o, topic: levels.join('/') });
+        const qg = highestMatch(filters, levels);
+        if (qg !== -1) list.push({ ...o, topic: levels.join('/'), qos: Math.min(qg, o.qos) as QoS });
       }
     }
     if (list.length === 0)
@@ -347,12 +351,19 @@ export class FleetSession implements SessionMapper {
     this.plain = [];
     this.byGroup.clear();
     for (const s of this.subs.values()) {
-      if (s.group === undefined) this.plain.push(s.levels);
+      if (s.group === undefined) this.plain.push(s);
       else {
         const l = this.byGroup.get(s.group);
-        if (l) l.push(s.levels);
-        else this.byGroup.set(s.group, [s.levels]);
+        if (l) l.push(s);
+        else this.byGroup.set(s.group, [s]);
       }
     }
   }
+}
+
+/** The highest QoS among the filters matching a topic's levels, -1 when none does. */
+function highestMatch(subs: readonly AppSub[], levels: readonly string[]): QoS | -1 {
+  let q: QoS | -1 = -1;
+  for (const s of subs) if (s.qos > q && filterMatches(s.levels, levels)) q = s.qos;
+  return q;
 }

@@ -310,6 +310,29 @@ describe('one login, many devices (FleetSession)', () => {
     assert.deepEqual(at(mapper.subscribe(qos(0, 'foxtrackr/778/#'))), { '/thngs/UXYZ778/properties/+': 1 });
   });
 
+  it('each copy goes at the highest QoS of the filters that match its topic, not above', async () => {
+    const { mapper } = await fleetSession();
+    const at = (qos: 0 | 1 | 2, topic: string) =>
+      mapper.subscribe({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos }] });
+    at(0, 'foxtrackr/#');
+    at(2, 'foxtrackr/my_group/V3.0/bat');
+    const battery = (thng: string) =>
+      mapper
+        .downlink(pub(`/thngs/${thng}/properties/battery`, '[{"value":{"level":1},"timestamp":5}]', 2))
+        .south?.map((o) => [o.topic, o.qos]);
+    // The north filter is held at 2 for the group's filter; the device's topic was asked at 0.
+    assert.deepEqual(battery('UXYZ777'), [
+      ['foxtrackr/777/V3.0/bat', 0],
+      ['foxtrackr/my_group/V3.0/bat', 2],
+    ]);
+    at(1, 'foxtrackr/777/V3.0/+');
+    assert.deepEqual(battery('UXYZ777'), [
+      ['foxtrackr/777/V3.0/bat', 1],
+      ['foxtrackr/my_group/V3.0/bat', 2],
+    ]);
+    assert.deepEqual(battery('UXYZ779'), [['foxtrackr/779/V3.0/bat', 0]]);
+  });
+
   it('UNSUBSCRIBE of a filter an earlier connection made (persistent north) releases its north filters but those still held', async () => {
     const { mapper } = await fleetSession();
     mapper.subscribe(sub('foxtrackr/778/V3.0/+'));
