@@ -58,16 +58,13 @@ describe('Connector → akenza, device credentials (a JWT per device)', () => {
     akenza = await startAkenzaPlatform({
       devices: [...keys].map(([id, k]) => ({ id, publicKey: k.publicKey })),
     });
-    const creds = writeCredentials(
-      tmp.dir,
-      [
-        ...[...keys].map(([id, k]) => ({
-          south: { deviceId: id, token: tokenOf(id) },
-          north: { privateKey: k.pem },
-        })),
-        { south: { deviceId: BAD_KEY_ID, token: tokenOf(BAD_KEY_ID) }, north: { privateKey: BAD_KEY } },
-      ],
-    );
+    const creds = writeCredentials(tmp.dir, [
+      ...[...keys].map(([id, k]) => ({
+        south: { deviceId: id, token: tokenOf(id) },
+        north: { privateKey: k.pem },
+      })),
+      { south: { deviceId: BAD_KEY_ID, token: tokenOf(BAD_KEY_ID) }, north: { privateKey: BAD_KEY } },
+    ]);
     proxy = await startRouteProxy('connector-to-akenza', akenza.url, creds, { logger: logs.logger });
   });
 
