@@ -78,9 +78,11 @@ export interface SubscribePlan {
   /**
    * For each south filter, in order: either a fixed granted code (QoS 0-2 or 0x80 failure),
    * or the indexes into `north` whose SUBACK codes decide it (the lowest granted QoS wins;
-   * any failure fails the filter), at most `max` when given (the QoS the client asked for).
+   * any failure fails the filter, or with `any` only all of them failing does: a filter over
+   * many devices, one of which the platform refuses, as a broker granting `#` filters by its
+   * ACL per message), at most `max` when given (the QoS the client asked for).
    */
-  granted: Array<{ code: number } | { from: number[]; max?: number }>;
+  granted: Array<{ code: number } | { from: number[]; max?: number; any?: boolean }>;
   /** Subscription identifier/user properties to keep (v5). */
   properties?: ISubscribePacket['properties'];
   /** Set to disconnect the client instead of answering. */

@@ -209,8 +209,11 @@ export class FleetSession implements SessionMapper {
       this.filtersChanged();
       const fixed = south.subs.grantedQos;
       // A north filter another filter needs at a higher QoS is granted higher: capped at the asked.
+      // Over several devices, one the platform refuses does not fail the rest (granted if any is).
       plan.granted.push(
-        fixed !== undefined || from.length === 0 ? { code: fixed ?? qos } : { from, max: qos },
+        fixed !== undefined || from.length === 0
+          ? { code: fixed ?? qos }
+          : { from, max: qos, ...(held.length > 1 ? { any: true } : {}) },
       );
     }
     for (const n of plan.north) n.qos = this.highest(n.topic, n.qos);

@@ -92,8 +92,8 @@ function step(node: SeriesNode, value: string): SeriesNode {
 
 /**
  * The SUBACK codes for the south filters of `plan`, given the north SUBACK codes: a fixed
- * code, or the lowest QoS granted among the north filters it became (any failure fails it).
- * MQTT 3.1.1 knows only 0x80 as a failure.
+ * code, or the lowest QoS granted among the north filters it became (any failure fails it;
+ * with `any`, only all of them failing does). MQTT 3.1.1 knows only 0x80 as a failure.
  */
 export function subackCodes(plan: SubscribePlan, northCodes: number[], version: number): number[] {
   return plan.granted.map((g) => {
@@ -101,15 +101,18 @@ export function subackCodes(plan: SubscribePlan, northCodes: number[], version: 
     if ('code' in g) code = g.code;
     else {
       code = -1;
+      let failure = -1;
       for (const i of g.from) {
         const c = northCodes[i] ?? 0x80;
         if (c >= 0x80) {
-          code = c;
-          break;
+          if (failure < 0) failure = c;
+          if (!g.any) break;
+          continue;
         }
         code = code < 0 ? c : Math.min(code, c);
       }
-      if (code < 0) code = 0x80;
+      if (failure >= 0 && (!g.any || code < 0)) code = failure;
+      else if (code < 0) code = 0x80;
       else if (g.max !== undefined && code < 0x80) code = Math.min(code, g.max);
     }
     return version < 5 && code >= 0x80 ? 0x80 : code;

@@ -310,6 +310,23 @@ describe('one login, many devices (FleetSession)', () => {
     assert.deepEqual(at(mapper.subscribe(qos(0, 'foxtrackr/778/#'))), { '/thngs/UXYZ778/properties/+': 1 });
   });
 
+  it('a filter over several devices is granted when any of them is; a device filter fails with its one', async () => {
+    const { mapper } = await fleetSession();
+    const sub = (topic: string): SubscribePlan =>
+      mapper.subscribe({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 1 }] });
+    const all = sub('foxtrackr/+/V3.0/bat');
+    assert.equal(all.north.length, 3);
+    // The platform refuses one Thng (its API key cannot read it): the other two still come.
+    assert.deepEqual(subackCodes(all, [1, 0x80, 1], 4), [1]);
+    assert.deepEqual(subackCodes(all, [0x80, 0, 1], 4), [0]);
+    assert.deepEqual(subackCodes(all, [0x80, 0x80, 0x80], 4), [0x80], 'all refused: refused');
+    assert.deepEqual(subackCodes(all, [0x87, 0x80, 0x80], 5), [0x87], 'v5: the first reason code');
+    const one = sub('foxtrackr/777/V3.0/bat');
+    assert.deepEqual(subackCodes(one, [0x80], 4), [0x80]);
+    const group = sub('foxtrackr/my_group/V3.0/bat');
+    assert.deepEqual(subackCodes(group, [0x80, 1], 4), [1], 'a group is several devices too');
+  });
+
   it('each copy goes at the highest QoS of the filters that match its topic, not above', async () => {
     const { mapper } = await fleetSession();
     const at = (qos: 0 | 1 | 2, topic: string) =>
