@@ -6,67 +6,29 @@
  * connection.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type MosquittoPlatform, startEvrythngBroker } from '../emulators/mosquitto-platforms.js';
-import {
-  closeAll,
-  closeClient,
-  connectClient,
-  gather,
-  type MqttClient,
-  nextMessage,
-  publish,
-  subscribe,
-} from '../helpers/clients.js';
+import { closeClient, gather, type MqttClient, nextMessage, publish, subscribe } from '../helpers/clients.js';
 import type { TestProxy } from '../helpers/proxy.js';
-import { startRouteProxy, tempDir, until } from './kit.js';
+import { type FleetRig, startFleetRig } from './fleet-kit.js';
+import { until } from './kit.js';
 
 const API_KEY = 'evt-overlap-key-0123456789';
 const LOGIN = { username: 'fleet-app', password: 'fox-overlap-password' };
 const update = (body: unknown, timestamp: number) => JSON.stringify([{ value: body, timestamp }]);
 
 describe('foxtrackr account-wide on EVRYTHNG: overlapping filters, filters of an earlier connection', () => {
-  let evt: MosquittoPlatform;
+  let rig: FleetRig;
   let proxy: TestProxy;
   let platform: MqttClient;
-  const tmp = tempDir();
-  const clients: MqttClient[] = [];
 
   before(async () => {
-    evt = await startEvrythngBroker({ apiKey: API_KEY, thngs: ['UXYZ777', 'UXYZ778'] });
-    const creds = join(tmp.dir, 'fleet.yaml');
-    writeFileSync(
-      creds,
-      [
-        `- south: ${JSON.stringify(LOGIN)}`,
-        `  north: { apiKey: "${API_KEY}" }`,
-        '  devices:',
-        '    - { deviceId: "777", thngId: "UXYZ777" }',
-        '    - { deviceId: "778", thngId: "UXYZ778" }',
-        '',
-      ].join('\n'),
-      { mode: 0o600 },
-    );
-    proxy = await startRouteProxy('foxtrackr-to-evrythng', evt.url, creds);
-    platform = await connectClient(evt.url, { ...evt.platform, clientId: 'evt-platform' });
-    clients.push(platform);
-    await subscribe(platform, '/thngs/#', { qos: 1 });
+    rig = await startFleetRig({ apiKey: API_KEY, login: LOGIN });
+    ({ proxy, platform } = rig);
   });
 
-  after(async () => {
-    await closeAll(clients);
-    await proxy?.close(500);
-    await evt?.stop();
-    tmp.cleanup();
-  });
+  after(() => rig?.close());
 
-  const app = async (clientId: string): Promise<MqttClient> => {
-    const c = await connectClient(proxy.url, { ...LOGIN, clientId, clean: false, reconnectPeriod: 0 });
-    clients.push(c);
-    return c;
-  };
+  const app = (clientId: string): Promise<MqttClient> => rig.app(clientId);
 
   it('a QoS 2 filter keeps QoS 2 when a QoS 0 filter overlapping it is subscribed after it', async () => {
     const a = await app('id-overlap-01');

@@ -8,15 +8,10 @@
  * exactly as the foxtrackr documentation shows it (-t 'foxtrackr/#' -i id-given-nn -c -q 2).
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type MosquittoPlatform, startEvrythngBroker } from '../emulators/mosquitto-platforms.js';
 import {
-  closeAll,
   closeClient,
   collect,
-  connectClient,
   gather,
   type MqttClient,
   mosquittoSub,
@@ -25,7 +20,8 @@ import {
   subscribe,
 } from '../helpers/clients.js';
 import type { TestProxy } from '../helpers/proxy.js';
-import { captureLogs, scrape, startRouteProxy, tempDir, until } from './kit.js';
+import { type FleetRig, startFleetRig } from './fleet-kit.js';
+import { captureLogs, scrape, until } from './kit.js';
 
 const API_KEY = 'evt-fleet-key-0123456789';
 const FOX_PW = 'fox-fleet-password-42';
@@ -35,47 +31,24 @@ const envelope = (deviceId: string, field: string, body: unknown, timeMs: number
   JSON.stringify({ messageType: 1, deviceId, version: 3, timeMs, [field]: body });
 
 describe('foxtrackr applications, account-wide, on EVRYTHNG (one login, many devices)', () => {
-  let evt: MosquittoPlatform;
+  let rig: FleetRig;
   let proxy: TestProxy;
   let platform: MqttClient;
-  const tmp = tempDir();
-  const clients: MqttClient[] = [];
   const logs = captureLogs();
 
   before(async () => {
-    evt = await startEvrythngBroker({ apiKey: API_KEY, thngs: ['UXYZ777', 'UXYZ778'] });
-    const creds = join(tmp.dir, 'fleet.yaml');
-    writeFileSync(
-      creds,
-      [
-        `- south: ${JSON.stringify(LOGIN)}`,
-        `  north: { apiKey: "${API_KEY}" }`,
-        '  devices:',
-        '    - { deviceId: "777", thngId: "UXYZ777" }',
-        '    - { deviceId: "778", thngId: "UXYZ778" }',
-        '  groups: { my_group: ["778"] }',
-        '',
-      ].join('\n'),
-      { mode: 0o600 },
-    );
-    proxy = await startRouteProxy('foxtrackr-to-evrythng', evt.url, creds, { logger: logs.logger });
-    platform = await connectClient(evt.url, { ...evt.platform, clientId: 'evt-platform' });
-    clients.push(platform);
-    await subscribe(platform, '/thngs/#', { qos: 1 });
+    rig = await startFleetRig({
+      apiKey: API_KEY,
+      login: LOGIN,
+      groups: '{ my_group: ["778"] }',
+      logger: logs.logger,
+    });
+    ({ proxy, platform } = rig);
   });
 
-  after(async () => {
-    await closeAll(clients);
-    await proxy?.close(500);
-    await evt?.stop();
-    tmp.cleanup();
-  });
+  after(() => rig?.close());
 
-  const app = async (clientId: string): Promise<MqttClient> => {
-    const c = await connectClient(proxy.url, { ...LOGIN, clientId, clean: false, reconnectPeriod: 0 });
-    clients.push(c);
-    return c;
-  };
+  const app = (clientId: string): Promise<MqttClient> => rig.app(clientId);
 
   it("foxtrackr/# gets both Thngs' updates, each as its device's envelope on its device's topic", async () => {
     const a = await app('id-fleet-01');
