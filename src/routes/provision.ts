@@ -79,9 +79,15 @@ export class StoreRegistry implements Provisioner {
       token = randomBytes(20).toString('hex');
       record = { kind: 'token', hash: sha256(token) };
     }
-    if (!(await this.store.create(this.ns, deviceId, record)))
+    // The token's index first: the device record is what makes the id taken, so a failure
+    // (or a restart) between the two writes leaves at most an index entry no token reaches,
+    // never an id activated without a token anyone holds.
+    const index = token !== undefined ? sha256(token) : undefined;
+    if (index !== undefined) await this.store.put(`${this.ns}-token`, index, { deviceId });
+    if (!(await this.store.create(this.ns, deviceId, record))) {
+      if (index !== undefined) await this.store.delete(`${this.ns}-token`, index).catch(() => undefined);
       return { refused: 'provision_existing_device' };
-    if (token !== undefined) await this.store.put(`${this.ns}-token`, sha256(token), { deviceId });
+    }
     return token !== undefined ? { token } : {};
   }
 
