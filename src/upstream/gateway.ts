@@ -128,7 +128,14 @@ class GatewayLink implements MemberLink {
       previous.evict();
     }
     try {
-      await attachOn(client, member, this.control, this.env.log);
+      try {
+        await attachOn(client, member, this.control, this.env.log);
+      } catch (err) {
+        // Its connection went before the answer (the platform cut it, or a JWT renewal): the
+        // device is attached on the next one (once), not refused for a loss of the link's.
+        if (this.closed || client === this.client || this.members.get(plan.deviceId) !== member) throw err;
+        await attachOn(await this.ensure(), member, this.control, this.env.log);
+      }
     } catch (err) {
       // (Unless a newer session of the device took its place meanwhile.)
       if (this.members.get(plan.deviceId) === member) this.members.delete(plan.deviceId);
