@@ -33,6 +33,8 @@ import { Session, type SouthInfo } from './session.js';
 interface Device {
   client: InnerClient;
   attachId?: number;
+  /** The PUBACKs of the gateway's attaches of the device while its session connects (each gets one). */
+  attachAcks?: Array<() => void>;
   /** Inner packet id → the gateway's packet id (uplinks awaiting PUBACK). */
   up: Map<number, number>;
   /** Inner packet id → gateway's SUBSCRIBE/UNSUBSCRIBE request. */
@@ -242,7 +244,13 @@ export class GatewayFront implements SessionLike {
     }
     const device = this.devices.get(target.deviceId);
     if (target.control === 'detach') {
-      if (device) this.detach(target.deviceId, device);
+      if (device) {
+        // Attaches still under way are answered: the device ends detached, as the gateway asked.
+        const acks = device.attachAcks;
+        device.attachAcks = undefined;
+        if (acks) for (const a of acks) a();
+        this.detach(target.deviceId, device);
+      }
       this.ackUp(p.messageId ?? 0, p.qos);
       return;
     }
@@ -297,7 +305,12 @@ export class GatewayFront implements SessionLike {
       ack();
       return;
     }
-    if (existing) return; // attach in progress: its PUBACK will come
+    if (existing) {
+      // Attach in progress: this one is answered with it.
+      existing.attachAcks ??= [];
+      existing.attachAcks.push(ack);
+      return;
+    }
     let jwt: string | undefined;
     if (p.payload.length) {
       try {
@@ -308,14 +321,17 @@ export class GatewayFront implements SessionLike {
         return;
       }
     }
-    this.open(deviceId, jwt, (ok) => {
-      if (ok) ack();
-      else this.error('GATEWAY_ATTACHMENT_ERROR', deviceId, { description: 'device not authorized' });
+    const device = this.open(deviceId, jwt, (ok) => {
+      const acks = device.attachAcks;
+      device.attachAcks = undefined;
+      if (!ok) this.error('GATEWAY_ATTACHMENT_ERROR', deviceId, { description: 'device not authorized' });
+      else if (acks) for (const a of acks) a();
     });
+    device.attachAcks = [ack];
   }
 
   /** Opens a device's own session (the gateway's own too); `done` once it is up or refused. */
-  private open(deviceId: string, jwt: string | undefined, done: (ok: boolean) => void): void {
+  private open(deviceId: string, jwt: string | undefined, done: (ok: boolean) => void): Device {
     const [inner, outer] = streamPair();
     // Named fields, not a spread: a TCP connection's info reads its peer through getters,
     // which a spread leaves behind (the device's log lines would lose `conn`).
@@ -369,6 +385,7 @@ export class GatewayFront implements SessionLike {
       ),
     };
     this.devices.set(deviceId, device);
+    return device;
   }
 
   private detach(deviceId: string, device: Device): void {
