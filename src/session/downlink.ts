@@ -43,11 +43,18 @@ export function northPublish(s: SessionState, p: IPublishPacket): void {
     s.close(o.reason ?? 'downlink_rejected');
     return;
   }
-  const outs = o.verdict === 'drop' ? [] : (o.south ?? []);
+  let outs = o.verdict === 'drop' ? [] : (o.south ?? []);
+  capQos(outs, Math.min(p.qos, s.quirks.maxDownlinkQos) as QoS);
+  // A device on a shared gateway connection whose socket is full: the connection cannot be
+  // paused for it (every device on it would stall), so its QoS 0 copies are dropped rather
+  // than held without bound, as a broker drops them for a slow subscriber.
+  const slow = outs.length > 0 && s.south.blocked && s.north?.shared === true;
+  if (slow) outs = outs.filter((x) => x.qos > 0);
   if (o.verdict === 'drop')
     countMessage(s.ctx.metrics, s.log, s.routeName, 'downlink', o, 'dropped', p.topic);
+  else if (slow && outs.length === 0)
+    countMessage(s.ctx.metrics, s.log, s.routeName, 'downlink', slowSouth(o.rule), 'dropped');
   else if (!s.passThrough) countMessage(s.ctx.metrics, s.log, s.routeName, 'downlink', o, 'translated');
-  capQos(outs, Math.min(p.qos, s.quirks.maxDownlinkQos) as QoS);
   s.down!.forward(p, outs);
   if (o.north?.length) {
     capQos(o.north, 1);
@@ -91,6 +98,17 @@ export function northGatewayError(s: SessionState, e: { type: string; descriptio
 export function northDisconnect(s: SessionState, p: IDisconnectPacket): void {
   if (s.version === 5) s.south.write(p);
   s.close('north_disconnect');
+}
+
+/** The outcome of a downlink dropped for a slow device (reason south_slow), one per rule name. */
+const slowOutcomes = new Map<string, Outcome>();
+function slowSouth(rule = ''): Outcome {
+  let o = slowOutcomes.get(rule);
+  if (!o) {
+    o = { verdict: 'drop', reason: 'south_slow', rule };
+    slowOutcomes.set(rule, o);
+  }
+  return o;
 }
 
 /** The outcome of an echo dropped on its frame, one per rule name (no object per message). */

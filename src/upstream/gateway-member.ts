@@ -53,6 +53,8 @@ export class GatewayMember implements NorthPort {
   /** The device's own subscriptions (made again after a reconnect): one entry per filter. */
   private extras: Array<{ topic: string; qos: QoS }> = [];
   readonly ids: IdSpace;
+  /** The connection is the link's: it is never paused for one device (see NorthPort). */
+  readonly shared = true;
   /** Its uplinks in the link's `pending`: sent, not yet acknowledged. */
   private unacked = 0;
   private evicted = false;

@@ -13,6 +13,11 @@ import type { IdSpace } from '../codec/packet-ids.js';
 
 export interface NorthPort {
   readonly ids: IdSpace;
+  /**
+   * A connection shared with other devices (a gateway link): pause() cannot stop it for this
+   * device, so a device that does not read loses its QoS 0 downlinks instead (downlink.ts).
+   */
+  readonly shared?: boolean;
   /** The north side is not keeping up: stop reading from the south. */
   readonly blocked: boolean;
   send(packet: Packet): boolean;

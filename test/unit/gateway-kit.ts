@@ -250,6 +250,9 @@ export interface Device {
   connect(): Promise<Packet>;
   /** The device's connection drops (no DISCONNECT). */
   vanish(): void;
+  /** The device stops reading its socket (a slow device), then reads again. */
+  pause(): void;
+  resume(): void;
   isClosed(): boolean;
   /** Close reasons counted so far (closes_total labels). */
   reasons(): Promise<string[]>;
@@ -294,6 +297,8 @@ export function gatewayDevice(
       return c.packets.find((p) => p.cmd === 'connack') as Packet;
     },
     vanish: () => c.end(),
+    pause: c.pause,
+    resume: c.resume,
     isClosed: c.isClosed,
     reasons: c.reasons,
   };

@@ -92,6 +92,9 @@ export interface Client {
   /** Close reasons counted so far (closes_total labels). */
   reasons(): Promise<string[]>;
   end(): void;
+  /** The client stops reading what the session sends (a slow device), then reads again. */
+  pause(): void;
+  resume(): void;
 }
 
 export function connect(over: Partial<IConnectPacket> = {}): IConnectPacket {
@@ -186,6 +189,12 @@ export function startSession(
     reasons,
     end() {
       outer.destroy();
+    },
+    pause() {
+      outer.pause();
+    },
+    resume() {
+      outer.resume();
     },
   };
 }
