@@ -91,7 +91,9 @@ export async function openNorth(
       return { port, maxQos: 1, autoSent: true };
     } catch (err) {
       metrics.northConnectFailuresTotal.labels(routeName, 'attach_failed').inc();
-      log().warn({ err: (err as Error).message }, 'gateway attach failed');
+      // Once per refused device, as `north connection failed`: within the log budget.
+      if (ctx.repeats?.allow('warn', 'gateway attach failed', 'attach_failed') ?? true)
+        log().warn({ err: (err as Error).message }, 'gateway attach failed');
       throw new NorthRefusal(REFUSED_SERVER_UNAVAILABLE, 'gateway_attach_failed');
     }
   }
