@@ -6,6 +6,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
 import type { Packet } from 'mqtt-packet';
 import { bodyStart } from './bytes.js';
 import { type ConnectLayout, connectLayout, encodeConnect, rememberConnect } from './connect-frame.js';
@@ -368,11 +369,18 @@ function v5PayloadLength(frame: Buffer): number {
 
 /**
  * Closes a stream at once: with a TCP reset (no TIME_WAIT on this side) when it is a
- * connected plain or TLS socket with nothing left to write, else with `destroy()`.
+ * connected plain TCP socket with nothing left to write, else with `destroy()`. A TLS socket
+ * cannot be reset (Node throws ERR_INVALID_HANDLE_TYPE: its handle is the TLS layer's).
  */
 export function resetStream(stream: Duplex): void {
   const s = stream as Duplex & { resetAndDestroy?: () => void; connecting?: boolean };
-  if (typeof s.resetAndDestroy === 'function' && s.writableLength === 0 && !s.connecting && !s.destroyed)
+  if (
+    typeof s.resetAndDestroy === 'function' &&
+    !(stream instanceof TLSSocket) &&
+    s.writableLength === 0 &&
+    !s.connecting &&
+    !s.destroyed
+  )
     s.resetAndDestroy();
   else s.destroy();
 }
