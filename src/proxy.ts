@@ -73,6 +73,13 @@ export async function startProxy(config: ProxyConfig, opts: ProxyOptions = {}): 
         route: config.mapping.route,
         credentials: config.mapping.credentials || undefined,
         northUrl: config.north.url || undefined,
+        northTls: {
+          ca: config.north.ca,
+          cert: config.north.cert,
+          key: config.north.key,
+          servername: config.north.servername,
+          rejectUnauthorized: config.north.rejectUnauthorized,
+        },
         store: opts.store,
         log,
         metrics,

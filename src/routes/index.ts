@@ -14,6 +14,7 @@ import { CredentialsIndex } from '../mapping/identity.js';
 import { loadMappings } from '../mapping/load.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { CredentialStore } from '../store/types.js';
+import type { NorthTls } from '../upstream/transport.js';
 import { readCredentials } from './credentials.js';
 import { FOLDERS, readMappingFiles } from './files.js';
 import { createJwtMinter } from './jwt.js';
@@ -62,6 +63,8 @@ export interface LoadRouteOptions {
   watch?: boolean;
   /** The process's north URL (routes without their own `url`): used to activate devices north. */
   northUrl?: string | undefined;
+  /** TLS options of the north connections (north.ca, north.cert...), used to activate devices north too. */
+  northTls?: NorthTls | undefined;
 }
 
 /** Thrown when a mapping is invalid; each line of `errors` reads "file:line:col: message (hint)". */
@@ -107,6 +110,7 @@ export async function buildRoute(
   const local = await routeLocal(spec, opts.dir, opts.store, index, errors, {
     url: opts.northUrl,
     log: opts.log,
+    tls: opts.northTls,
   });
   if (errors.length > 0) return { errors, watched: [] };
   const handler = createDialectRoute({

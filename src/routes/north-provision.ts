@@ -13,6 +13,7 @@ import type { SouthScheme } from '../mapping/dialect.js';
 import type { IdentitySource } from '../mapping/engine.js';
 import type { Vars } from '../mapping/template.js';
 import type { CredentialStore } from '../store/types.js';
+import type { NorthTlsOptions } from '../upstream/transport.js';
 
 export interface NorthActivation {
   /** North URL of the platform (mqtt://, mqtts://, ws://, wss://). */
@@ -25,6 +26,8 @@ export interface NorthActivation {
   /** North variables that, when present, mean the device already has a credential. */
   credentialVars: readonly string[];
   timeoutMs?: number;
+  /** TLS options of the proxy's north connections (north.ca, north.cert...): the same platform. */
+  tls?: NorthTlsOptions;
 }
 
 export type ActivationError = 'north_activation_refused' | 'north_activation_failed';
@@ -34,9 +37,11 @@ export function activateNorth(
   url: string,
   topic: string,
   timeoutMs: number,
+  tls?: NorthTlsOptions,
 ): Promise<string | ActivationError> {
   return new Promise((resolve) => {
     const client = mqtt.connect(url, {
+      ...tls,
       clientId: '',
       clean: true,
       reconnectPeriod: 0,
@@ -123,7 +128,7 @@ export class ActivatingIdentity implements IdentitySource {
   private async activate(id: string, vars: Readonly<Vars>): Promise<string | ActivationError> {
     const topic = this.act.topic(vars);
     if (topic === undefined) return 'north_activation_failed';
-    const r = await activateNorth(this.act.url, topic, this.act.timeoutMs ?? 5000);
+    const r = await activateNorth(this.act.url, topic, this.act.timeoutMs ?? 5000, this.act.tls);
     if (r === 'north_activation_refused' || r === 'north_activation_failed') {
       // The id only: never the topic's payload or a credential.
       this.log.warn({ reason: r }, 'north activation of a device did not give a token');

@@ -30,6 +30,7 @@ import {
 } from '../mapping/provision.js';
 import type { Vars } from '../mapping/template.js';
 import type { CredentialStore, StoreRecord } from '../store/types.js';
+import { type NorthTls, northTlsOptions, parseNorthUrl } from '../upstream/transport.js';
 import { ActivatingIdentity, type NorthActivation } from './north-provision.js';
 
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
@@ -214,11 +215,11 @@ export async function routeLocal(
   store: CredentialStore | undefined,
   index: CredentialsIndex,
   errors: string[],
-  north: { url?: string | undefined; log: Logger },
+  north: { url?: string | undefined; log: Logger; tls?: NorthTls | undefined },
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<RouteLocal | undefined> {
   const id = spec.identity;
-  const activation = northActivation(spec, store, north.url);
+  const activation = northActivation(spec, store, north.url, north.tls);
   if (activation && store) {
     const ns = id.store ?? `${spec.north}-north`;
     return {
@@ -283,6 +284,7 @@ function northActivation(
   spec: RouteSpec,
   store: CredentialStore | undefined,
   northUrl: string | undefined,
+  tls: NorthTls | undefined,
 ): NorthActivation | undefined {
   const rule = spec.plan.north.upRules.find((r) => r.up === 'provision');
   const url = spec.url ?? northUrl;
@@ -293,5 +295,6 @@ function northActivation(
     idVar: 'deviceId',
     tokenVar: 'token',
     credentialVars: ['token', 'password'],
+    tls: northTlsOptions(parseNorthUrl(url), tls),
   };
 }

@@ -16,6 +16,15 @@ export interface NorthTls {
   rejectUnauthorized?: boolean;
 }
 
+/** NorthTls with the PEM files read. */
+export interface NorthTlsOptions {
+  ca: string | undefined;
+  cert: string | undefined;
+  key: string | undefined;
+  servername: string | undefined;
+  rejectUnauthorized: boolean;
+}
+
 export interface ParsedNorthUrl {
   protocol: 'mqtt' | 'mqtts' | 'ws' | 'wss';
   host: string;
@@ -54,9 +63,11 @@ export function connectFailed(err: Error | undefined): boolean {
   return syscall === 'connect' || syscall === 'getaddrinfo';
 }
 
-/** Built once from configuration: certificates are read at load, not per connection. */
-export function compileTransport(url: string, t: NorthTls = {}): CompiledTransport {
-  const parsed = parseNorthUrl(url);
+/**
+ * The TLS options of a connection to the north URL (certificates read and checked here):
+ * the proxy's north connections and anything else it opens to the platform use the same.
+ */
+export function northTlsOptions(parsed: ParsedNorthUrl, t: NorthTls = {}): NorthTlsOptions {
   const cert = readPem('north.cert', t.cert);
   const key = readPem('north.key', t.key);
   // Checked at start, so that an error names the option (not at each north connection).
@@ -68,13 +79,19 @@ export function compileTransport(url: string, t: NorthTls = {}): CompiledTranspo
   }
   const ca = readPem('north.ca', t.ca);
   if (ca) checkCa('north.ca', t.ca as string, ca);
-  const tlsOpts: tls.ConnectionOptions = {
+  return {
     ca,
     cert,
     key,
     servername: t.servername || (net.isIP(parsed.host) ? undefined : parsed.host),
     rejectUnauthorized: t.rejectUnauthorized ?? true,
   };
+}
+
+/** Built once from configuration: certificates are read at load, not per connection. */
+export function compileTransport(url: string, t: NorthTls = {}): CompiledTransport {
+  const parsed = parseNorthUrl(url);
+  const tlsOpts = northTlsOptions(parsed, t);
   const dialOpts: net.NetConnectOpts = { host: parsed.host, port: parsed.port, noDelay: true };
   return {
     url: parsed,

@@ -67,6 +67,19 @@ describe('EVRYTHNG face onto a Connector over TLS with a private CA', () => {
     pki?.cleanup();
   });
 
+  it('activates the device over TLS with the configured CA, then connects it north', async () => {
+    const c = await connectClient(proxy.url, { username: 'authorization', password: KEY });
+    clients.push(c);
+    assert.deepEqual(connector.provisionRequests, [{ deviceId: 'dev-tls', accepted: true }]);
+    assert.equal(
+      (await st.store.get('connector-north', 'dev-tls'))?.token,
+      connector.device('dev-tls')?.token,
+    );
+    await publish(c, '/thngs/THNG1/properties/temp', '[{"value": 21.5}]', { qos: 1 });
+    await connector.waitFor(() => connector.device('dev-tls')?.resources.get('temp') !== undefined);
+    assert.equal(connector.device('dev-tls')?.resources.get('temp')?.value, '21.5');
+  });
+
   it('a device that drops its connection ends its TLS north connection cleanly; the proxy serves on', async () => {
     const c = await connectClient(proxy.url, {
       username: 'authorization',
