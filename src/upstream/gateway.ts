@@ -13,6 +13,7 @@ import type { IPublishPacket, ISubscription, Packet } from 'mqtt-packet';
 import type { IdSpace } from '../codec/packet-ids.js';
 import type { PublishOut } from '../core/contract.js';
 import type { Logger } from '../log/logger.js';
+import { RepeatBudget } from '../log/repeats.js';
 import { FilterIndex, topicMatches } from './filter-index.js';
 import { LinkIds } from './gateway-ids.js';
 import {
@@ -31,6 +32,12 @@ export interface GatewayEnv {
   timeoutMs: number;
   maxPacketBytes: number;
   log: Logger;
+  /**
+   * The budget of lines repeated per device or per platform report (see log/repeats.ts): a
+   * fleet of devices or an error report per uplink must not flood the log. The hub makes its
+   * own when none is given.
+   */
+  repeats?: RepeatBudget;
   onError?(type: string): void;
   /**
    * Uplinks sent and not yet acknowledged: at most this many per device (default 1,000)
@@ -55,10 +62,15 @@ const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 32000;
 /** A connection that lived this long resets the backoff. */
 const STABLE_MS = 60_000;
+const REATTACH_FAILED = 'gateway device not attached again after the reconnect; its session is closed';
+const ERROR_REPORTED = 'gateway error reported by the platform';
 
 export class GatewayHub {
   private readonly links = new Map<string, GatewayLink>();
-  constructor(private readonly env: GatewayEnv) {}
+  private readonly env: GatewayEnv & { repeats: RepeatBudget };
+  constructor(env: GatewayEnv) {
+    this.env = { ...env, repeats: env.repeats ?? new RepeatBudget(env.log) };
+  }
 
   /** Attaches a device; resolves with its port once the platform acknowledged the attach. */
   async attach(plan: GatewayPlan, events: MemberEvents): Promise<GatewayMember> {
@@ -73,6 +85,7 @@ export class GatewayHub {
   close(): void {
     for (const l of this.links.values()) l.shutdown();
     this.links.clear();
+    this.env.repeats.close();
   }
 }
 
@@ -106,7 +119,7 @@ class GatewayLink implements MemberLink {
 
   constructor(
     private plan: GatewayPlan,
-    private readonly env: GatewayEnv,
+    private readonly env: GatewayEnv & { repeats: RepeatBudget },
     private readonly onEmpty: () => void,
   ) {
     this.gatewaySubs = plan.gatewaySubscriptions.map((s) => ({ topic: s.topic, qos: s.qos }));
@@ -396,10 +409,8 @@ class GatewayLink implements MemberLink {
       await attachOn(c, m, this.control, this.env.log, attach);
     } catch (err) {
       if (c !== this.client || this.closed) throw err;
-      this.env.log.warn(
-        { deviceId: m.deviceId, err: (err as Error).message },
-        'gateway device not attached again after the reconnect; its session is closed',
-      );
+      if (this.env.repeats.allow('warn', REATTACH_FAILED, 'gateway_reattach_failed'))
+        this.env.log.warn({ deviceId: m.deviceId, err: (err as Error).message }, REATTACH_FAILED);
       this.expel(m, 'gateway_reattach_failed');
     }
   }
@@ -469,10 +480,8 @@ class GatewayLink implements MemberLink {
     const { type, deviceId, description } = report;
     this.env.onError?.(type);
     const member = deviceId !== undefined ? this.members.get(deviceId) : undefined;
-    this.env.log.warn(
-      { errorType: type, attached: Boolean(member) },
-      'gateway error reported by the platform',
-    );
+    if (this.env.repeats.allow('warn', ERROR_REPORTED, type))
+      this.env.log.warn({ errorType: type, attached: Boolean(member) }, ERROR_REPORTED);
     member?.events.onGatewayError({ type, description });
   }
 }

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { captureLogs } from '../dialects/kit.js';
 import { type Link, plan, quietEvents, settle, startLink } from './gateway-kit.js';
 import { until } from './kit.js';
 
@@ -46,5 +47,43 @@ describe('gateway error reports', () => {
     await report('{"error_type":"MADE_UP_9f8e7d","device_id":"e1"}');
     await until(() => counted.length > before, 3000, 'the report counted');
     assert.deepEqual(counted.slice(before), ['UNKNOWN']);
+  });
+});
+
+describe('gateway error reports at the rate of a fleet', () => {
+  const REPORTS = 130;
+  const LIMIT = 100;
+  let link: Link;
+  const { logger, lines } = captureLogs('info');
+  let counted = 0;
+  before(async () => {
+    link = await startLink([], { log: logger, onError: () => counted++ });
+    await link.hub.attach(
+      plan('e2', { gatewaySubscriptions: [{ topic: ERRORS, qos: 0 }] }),
+      quietEvents('e2'),
+    );
+  });
+  after(() => link?.stop());
+
+  it(`writes ${LIMIT} lines per 10 s (the log budget), then one with the rest; counts every report`, async () => {
+    // Every uplink of a device the platform no longer has attached (unbound meanwhile) is one.
+    const report = Buffer.from(
+      '{"error_type":"GATEWAY_DEVICE_NOT_FOUND","device_id":"gone","description":"x"}',
+    );
+    for (let i = 0; i < REPORTS; i++)
+      link.broker.publish(
+        { cmd: 'publish', topic: ERRORS, payload: report, qos: 0, retain: false, dup: false },
+        () => undefined,
+      );
+    await until(() => counted === REPORTS, 5000, 'every report counted');
+    const written = lines().filter((l) => l['msg'] === 'gateway error reported by the platform');
+    assert.equal(written.length, LIMIT);
+    link.hub.close();
+    const summary = lines().find(
+      (l) =>
+        String(l['msg']).startsWith('repeated log lines left out') &&
+        l['line'] === 'gateway error reported by the platform',
+    );
+    assert.equal(summary?.['suppressed'], REPORTS - LIMIT);
   });
 });
