@@ -205,6 +205,10 @@ export class DialectSession implements SessionMapper {
       // One value over the dialect's limit refuses the publish (as a payload over the limit does).
       if (valueOverLimit(msg, payload.length, this.south.maxValueBytes))
         return { verdict: 'disconnect', reason: 'value_too_large', rule: rule.name };
+      // One the platform does not take (its dialect's limit) is not sent: dropped, as a
+      // downlink value over the device's limit is.
+      if (valueOverLimit(msg, payload.length, this.north.maxValueBytes))
+        return { verdict: 'drop', reason: 'value_too_large', rule: rule.name };
       if (rule.codec.contentType) msg.typeHint = rule.codec.contentType;
     }
     if (caps.name !== undefined) msg.name = caps.name;

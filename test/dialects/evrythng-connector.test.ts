@@ -164,6 +164,22 @@ describe('EVRYTHNG face onto a Connector platform (route evrythng-to-connector)'
     assert.equal(connector.device('dev-known')?.resources.get('temp'), undefined);
   });
 
+  it('keeps a value over the Connector limit (1 MiB) from the platform: dropped, the client stays, the next value goes', async () => {
+    const c = await evt(KEY_2);
+    const big = 'x'.repeat(1_048_577);
+    await publish(c, '/thngs/THNG2/properties/blob', JSON.stringify([{ value: big }]), { qos: 1 });
+    await publish(c, '/thngs/THNG2/properties/after', JSON.stringify([{ value: 1 }]), { qos: 1 });
+    const dev = () => connector.device('dev-known')!;
+    await connector.waitFor(() => dev().resources.has('after'), 5000, 'the next value');
+    assert.ok(c.connected);
+    assert.equal(dev().resources.get('blob'), undefined, 'the value over the limit reached the platform');
+    assert.deepEqual(
+      connector.violations.filter((v) => v.reason === 'value_too_large'),
+      [],
+      'the platform saw a value over its limit',
+    );
+  });
+
   it('sends several timed points of a property as $resource.batch (ms become µs): none lost', async () => {
     const c = await evt(KEY_1);
     const points = [
