@@ -60,6 +60,8 @@ export interface ErrorReport {
   type: string;
   deviceId?: string;
   description?: string;
+  /** The packet id of the PUBLISH the platform refused (it sends no PUBACK for it). */
+  packetId?: number;
 }
 
 /** The error types ClearBlade documents; any other string reads as UNKNOWN (a metric label). */
@@ -85,11 +87,18 @@ export function parseErrorReport(payload: Buffer | string): ErrorReport | undefi
     return undefined;
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined;
-  const body = parsed as { error_type?: unknown; device_id?: unknown; description?: unknown };
+  const body = parsed as {
+    error_type?: unknown;
+    device_id?: unknown;
+    description?: unknown;
+    packet_id?: unknown;
+  };
+  const id = body.packet_id;
   return {
     type:
       typeof body.error_type === 'string' && ERROR_TYPES.has(body.error_type) ? body.error_type : 'UNKNOWN',
     deviceId: typeof body.device_id === 'string' ? body.device_id : undefined,
     description: typeof body.description === 'string' ? body.description : undefined,
+    packetId: typeof id === 'number' && Number.isInteger(id) && id > 0 && id <= 0xffff ? id : undefined,
   };
 }

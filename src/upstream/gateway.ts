@@ -471,14 +471,28 @@ class GatewayLink implements MemberLink {
     if (p.qos === 1) this.client?.send({ cmd: 'puback', messageId: p.messageId, reasonCode: 0 });
   }
 
+  /**
+   * The platform reported the PUBLISH with this id failed: no PUBACK will come for it. An
+   * attach or detach waiting for it fails now; one nobody waits for any more frees its id
+   * (kept, it would take one of the connection's ids for good at each refused attach).
+   */
+  private refused(id: number, type: string): void {
+    const w = this.waiters.get(id);
+    if (w && w.client === this.client) {
+      this.waiters.delete(id);
+      w.done(new Error(`refused by the platform (${type})`));
+    } else this.book.settleOrphan(id);
+  }
+
   private routeError(p: IPublishPacket): void {
     const report = parseErrorReport(p.payload);
     if (!report) {
       this.env.log.warn('unparseable gateway error report');
       return;
     }
-    const { type, deviceId, description } = report;
+    const { type, deviceId, description, packetId } = report;
     this.env.onError?.(type);
+    if (packetId !== undefined) this.refused(packetId, type);
     const member = deviceId !== undefined ? this.members.get(deviceId) : undefined;
     if (this.env.repeats.allow('warn', ERROR_REPORTED, type))
       this.env.log.warn({ errorType: type, attached: Boolean(member) }, ERROR_REPORTED);
