@@ -403,6 +403,8 @@ class GatewayLink implements MemberLink {
       } catch {
         return this.expel(m, 'device_credentials_unavailable');
       }
+      // It left meanwhile and its detach went: an attach now would keep it attached up there.
+      if (this.members.get(m.deviceId) !== m) return;
     }
     if (attachJwtExpired(attach, Date.now())) return this.expel(m, 'device_jwt_expired');
     try {

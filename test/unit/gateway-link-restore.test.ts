@@ -175,3 +175,36 @@ describe('gateway link restore: a device whose JWT the proxy signs', () => {
     assert.ok(exp * 1000 > Date.now() + 60_000, 'the new JWT');
   });
 });
+
+describe('gateway link restore: a device that leaves while its JWT is signed for the re-attach', () => {
+  let link: Link;
+  let release: (() => void) | undefined;
+  before(async () => {
+    link = await startLink(['c']);
+    const own = plan('s');
+    own.freshAttach = () =>
+      new Promise((resolve) => {
+        release = () => resolve(own.attach);
+      });
+    link.members.set('s', await link.hub.attach(own, quietEvents('s')));
+  });
+  after(() => link?.stop());
+
+  it('is not attached again after its detach: the platform would keep it attached, the proxy not', async () => {
+    link.pairs[0]?.brokerSide.destroy();
+    await until(() => release !== undefined, 6000, "s's re-attach signing its JWT");
+    const s = link.members.get('s');
+    assert.ok(s);
+    s.end();
+    const controls = () =>
+      (link.pairs[1]?.sent ?? [])
+        .filter((p) => p.cmd === 'publish' && p.topic.startsWith('/devices/s/'))
+        .map((p) => (p as { topic: string }).topic.split('/')[3]);
+    await until(() => controls().includes('detach'), 3000, "s's detach");
+    release?.();
+    const c = link.members.get('c');
+    await until(() => c !== undefined && !c.blocked, 6000, 'the link restored');
+    await settle(200);
+    assert.deepEqual(controls(), ['detach'], 'no attach after the detach');
+  });
+});
