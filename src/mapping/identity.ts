@@ -51,6 +51,11 @@ export class CredentialsIndex implements IdentitySource {
     return this.records.length;
   }
 
+  /** True when a record's south variables give `name` this value (e.g. a deviceId the file lists). */
+  has(name: string, value: string): boolean {
+    return this.index.get(name)?.has(value) ?? false;
+  }
+
   async resolve(
     extracted: Readonly<Vars>,
     scheme: SouthScheme,

@@ -64,12 +64,15 @@ export class StoreRegistry implements Provisioner {
     private readonly store: CredentialStore,
     private readonly ns: string,
     readonly mode: 'token' | 'password',
+    /** Ids that exist elsewhere (the credentials file): activating one is refused too. */
+    private readonly listed: (deviceId: string) => boolean = () => false,
   ) {}
 
   async provision(
     deviceId: string,
     secret: { password?: string; certificate?: boolean },
   ): Promise<ProvisionResult> {
+    if (this.listed(deviceId)) return { refused: 'provision_existing_device' };
     let record: StoreRecord;
     let token: string | undefined;
     if (secret.certificate) record = { kind: 'certificate', hash: '' };
@@ -250,7 +253,9 @@ export async function routeLocal(
         `${spec.file}:1:1: route '${spec.name}' keeps device identities in a store but none is configured (store.kind)`,
       );
     } else {
-      const registry = new StoreRegistry(store, id.store ?? spec.south, id.provision ?? 'token');
+      const registry = new StoreRegistry(store, id.store ?? spec.south, id.provision ?? 'token', (d) =>
+        index.has('deviceId', d),
+      );
       const missing: string[] = [];
       const north: Record<string, string> = {};
       for (const [k, v] of Object.entries(id.north ?? {})) north[k] = expandEnv(v, env, missing);
