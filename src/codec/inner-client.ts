@@ -62,6 +62,18 @@ export class InnerClient {
     return this.stream.write(mqtt.generate(packet, { protocolVersion: 4 }));
   }
 
+  /**
+   * Stops reading what the session sends (the front cannot pass it on yet): the session's
+   * writes then wait, and it stops reading its north. resume() reads again.
+   */
+  pause(): void {
+    this.stream.pause();
+  }
+
+  resume(): void {
+    if (!this.closed) this.stream.resume();
+  }
+
   /** DISCONNECT (normal end), then close. Idempotent. */
   disconnect(): void {
     if (this.closed) return;

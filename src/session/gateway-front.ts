@@ -53,6 +53,11 @@ export class GatewayFront implements SessionLike {
   private readonly released = new Set<number>();
   /** Devices whose session is not reading (its north is blocked): the gateway is not read meanwhile. */
   private readonly blocked = new Set<Device>();
+  /**
+   * The gateway's socket is full: the devices' sessions are not read until it drains, so they
+   * hold back their own north connections rather than queue here without bound.
+   */
+  private southFull = false;
   /** QoS 1 downlinks toward the gateway: at most limits.gatewayInflight unacknowledged. */
   private readonly window: DownlinkWindow<Device>;
   private readonly createdAt = Date.now();
@@ -77,7 +82,7 @@ export class GatewayFront implements SessionLike {
           this.onPacket(p);
         },
         onClose: (reason) => this.close(reason),
-        onDrain: () => {},
+        onDrain: () => this.southDrained(),
       },
       {
         maxPacketBytes: ctx.limits.maxPacketBytes,
@@ -283,6 +288,13 @@ export class GatewayFront implements SessionLike {
     }
   }
 
+  /** The gateway's socket took what was written: the devices' sessions are read again. */
+  private southDrained(): void {
+    if (!this.southFull) return;
+    this.southFull = false;
+    for (const d of this.devices.values()) d.client.resume();
+  }
+
   /** A device's session reads again, or is gone: the gateway is read once no device waits. */
   private unblock(device: Device): void {
     if (this.blocked.delete(device) && this.blocked.size === 0 && this.state !== 'closed')
@@ -407,11 +419,15 @@ export class GatewayFront implements SessionLike {
       this.upQos.delete(outerId);
       this.ackUp(outerId, qos);
     } else if (p.cmd === 'publish') {
-      if (p.qos === 0) {
-        this.south.write({ ...p, dup: false });
-        return;
+      if (p.qos === 0) this.south.write({ ...p, dup: false });
+      else this.window.offer(device, { ...p, qos: 1, dup: false });
+      if (this.south.blocked) {
+        if (this.southFull) device.client.pause();
+        else {
+          this.southFull = true;
+          for (const d of this.devices.values()) d.client.pause();
+        }
       }
-      this.window.offer(device, { ...p, qos: 1, dup: false });
     } else if (p.cmd === 'suback' || p.cmd === 'unsuback') {
       const done = device.requests.get(p.messageId ?? 0);
       device.requests.delete(p.messageId ?? 0);
