@@ -12,6 +12,9 @@ import type { NorthPort } from './port.js';
 
 export type GatewayPlan = Extract<NorthPlan, { mode: 'gateway' }>;
 
+/** QoS 0 uplinks of one device kept while its link reconnects (beyond: dropped, as QoS 0 may be). */
+const HELD_UPLINKS = 100;
+
 export interface MemberEvents {
   onPublish(packet: IPublishPacket): void;
   onAck(packet: Packet & { cmd: 'puback' | 'pubrec' | 'pubcomp' }): void;
@@ -67,6 +70,8 @@ export class GatewayMember implements NorthPort {
    * north packet id → the connection they came on.
    */
   private downlinks?: Map<number, NorthClient>;
+  /** QoS 0 uplinks sent while the link was not ready (reconnecting): sent once it is. */
+  private upHeld?: IPublishPacket[];
 
   constructor(
     private readonly link: MemberLink,
@@ -129,7 +134,15 @@ export class GatewayMember implements NorthPort {
     const d = this.downlinks;
     this.downlinks = undefined;
     this.held = undefined;
+    this.upHeld = undefined;
     return d;
+  }
+
+  /** The link is restored on `c`: the QoS 0 uplinks that waited for it go now. */
+  sendHeld(c: NorthClient): void {
+    const held = this.upHeld;
+    this.upHeld = undefined;
+    if (held && !this.evicted) for (const p of held) c.send(p);
   }
 
   send(packet: Packet): boolean {
@@ -143,7 +156,14 @@ export class GatewayMember implements NorthPort {
         this.link.pending.set(packet.messageId, { packet, member: this });
       }
       const c = this.link.ready ? this.link.client$ : undefined;
-      return c ? c.send(packet) : false;
+      if (c) return c.send(packet);
+      // QoS 0 too waits for the link (the session stops reading after this one): written to
+      // no connection, it was lost at every reconnect and JWT renewal.
+      if (packet.qos === 0 && (this.upHeld?.length ?? 0) < HELD_UPLINKS) {
+        this.upHeld ??= [];
+        this.upHeld.push(packet);
+      }
+      return false;
     }
     // Acknowledgements of downlinks need no attach: they go out whenever the link is
     // connected, also while it attaches its devices again.

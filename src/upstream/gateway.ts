@@ -373,6 +373,7 @@ class GatewayLink implements MemberLink {
         await Promise.all([...this.members.values()].map((m) => this.reattach(c, m)));
         if (client !== this.client) throw new Error('connection lost while re-attaching');
         for (const p of this.pending.values()) client.send({ ...p.packet, dup: true });
+        for (const m of this.members.values()) m.sendHeld(client);
         this.restoring = false;
         this.waiting.clear();
         for (const m of this.members.values()) m.events.onDrain();
