@@ -63,6 +63,11 @@ export class GatewayFront implements SessionLike {
   private readonly createdAt = Date.now();
   private keepaliveMs = 0;
   private errorsSubscribed = false;
+  /**
+   * Packets that came behind the CONNECT before the CONNACK (MQTT 3.1.1 §3.1.4 lets a client
+   * send them at once): handled once online. The socket is not read meanwhile.
+   */
+  private early?: Packet[];
   /** The gateway's own topics are refused: its record has no north credentials (logged once). */
   private ownRefused: 'no' | 'quiet' | 'logged' = 'no';
 
@@ -109,6 +114,12 @@ export class GatewayFront implements SessionLike {
         return;
       }
       void this.onConnect(p);
+      return;
+    }
+    if (this.state === 'connecting') {
+      this.early ??= [];
+      this.early.push(p);
+      this.south.pause();
       return;
     }
     if (this.state !== 'online') return;
@@ -202,6 +213,11 @@ export class GatewayFront implements SessionLike {
       this.ctx.metrics.connectionsOpen.labels(this.info.listener, 'gateway').inc();
       this.ctx.metrics.connectionsTotal.labels(this.info.listener, 'gateway').inc();
       this.south.write({ cmd: 'connack', sessionPresent: false, returnCode: 0 });
+      const early = this.early;
+      this.early = undefined;
+      if (!early) return;
+      for (const p of early) this.onPacket(p);
+      if (this.blocked.size === 0 && this.state === 'online') this.south.resume();
     };
     if (!decision.southGateway?.ownNorth) {
       this.ownRefused = 'quiet';
