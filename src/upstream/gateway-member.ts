@@ -48,6 +48,8 @@ export interface MemberLink {
   wait(member: GatewayMember): void;
   /** The member's filters changed. */
   refilter(member: GatewayMember): void;
+  /** Keepalive of the shared connection, from the sessions' sweep. */
+  tick(now: number): void;
   detach(member: GatewayMember): void;
 }
 
@@ -237,7 +239,9 @@ export class GatewayMember implements NorthPort {
 
   resume(): void {}
 
-  tick(): boolean {
+  /** The shared connection's keepalive is the link's (one check per sweep); the session is kept. */
+  tick(now: number): boolean {
+    this.link.tick(now);
     return true;
   }
 

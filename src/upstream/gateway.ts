@@ -110,6 +110,8 @@ class GatewayLink implements MemberLink {
    */
   private restoring = false;
   private connectedAt = 0;
+  /** The sweep's time of the last keepalive check (see tick). */
+  private tickedAt = 0;
   private closed = false;
   private readonly gatewaySubs: ISubscription[];
   private readonly maxPerDevice: number;
@@ -229,6 +231,17 @@ class GatewayLink implements MemberLink {
     const members = [...this.waiting];
     this.waiting.clear();
     for (const m of members) if (this.members.get(m.deviceId) === m) m.events.onDrain();
+  }
+
+  /**
+   * The connection's keepalive (PINGREQ when idle, lost when the platform went silent), from
+   * the sessions' sweep: every device's session ticks, the connection once per sweep.
+   */
+  tick(now: number): void {
+    if (now === this.tickedAt) return;
+    this.tickedAt = now;
+    const c = this.client;
+    if (c && !c.tick(now)) this.lost(c, 'keepalive_timeout');
   }
 
   /** The member's filters changed: route by the new ones (a member no longer attached stays out). */
