@@ -46,6 +46,9 @@ export type MintJwt = (req: {
 /** The same, synchronous: a gateway's renewed CONNECT is built when its link reconnects. */
 export type MintJwtSync = (req: Parameters<MintJwt>[0]) => string;
 
+/** Keepalive of a gateway's shared north connection (seconds), whatever its devices ask. */
+export const GATEWAY_LINK_KEEPALIVE_S = 60;
+
 export interface EngineOptions {
   name: string;
   plan: Plan;
@@ -444,12 +447,15 @@ export function createDialectRoute(opts: EngineOptions): RouteHandler {
         const mintSync = opts.mintJwtSync;
         // Each (re)connection of the link signs a fresh JWT; it renews before the JWT expires.
         const renewing = isJwt(pw) && mintSync !== undefined;
+        // The link is the gateway's, not the device's whose plan happens to open it: its
+        // keepalive is fixed (a device's 0 would leave the shared connection without one).
+        const link: IConnectPacket = { ...connect, keepalive: GATEWAY_LINK_KEEPALIVE_S };
         const fresh = (): IConnectPacket => {
-          if (!renewing) return connect;
+          if (!renewing) return link;
           try {
-            return { ...connect, password: Buffer.from(mintSync(jwtRequest(pw, vars, jwtId, true))) };
+            return { ...link, password: Buffer.from(mintSync(jwtRequest(pw, vars, jwtId, true))) };
           } catch {
-            return connect;
+            return link;
           }
         };
         northPlan = {

@@ -10,7 +10,7 @@ import type { IConnectPacket } from 'mqtt-packet';
 import { verifyJwt } from '../../src/auth/jwt.js';
 import type { ConnectDecision, NorthPlan } from '../../src/core/contract.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { renewAfterMs } from '../../src/mapping/engine.js';
+import { GATEWAY_LINK_KEEPALIVE_S, renewAfterMs } from '../../src/mapping/engine.js';
 import { loadMappings, planFor } from '../../src/mapping/load.js';
 import { openTranslator } from '../../src/mapping/translator.js';
 import { buildRoute } from '../../src/routes/index.js';
@@ -85,6 +85,14 @@ describe('the ClearBlade gateway plan', () => {
     assert.equal(a.renewAfterMs, 3300_000, 'renewed 5 minutes before a 1 h JWT expires');
 
     const c1 = a.connect();
+    assert.equal(c1.keepalive, GATEWAY_LINK_KEEPALIVE_S, "the link's keepalive, not the device's 30 s");
+    // A device asking no keepalive (0) or a long one: the shared connection keeps its own.
+    for (const keepalive of [0, 1200]) {
+      const d = gatewayOf(
+        await route.openSession({ connect: { ...connect('dev-b', TOKEN_B), keepalive }, listener: 'tcp' }),
+      );
+      assert.equal(d.connect().keepalive, GATEWAY_LINK_KEEPALIVE_S);
+    }
     assert.equal(
       c1.clientId,
       'projects/my-project/locations/us-central1/registries/my-registry/devices/gw-1',
