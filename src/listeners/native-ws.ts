@@ -25,12 +25,22 @@ function apiKey(req: IncomingMessage, url: URL): string | undefined {
   return url.searchParams.get('access_token') ?? undefined;
 }
 
-/** The topic of a native socket: its path, plus the options other than access_token. */
+/**
+ * The topic of a native socket: its path, plus the options other than access_token. The path
+ * is the topic as MQTT clients write it (EVRYTHNG: REST paths, non-URL-safe characters
+ * percent-escaped), each level escaped as the proxy escapes the topics it builds, so that the
+ * socket's subscription matches them (`room%20temp`, not `room temp`) and an escaped `/`, `+`
+ * or `#` stays a character of its level. Throws on a malformed escape.
+ */
 export function topicOf(url: URL): string {
   const params = new URLSearchParams(url.searchParams);
   params.delete('access_token');
   const q = params.toString();
-  return decodeURIComponent(url.pathname) + (q ? `?${q}` : '');
+  const path = url.pathname
+    .split('/')
+    .map((level) => encodeURIComponent(decodeURIComponent(level)))
+    .join('/');
+  return path + (q ? `?${q}` : '');
 }
 
 export function nativeWebSocketHook(

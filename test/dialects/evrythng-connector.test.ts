@@ -221,6 +221,38 @@ describe('EVRYTHNG face onto a Connector platform (route evrythng-to-connector)'
     assert.deepEqual(await watch, []);
   });
 
+  it('native WebSocket on a key with an escaped character (room%20temp): values go up and updates come back', async () => {
+    const port = proxy.ports.ws;
+    const ws = new WebSocket(
+      `ws://127.0.0.1:${port}/thngs/THNG2/properties/room%20temp?access_token=${KEY_2}`,
+    );
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+      ws.once('unexpected-response', (_q, r) => reject(new Error(`HTTP ${r.statusCode}`)));
+    });
+    const pushed = new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error('no update pushed on the socket within 5000 ms')),
+        5000,
+      );
+      ws.once('message', (d: Buffer) => {
+        clearTimeout(timer);
+        resolve(d.toString());
+      });
+    });
+    ws.send(JSON.stringify([{ value: 48 }]));
+    await connector.waitFor(
+      () => connector.device('dev-known')?.resources.get('room temp')?.value === '48',
+      5000,
+      'ws uplink',
+    );
+    await connector.set('dev-known', 'room temp', '50');
+    const body = JSON.parse(await pushed) as Array<{ value: unknown }>;
+    assert.equal(body[0]?.value, 50);
+    ws.close();
+  });
+
   it('native WebSocket: publishes from the socket and pushes updates as JSON; 403 on a bad key', async () => {
     const port = proxy.ports.ws;
     const url = `ws://127.0.0.1:${port}/thngs/THNG1/properties/humidity?access_token=${KEY_1}`;
