@@ -3,7 +3,7 @@
  * shipped dialects plus one route written by the test, a file store in a temp dir, and the
  * EVRYTHNG north emulated by mosquitto (password file + ACL, one API key).
  */
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Packet } from 'mqtt-packet';
@@ -30,6 +30,20 @@ export function mappingsDir(files: Record<string, string>): MappingsDir {
   cpSync(join(SHIPPED, 'credentials'), join(dir, 'credentials'), { recursive: true });
   for (const [rel, text] of Object.entries(files)) writeFileSync(join(dir, rel), text);
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * The shipped route `evrythng-to-connector` toward the Connector at `url`, with `records`
+ * (lines of a credentials YAML file) as its credentials.
+ */
+export function evrythngToConnector(url: string, records: string[]): MappingsDir {
+  const shipped = readFileSync(join(SHIPPED, 'routes', 'evrythng-to-connector.yaml'), 'utf8');
+  return mappingsDir({
+    'routes/evrythng-to-connector.yaml': shipped
+      .replace(/^# url: .*$/m, `url: ${url}`)
+      .replace('credentials/evrythng-connector.yaml', 'credentials/test-evrythng-connector.yaml'),
+    'credentials/test-evrythng-connector.yaml': [...records, ''].join('\n'),
+  });
 }
 
 export interface TempStore {

@@ -6,14 +6,12 @@
  * the same client certificate, SNI...). The aedes Connector emulator, a real TLS listener.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type ConnectorPlatform, startConnectorPlatform } from '../emulators/connector-platform.js';
 import { generateCerts, type TestPki } from '../helpers/certs.js';
 import { closeAll, connectClient, type MqttClient, publish, waitFor } from '../helpers/clients.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
-import { type MappingsDir, mappingsDir, type TempStore, tempStore } from './connector-env.js';
+import { evrythngToConnector, type MappingsDir, type TempStore, tempStore } from './connector-env.js';
 
 const KEY = 'evt-device-key-tls-0123456789';
 /** A device whose Connector token is in the credentials file: nothing to activate. */
@@ -35,22 +33,12 @@ describe('EVRYTHNG face onto a Connector over TLS with a private CA', () => {
       devices: [{ id: 'dev-tok', token: TOKEN_T }],
       tls: { cert: pki.server.cert, key: pki.server.key },
     });
-    const shipped = readFileSync(
-      join(import.meta.dirname, '../../mappings/routes/evrythng-to-connector.yaml'),
-      'utf8',
-    );
-    mappings = mappingsDir({
-      'routes/evrythng-to-connector.yaml': shipped
-        .replace(/^# url: .*$/m, `url: ${connector.url}`)
-        .replace('credentials/evrythng-connector.yaml', 'credentials/test-evrythng-connector.yaml'),
-      'credentials/test-evrythng-connector.yaml': [
-        `- south: { apiKey: "${KEY}", thngId: THNG1 }`,
-        '  north: { deviceId: dev-tls }',
-        `- south: { apiKey: "${KEY_T}", thngId: THNG2 }`,
-        `  north: { deviceId: dev-tok, token: "${TOKEN_T}" }`,
-        '',
-      ].join('\n'),
-    });
+    mappings = evrythngToConnector(connector.url, [
+      `- south: { apiKey: "${KEY}", thngId: THNG1 }`,
+      '  north: { deviceId: dev-tls }',
+      `- south: { apiKey: "${KEY_T}", thngId: THNG2 }`,
+      `  north: { deviceId: dev-tok, token: "${TOKEN_T}" }`,
+    ]);
     st = tempStore();
     proxy = await startTestProxy(
       { north: { ca: pki.ca.certPath }, mapping: { dir: mappings.dir, route: 'evrythng-to-connector' } },

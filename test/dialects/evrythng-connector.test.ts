@@ -7,8 +7,6 @@
  * bad key.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { type ConnectorPlatform, startConnectorPlatform } from '../emulators/connector-platform.js';
@@ -23,7 +21,14 @@ import {
   tryConnect,
 } from '../helpers/clients.js';
 import type { TestProxy } from '../helpers/proxy.js';
-import { type MappingsDir, mappingsDir, proxyFor, type TempStore, tempStore } from './connector-env.js';
+import {
+  evrythngToConnector,
+  type MappingsDir,
+  mappingsDir,
+  proxyFor,
+  type TempStore,
+  tempStore,
+} from './connector-env.js';
 
 const KEY_1 = 'evt-device-key-one-0123456789';
 const KEY_2 = 'evt-device-key-two-0123456789';
@@ -43,25 +48,15 @@ describe('EVRYTHNG face onto a Connector platform (route evrythng-to-connector)'
       authType: 'token',
       devices: [{ id: 'dev-known', token: 'known-token-0123456789' }],
     });
-    const shipped = readFileSync(
-      join(import.meta.dirname, '../../mappings/routes/evrythng-to-connector.yaml'),
-      'utf8',
-    );
-    mappings = mappingsDir({
-      // The shipped route with this test's Connector URL and credentials.
-      'routes/evrythng-to-connector.yaml': shipped
-        .replace(/^# url: .*$/m, `url: ${connector.url}`)
-        .replace('credentials/evrythng-connector.yaml', 'credentials/test-evrythng-connector.yaml'),
-      'credentials/test-evrythng-connector.yaml': [
-        `- south: { apiKey: "${KEY_1}", thngId: THNG1 }`,
-        '  north: { deviceId: dev-e1 }',
-        `- south: { apiKey: "${KEY_2}", thngId: THNG2 }`,
-        '  north: { deviceId: dev-known, token: "known-token-0123456789" }',
-        `- south: { apiKey: "${KEY_3}", thngId: THNG3 }`,
-        '  north: { deviceId: dev-e3 }',
-        '',
-      ].join('\n'),
-    });
+    // The shipped route with this test's Connector URL and credentials.
+    mappings = evrythngToConnector(connector.url, [
+      `- south: { apiKey: "${KEY_1}", thngId: THNG1 }`,
+      '  north: { deviceId: dev-e1 }',
+      `- south: { apiKey: "${KEY_2}", thngId: THNG2 }`,
+      '  north: { deviceId: dev-known, token: "known-token-0123456789" }',
+      `- south: { apiKey: "${KEY_3}", thngId: THNG3 }`,
+      '  north: { deviceId: dev-e3 }',
+    ]);
     st = tempStore();
     const inner = st.store;
     const store: typeof inner = Object.assign(Object.create(inner) as typeof inner, {
