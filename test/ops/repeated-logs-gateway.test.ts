@@ -5,7 +5,6 @@
  * thousand devices. Now 100 per 10 s, then one line with the rest; the metric counts each.
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import {
   captureLogs,
@@ -18,19 +17,12 @@ import {
   writeCredentials,
 } from '../dialects/kit.js';
 import { closeClient, tryConnect } from '../helpers/clients.js';
+import { freePort } from '../helpers/ports.js';
 import type { TestProxy } from '../helpers/proxy.js';
 
 const DEVICES = 130;
 const LIMIT = 100;
 const tokenOf = (id: string): string => `token-${id}-0123456789abcdef`;
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 describe('log lines repeated by every device behind an unreachable ClearBlade gateway link', () => {
   let proxy: TestProxy;
@@ -44,14 +36,9 @@ describe('log lines repeated by every device behind an unreachable ClearBlade ga
       tmp.dir,
       ids.map((id) => ({ south: { deviceId: id, token: tokenOf(id) }, north: { privateKey: gwKey.pem } })),
     );
-    proxy = await startRouteProxy(
-      'connector-to-clearblade',
-      `mqtt://127.0.0.1:${await closedPort()}`,
-      creds,
-      {
-        logger,
-      },
-    );
+    proxy = await startRouteProxy('connector-to-clearblade', `mqtt://127.0.0.1:${await freePort()}`, creds, {
+      logger,
+    });
   });
 
   after(async () => {

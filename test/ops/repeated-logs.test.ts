@@ -5,29 +5,21 @@
  * says how many more there were; the metrics still count every one.
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { captureLogs, metricValue, scrape, until } from '../dialects/kit.js';
 import { closeClient, tryConnect } from '../helpers/clients.js';
+import { freePort } from '../helpers/ports.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
 
 const CONNECTS = 130;
 const LIMIT = 100;
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 describe('log lines repeated by every refused device during a platform outage', () => {
   let proxy: TestProxy;
   const { logger, lines } = captureLogs('info');
 
   before(async () => {
-    proxy = await startTestProxy({ north: { url: `mqtt://127.0.0.1:${await closedPort()}` } }, { logger });
+    proxy = await startTestProxy({ north: { url: `mqtt://127.0.0.1:${await freePort()}` } }, { logger });
   });
 
   after(async () => {
