@@ -117,16 +117,18 @@ export async function startProxy(config: ProxyConfig, opts: ProxyOptions = {}): 
 
     const fixedRoute = opts.route;
     const sessions = new Set<SessionLike>();
+    // One budget for every line repeated per connection or per device, the gateway links' too.
+    const repeats = new RepeatBudget(log);
+    cleanups.push(() => repeats.close());
     const gateways = new GatewayHub({
       transport,
       timeoutMs: north.connectTimeoutMs,
       maxPacketBytes: config.limits.maxPacketBytes,
       log: log.child({ part: 'gateway' }),
+      repeats,
       onError: (type) => metrics.gatewayErrorsTotal.labels(type).inc(),
     });
     cleanups.push(() => gateways.close());
-    const repeats = new RepeatBudget(log);
-    cleanups.push(() => repeats.close());
     const ctx: SessionContext = {
       gateways,
       route: () => fixedRoute ?? loaded!.handler,

@@ -53,7 +53,7 @@ export function northPublish(s: SessionState, p: IPublishPacket): void {
   if (o.verdict === 'drop')
     countMessage(s.ctx.metrics, s.log, s.routeName, 'downlink', o, 'dropped', p.topic);
   else if (slow && outs.length === 0)
-    countMessage(s.ctx.metrics, s.log, s.routeName, 'downlink', slowSouth(o.rule), 'dropped');
+    countMessage(s.ctx.metrics, s.log, s.routeName, 'downlink', dropped('south_slow', o.rule), 'dropped');
   else if (!s.passThrough) countMessage(s.ctx.metrics, s.log, s.routeName, 'downlink', o, 'translated');
   s.down!.forward(p, outs);
   if (o.north?.length) {
@@ -80,7 +80,7 @@ export function northRawPublish(
   if (qos > 1 || s.state !== 'online') return false;
   const rule = s.mapper?.takeEcho?.(frame, ts, te, ps);
   if (rule === undefined) return false;
-  countMessage(s.ctx.metrics, s.log, s.routeName, 'downlink', echoOutcome(rule), 'dropped');
+  countMessage(s.ctx.metrics, s.log, s.routeName, 'downlink', dropped('echo', rule), 'dropped');
   if (qos === 1) s.north?.send({ cmd: 'puback', messageId });
   return true;
 }
@@ -100,24 +100,14 @@ export function northDisconnect(s: SessionState, p: IDisconnectPacket): void {
   s.close('north_disconnect');
 }
 
-/** The outcome of a downlink dropped for a slow device (reason south_slow), one per rule name. */
-const slowOutcomes = new Map<string, Outcome>();
-function slowSouth(rule = ''): Outcome {
-  let o = slowOutcomes.get(rule);
+/** The outcome of a downlink dropped for `reason` (echo, south_slow), one per rule: no object per message. */
+const dropOutcomes = new Map<string, Outcome>();
+function dropped(reason: 'echo' | 'south_slow', rule = ''): Outcome {
+  const key = `${reason}\0${rule}`;
+  let o = dropOutcomes.get(key);
   if (!o) {
-    o = { verdict: 'drop', reason: 'south_slow', rule };
-    slowOutcomes.set(rule, o);
-  }
-  return o;
-}
-
-/** The outcome of an echo dropped on its frame, one per rule name (no object per message). */
-const echoOutcomes = new Map<string, Outcome>();
-function echoOutcome(rule: string): Outcome {
-  let o = echoOutcomes.get(rule);
-  if (!o) {
-    o = { verdict: 'drop', reason: 'echo', rule };
-    echoOutcomes.set(rule, o);
+    o = { verdict: 'drop', reason, rule };
+    dropOutcomes.set(key, o);
   }
   return o;
 }

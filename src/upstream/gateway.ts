@@ -68,8 +68,11 @@ const ERROR_REPORTED = 'gateway error reported by the platform';
 export class GatewayHub {
   private readonly links = new Map<string, GatewayLink>();
   private readonly env: GatewayEnv & { repeats: RepeatBudget };
+  /** The budget the hub made itself (none was given): it closes it. */
+  private readonly ownRepeats: RepeatBudget | undefined;
   constructor(env: GatewayEnv) {
-    this.env = { ...env, repeats: env.repeats ?? new RepeatBudget(env.log) };
+    this.ownRepeats = env.repeats ? undefined : new RepeatBudget(env.log);
+    this.env = { ...env, repeats: env.repeats ?? (this.ownRepeats as RepeatBudget) };
   }
 
   /** Attaches a device; resolves with its port once the platform acknowledged the attach. */
@@ -85,7 +88,7 @@ export class GatewayHub {
   close(): void {
     for (const l of this.links.values()) l.shutdown();
     this.links.clear();
-    this.env.repeats.close();
+    this.ownRepeats?.close();
   }
 }
 
